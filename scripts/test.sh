@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: system packages, the smoke model, then every test (release build: llama.cpp
+# is far too slow unoptimised, and one profile means one llama.cpp build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/fetch-models.sh smoke
+cargo test --release --workspace "$@"

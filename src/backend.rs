@@ -1,0 +1,69 @@
+//! The interfaces the speculation loop drives: a model that writes a step, and the probes a
+//! scorer needs. Embedded (llama.cpp) and remote (OpenAI-compatible) engines both implement
+//! them, so the loop never knows which one it runs.
+
+use crate::types::{GeneratedStep, StepOptions, Transcript, Usage};
+
+/// Errors any engine can report. Each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file {path} could not be loaded")]
+    Load {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the context needs {needed} tokens but the model's context window holds {n_ctx}")]
+    ContextFull { needed: usize, n_ctx: u32 },
+    #[error("llama.cpp failed while {while_doing}")]
+    Llama {
+        while_doing: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the engine worker for {model} has stopped")]
+    WorkerGone { model: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A model that continues a transcript by one step.
+pub trait StepGenerator: Send + Sync {
+    /// A short name for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Write the next step after `transcript`. The engine may reuse whatever it already processed
+    /// for the same problem; the returned text is what the model wrote, ending at the separator.
+    fn generate_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+    ) -> Result<GeneratedStep, EngineError>;
+
+    /// The problem is finished; cached state for it can go.
+    fn release(&self, problem: u64);
+}
+
+/// The result of reading forced text after a transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Log-probability of each token of the forced text.
+    pub token_logprobs: Vec<f32>,
+    /// Log-probability of each requested candidate as the token that follows the forced text.
+    pub candidate_logprobs: Vec<f32>,
+    pub usage: Usage,
+}
+
+/// A model that can read forced text and report log-probabilities; what a stand-in PRM needs.
+pub trait TextProbe: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Read `forced` after `transcript` and report its token log-probabilities and the
+    /// log-probabilities of each of `candidates` (their first token) coming next.
+    fn probe(
+        &self,
+        transcript: &Transcript<'_>,
+        forced: &str,
+        candidates: &[&str],
+    ) -> Result<Probe, EngineError>;
+}

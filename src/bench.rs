@@ -1,0 +1,121 @@
+//! Engine throughput: prefill and decode tokens per second, measured the way llama.cpp's own
+//! `llama-bench` does (a prompt of `prompt_tokens` read in one go; `decode_tokens` generated one at
+//! a time from a near-empty context), so the two can be compared side by side.
+
+use serde::Serialize;
+
+use crate::backend::{EngineError, StepGenerator};
+use crate::llama::EmbeddedModel;
+use crate::types::{Sampling, StepOptions, Transcript};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub decode_tokens: u64,
+    /// Median over repetitions.
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub prefill_runs: Vec<f64>,
+    pub decode_runs: Vec<f64>,
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+/// Text that tokenises to roughly one token per word, repeated to the wanted length.
+fn filler(model: &EmbeddedModel, tokens: usize) -> Result<String, EngineError> {
+    let unit =
+        "The quick brown fox jumps over the lazy dog while seven wizards count twelve boxes. ";
+    let per_unit = model.tokenize(unit)?.len().max(1);
+    let mut text = unit.repeat(tokens / per_unit + 1);
+    // Trim to the exact length by cutting words.
+    while model.tokenize(&text)?.len() > tokens {
+        let cut = text.trim_end().rfind(' ').unwrap_or(0);
+        text.truncate(cut);
+    }
+    Ok(text)
+}
+
+/// Runs `reps` repetitions of each measurement on fresh problem contexts.
+pub fn run(
+    model: &EmbeddedModel,
+    prompt_tokens: usize,
+    decode_tokens: u32,
+    reps: usize,
+    mut progress: impl FnMut(),
+) -> Result<BenchResult, EngineError> {
+    let long = filler(model, prompt_tokens)?;
+    let short = "Count from 1 to 1000, one number per line:";
+    let no_stop = |max_tokens| StepOptions {
+        separator: None,
+        max_tokens,
+        sampling: Sampling::GREEDY,
+    };
+    let mut prefill_runs = Vec::new();
+    let mut decode_runs = Vec::new();
+    let mut measured_prompt = 0;
+    let mut measured_decode = 0;
+    for rep in 0..reps {
+        let problem = 1_000_000 + 2 * rep as u64;
+        let step = model.generate_step(
+            &Transcript {
+                problem,
+                prompt: &long,
+                steps: &[],
+            },
+            &no_stop(1),
+        )?;
+        measured_prompt = step.usage.prefill_tokens;
+        prefill_runs.push(step.usage.prefill_tokens as f64 / step.usage.prefill_seconds);
+        model.release(problem);
+        progress();
+
+        let step = model.generate_step(
+            &Transcript {
+                problem: problem + 1,
+                prompt: short,
+                steps: &[],
+            },
+            &no_stop(decode_tokens),
+        )?;
+        // The first token comes from the prompt's logits; each later one costs one decode.
+        let decoded = step.usage.generated_tokens.saturating_sub(1);
+        measured_decode = decoded;
+        decode_runs.push(decoded as f64 / (step.usage.seconds - step.usage.prefill_seconds));
+        model.release(problem + 1);
+        progress();
+    }
+    Ok(BenchResult {
+        model: model.info().description.clone(),
+        prompt_tokens: measured_prompt,
+        decode_tokens: measured_decode,
+        prefill_tok_s: median(&prefill_runs),
+        decode_tok_s: median(&decode_runs),
+        prefill_runs,
+        decode_runs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}

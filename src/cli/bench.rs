@@ -1,0 +1,72 @@
+//! `arbitrage bench`: prefill and decode tokens/s for each configured model.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::ConfigArgs;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Prompt length for the prefill measurement (llama-bench's -p).
+    #[arg(long, default_value_t = 512)]
+    prompt_tokens: usize,
+    /// Tokens generated for the decode measurement (llama-bench's -n).
+    #[arg(long, default_value_t = 128)]
+    decode_tokens: u32,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Which models: draft, target or both.
+    #[arg(long, value_delimiter = ',', default_value = "draft,target")]
+    roles: Vec<String>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let config = args.config.load()?;
+    if !args.json {
+        println!(
+            "{:<8} {:<40} {:>8} {:>12} {:>8} {:>12}",
+            "role", "model", "prompt", "prefill t/s", "decode", "decode t/s"
+        );
+    }
+    for role in &args.roles {
+        let settings = match role.as_str() {
+            "draft" => &config.draft.engine,
+            "target" => &config.target.engine,
+            other => anyhow::bail!("unknown role `{other}` in --roles (expected draft or target)"),
+        };
+        let model = super::load_model(settings)?;
+        let bar = indicatif::ProgressBar::new(2 * args.reps as u64)
+            .with_message(format!("benchmarking {role}"));
+        let result = arbitrage::bench::run(
+            &model,
+            args.prompt_tokens,
+            args.decode_tokens,
+            args.reps,
+            || bar.inc(1),
+        )?;
+        bar.finish_and_clear();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"role": role, "threads": settings.threads, "result": result})
+            );
+        } else {
+            println!(
+                "{:<8} {:<40} {:>8} {:>12.1} {:>8} {:>12.1}",
+                role,
+                result.model,
+                result.prompt_tokens,
+                result.prefill_tok_s,
+                result.decode_tokens,
+                result.decode_tok_s
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,737 @@
+//! The embedded engine: GGUF models run in-process by llama.cpp (through `llama-cpp-2`).
+//!
+//! - Each model lives on its own worker thread, which owns the `LlamaModel` and its context (the
+//!   context borrows the model and needs `&mut` to decode). Callers talk to it through a channel;
+//!   every request carries its own reply channel, and a load failure comes back on a one-shot.
+//! - The worker keeps one problem's context in the KV cache. Every call brings the whole
+//!   transcript; [`cache::CacheState`] works out what is already cached, so a step costs only the
+//!   tokens the model has not read yet, and a rejected draft step is removed with
+//!   `llama_memory_seq_rm` instead of re-reading the context.
+//! - Steps end exactly at the separator even when it sits inside a token (Qwen has `".\n\n"`);
+//!   the cache then holds exactly the tokens of the kept text.
+
+pub mod cache;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::backend::{EngineError, Probe, StepGenerator, TextProbe};
+use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
+use cache::{CacheState, Plan, TokenId};
+
+/// How to load and run one GGUF model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedSettings {
+    /// A name for logs and errors (the role, usually).
+    pub name: String,
+    pub path: PathBuf,
+    /// Context window in tokens (prompt plus every step).
+    pub n_ctx: u32,
+    /// CPU threads for decoding and prefill.
+    pub threads: u32,
+    /// Largest number of tokens decoded in one llama.cpp batch.
+    pub n_batch: u32,
+}
+
+/// What the worker learned about the model when it loaded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub description: String,
+    pub n_vocab: i32,
+    pub n_ctx: u32,
+    pub n_params: u64,
+    pub size_bytes: u64,
+}
+
+/// A handle to a model running on its worker thread. Cheap to share between threads.
+pub struct EmbeddedModel {
+    name: String,
+    info: ModelInfo,
+    requests: Mutex<Sender<Request>>,
+    totals: Arc<Mutex<Usage>>,
+}
+
+enum Request {
+    Generate {
+        problem: u64,
+        texts: Vec<String>,
+        options: StepOptions,
+        reply: Sender<Result<GeneratedStep, EngineError>>,
+    },
+    Probe {
+        problem: u64,
+        texts: Vec<String>,
+        forced: String,
+        candidates: Vec<String>,
+        reply: Sender<Result<Probe, EngineError>>,
+    },
+    Tokenize {
+        text: String,
+        reply: Sender<Vec<TokenId>>,
+    },
+    Detokenize {
+        tokens: Vec<TokenId>,
+        reply: Sender<String>,
+    },
+    ChatPrompt {
+        system: Option<String>,
+        user: String,
+        reply: Sender<Result<String, EngineError>>,
+    },
+    CachedTokens {
+        reply: Sender<(Option<u64>, Vec<TokenId>)>,
+    },
+    Release {
+        problem: u64,
+    },
+}
+
+fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every tensor at load; keep them in tracing, off unless asked for.
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default()
+                    .with_logs_enabled(std::env::var_os("ARBITRAGE_LLAMA_LOGS").is_some()),
+            );
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Llama {
+            while_doing: "initialising the backend",
+            source: e.clone().into(),
+        })
+}
+
+/// Checks the file before llama.cpp sees it, so a wrong path or a non-GGUF file gets a plain error.
+fn check_model_file(path: &Path) -> Result<(), EngineError> {
+    use std::io::Read;
+    let load_err = |msg: String| EngineError::Load {
+        path: path.to_owned(),
+        source: msg.into(),
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| EngineError::Load {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic)
+        .map_err(|_| load_err("the file is too short to be a GGUF model".into()))?;
+    if &magic != b"GGUF" {
+        return Err(load_err(format!(
+            "not a GGUF file (starts with {magic:02x?} instead of \"GGUF\")"
+        )));
+    }
+    Ok(())
+}
+
+impl EmbeddedModel {
+    /// Starts a worker thread and loads the model on it. Returns once the model is ready.
+    pub fn load(settings: &EmbeddedSettings) -> Result<Self, EngineError> {
+        check_model_file(&settings.path)?;
+        let backend = backend()?;
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let totals = Arc::new(Mutex::new(Usage::default()));
+        let worker_settings = settings.clone();
+        let worker_totals = Arc::clone(&totals);
+        thread::Builder::new()
+            .name(format!("llama-{}", settings.name))
+            .spawn(move || worker(backend, worker_settings, rx, ready_tx, worker_totals))
+            .map_err(|e| EngineError::Llama {
+                while_doing: "starting the worker thread",
+                source: Box::new(e),
+            })?;
+        let info = ready_rx.recv().map_err(|_| EngineError::WorkerGone {
+            model: settings.name.clone(),
+        })??;
+        tracing::info!(model = %settings.name, path = %settings.path.display(), desc = %info.description, "model loaded");
+        Ok(EmbeddedModel {
+            name: settings.name.clone(),
+            info,
+            requests: Mutex::new(tx),
+            totals,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Everything this model has done since it was loaded.
+    pub fn totals(&self) -> Usage {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, request: Request) -> Result<(), EngineError> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(request)
+            .map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> EngineError {
+        EngineError::WorkerGone {
+            model: self.name.clone(),
+        }
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Result<T, EngineError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(make(tx))?;
+        rx.recv().map_err(|_| self.gone())
+    }
+
+    /// Tokenises text the way steps are tokenised (special tokens parsed, no BOS).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<TokenId>, EngineError> {
+        self.ask(|reply| Request::Tokenize {
+            text: text.to_owned(),
+            reply,
+        })
+    }
+
+    /// The text of `tokens`, special tokens included.
+    pub fn detokenize(&self, tokens: &[TokenId]) -> Result<String, EngineError> {
+        self.ask(|reply| Request::Detokenize {
+            tokens: tokens.to_vec(),
+            reply,
+        })
+    }
+
+    /// Renders a system + user message with the chat template stored in the GGUF file, ending
+    /// with the opening of the assistant's turn.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String, EngineError> {
+        self.ask(|reply| Request::ChatPrompt {
+            system: system.map(str::to_owned),
+            user: user.to_owned(),
+            reply,
+        })?
+    }
+
+    /// The problem whose context is cached and the tokens the KV cache holds for it.
+    pub fn cached_tokens(&self) -> Result<(Option<u64>, Vec<TokenId>), EngineError> {
+        self.ask(|reply| Request::CachedTokens { reply })
+    }
+}
+
+fn texts_of(transcript: &Transcript<'_>) -> Vec<String> {
+    std::iter::once(transcript.prompt.to_owned())
+        .chain(transcript.steps.iter().cloned())
+        .collect()
+}
+
+impl StepGenerator for EmbeddedModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+    ) -> Result<GeneratedStep, EngineError> {
+        self.ask(|reply| Request::Generate {
+            problem: transcript.problem,
+            texts: texts_of(transcript),
+            options: options.clone(),
+            reply,
+        })?
+    }
+
+    fn release(&self, problem: u64) {
+        // A worker that is gone has nothing left to release.
+        let _ = self.send(Request::Release { problem });
+    }
+}
+
+impl TextProbe for EmbeddedModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn probe(
+        &self,
+        transcript: &Transcript<'_>,
+        forced: &str,
+        candidates: &[&str],
+    ) -> Result<Probe, EngineError> {
+        self.ask(|reply| Request::Probe {
+            problem: transcript.problem,
+            texts: texts_of(transcript),
+            forced: forced.to_owned(),
+            candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
+            reply,
+        })?
+    }
+}
+
+fn llama_err<E: std::error::Error + Send + Sync + 'static>(
+    while_doing: &'static str,
+) -> impl FnOnce(E) -> EngineError {
+    move |e| EngineError::Llama {
+        while_doing,
+        source: Box::new(e),
+    }
+}
+
+fn worker(
+    backend: &'static LlamaBackend,
+    settings: EmbeddedSettings,
+    requests: Receiver<Request>,
+    ready: Sender<Result<ModelInfo, EngineError>>,
+    totals: Arc<Mutex<Usage>>,
+) {
+    let model =
+        match LlamaModel::load_from_file(backend, &settings.path, &LlamaModelParams::default()) {
+            Ok(model) => model,
+            Err(e) => {
+                let _ = ready.send(Err(EngineError::Load {
+                    path: settings.path.clone(),
+                    source: Box::new(e),
+                }));
+                return;
+            }
+        };
+    let threads = i32::try_from(settings.threads.max(1)).unwrap_or(i32::MAX);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(settings.n_ctx))
+        .with_n_batch(settings.n_batch)
+        .with_n_ubatch(settings.n_batch)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Load {
+                path: settings.path.clone(),
+                source: Box::new(e),
+            }));
+            return;
+        }
+    };
+    let info = ModelInfo {
+        description: model
+            .meta_val_str("general.name")
+            .unwrap_or_else(|_| settings.name.clone()),
+        n_vocab: model.n_vocab(),
+        n_ctx: ctx.n_ctx(),
+        n_params: model.n_params(),
+        size_bytes: model.size(),
+    };
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    let mut engine = Worker {
+        model: &model,
+        ctx,
+        batch: LlamaBatch::new(settings.n_batch as usize, 1),
+        n_batch: settings.n_batch as usize,
+        state: CacheState::default(),
+    };
+    for request in requests {
+        match request {
+            Request::Generate {
+                problem,
+                texts,
+                options,
+                reply,
+            } => {
+                let result = engine.generate(problem, &texts, &options);
+                if let Ok(step) = &result {
+                    totals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .add(&step.usage);
+                }
+                let _ = reply.send(result);
+            }
+            Request::Probe {
+                problem,
+                texts,
+                forced,
+                candidates,
+                reply,
+            } => {
+                let result = engine.probe(problem, &texts, &forced, &candidates);
+                if let Ok(probe) = &result {
+                    totals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .add(&probe.usage);
+                }
+                let _ = reply.send(result);
+            }
+            Request::Tokenize { text, reply } => {
+                let _ = reply.send(engine.tokenize(&text, false));
+            }
+            Request::Detokenize { tokens, reply } => {
+                let mut bytes = Vec::new();
+                for &t in &tokens {
+                    bytes.extend(model.vocab().token_to_piece(LlamaToken(t), true, None));
+                }
+                let _ = reply.send(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            Request::ChatPrompt {
+                system,
+                user,
+                reply,
+            } => {
+                let _ = reply.send(engine.chat_prompt(system.as_deref(), &user));
+            }
+            Request::CachedTokens { reply } => {
+                let _ = reply.send((engine.state.problem(), engine.state.in_kv.clone()));
+            }
+            Request::Release { problem } => {
+                if engine.state.problem() == Some(problem) {
+                    engine.state.reset();
+                    engine.ctx.clear_kv_cache();
+                }
+            }
+        }
+    }
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    n_batch: usize,
+    state: CacheState,
+}
+
+/// Tokenises a context segment. Special tokens are parsed everywhere (prompts carry chat markup,
+/// and a step is tokenised the same way whether it is fed or probed); only the prompt gets a BOS,
+/// and only when the model asks for one.
+fn tokenize(model: &LlamaModel, text: &str, first: bool) -> Vec<TokenId> {
+    let add_bos = first && model.vocab().should_add_bos();
+    model
+        .vocab()
+        .tokenize(text.as_bytes(), add_bos, true)
+        .into_iter()
+        .map(|t| t.0)
+        .collect()
+}
+
+/// Log-probability of `token` and the entropy of the distribution given by `logits`.
+fn logprob_and_entropy(logits: &[f32], token: usize) -> (f32, f32) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    let mut weighted = 0.0f64;
+    for &l in logits {
+        let z = f64::from(l - max);
+        let e = z.exp();
+        sum += e;
+        weighted += e * z;
+    }
+    let log_sum = sum.ln();
+    let logprob = f64::from(logits[token] - max) - log_sum;
+    let entropy = log_sum - weighted / sum;
+    (logprob as f32, entropy as f32)
+}
+
+fn logprob_of(logits: &[f32], token: usize) -> f32 {
+    logprob_and_entropy(logits, token).0
+}
+
+fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+impl Worker<'_> {
+    fn tokenize(&self, text: &str, first: bool) -> Vec<TokenId> {
+        tokenize(self.model, text, first)
+    }
+
+    fn piece(&self, token: TokenId) -> Vec<u8> {
+        self.model
+            .vocab()
+            .token_to_piece(LlamaToken(token), false, None)
+    }
+
+    fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String, EngineError> {
+        let template = self
+            .model
+            .chat_template(None)
+            .map_err(llama_err("reading the model's chat template"))?;
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(
+                LlamaChatMessage::new("system".into(), system.into())
+                    .map_err(llama_err("building the chat prompt"))?,
+            );
+        }
+        messages.push(
+            LlamaChatMessage::new("user".into(), user.into())
+                .map_err(llama_err("building the chat prompt"))?,
+        );
+        self.model
+            .apply_chat_template(&template, &messages, true)
+            .map_err(llama_err("applying the model's chat template"))
+    }
+
+    /// Brings the KV cache to the plan, decoding in batches. Calls `on_logits(position, logits)`
+    /// for every fed position at or after `logits_from`. Returns the batch index of the last
+    /// position's logits.
+    fn feed(
+        &mut self,
+        plan: &Plan,
+        logits_from: usize,
+        mut on_logits: impl FnMut(usize, &[f32]),
+    ) -> Result<i32, EngineError> {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let needed = plan.keep + plan.feed.len();
+        if needed > n_ctx {
+            return Err(EngineError::ContextFull {
+                needed,
+                n_ctx: n_ctx as u32,
+            });
+        }
+        if plan.clear {
+            self.ctx.clear_kv_cache();
+        } else {
+            self.ctx
+                .kv_cache_seq_rm(0, Some(plan.keep as u32), None)
+                .map_err(llama_err("removing rolled-back tokens from the KV cache"))?;
+        }
+        self.state.truncate(plan.keep);
+        let mut last_index = 0;
+        let mut pos = plan.keep;
+        for chunk in plan.feed.chunks(self.n_batch) {
+            self.batch.clear();
+            for (i, &token) in chunk.iter().enumerate() {
+                let p = pos + i;
+                let want = p >= logits_from || p + 1 == needed;
+                self.batch
+                    .add(LlamaToken(token), p as i32, &[0], want)
+                    .map_err(llama_err("filling a batch"))?;
+            }
+            if let Err(e) = self.ctx.decode(&mut self.batch) {
+                // The cache may hold part of this batch; forget the whole problem to stay exact.
+                self.state.reset();
+                self.ctx.clear_kv_cache();
+                return Err(EngineError::Llama {
+                    while_doing: "decoding a batch",
+                    source: Box::new(e),
+                });
+            }
+            for (i, &token) in chunk.iter().enumerate() {
+                let p = pos + i;
+                if p >= logits_from {
+                    on_logits(p, self.ctx.get_logits_ith(i as i32));
+                }
+                self.state.decoded(token);
+                last_index = i as i32;
+            }
+            pos += chunk.len();
+        }
+        Ok(last_index)
+    }
+
+    fn generate(
+        &mut self,
+        problem: u64,
+        texts: &[String],
+        options: &StepOptions,
+    ) -> Result<GeneratedStep, EngineError> {
+        let start = Instant::now();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let model = self.model;
+        let tokenize = |text: &str, first: bool| tokenize(model, text, first);
+        let plan = self.state.plan(problem, &refs, &[], &tokenize);
+        if plan.context_len == 0 {
+            return Err(EngineError::Invalid("the prompt is empty".into()));
+        }
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let mut logits_index = self.feed(&plan, usize::MAX, |_, _| {})?;
+        let prefill_seconds = start.elapsed().as_secs_f64();
+        let mut usage = Usage {
+            prefill_tokens: plan.feed.len() as u64,
+            ..Usage::default()
+        };
+
+        let mut sampler = (!options.sampling.is_greedy()).then(|| {
+            // Seeded per problem and step, so a run gives the same text whatever order it runs in.
+            let seed = options
+                .sampling
+                .seed
+                .wrapping_add((problem as u32).wrapping_mul(1_000_003))
+                .wrapping_add(texts.len() as u32);
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(options.sampling.top_p, 1),
+                LlamaSampler::temp(options.sampling.temperature),
+                LlamaSampler::dist(seed),
+            ])
+        });
+
+        let separator = options.separator.as_deref().map(str::as_bytes);
+        let mut tokens: Vec<TokenId> = Vec::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut logprobs = Vec::new();
+        let mut entropies = Vec::new();
+        let mut pos = plan.context_len;
+        let finish = loop {
+            let logits = self.ctx.get_logits_ith(logits_index);
+            let token = match sampler.as_mut() {
+                Some(s) => s.sample(&self.ctx, logits_index).0,
+                None => argmax(logits) as TokenId,
+            };
+            let (lp, ent) = logprob_and_entropy(logits, token as usize);
+            logprobs.push(lp);
+            entropies.push(ent);
+            usage.generated_tokens += 1;
+            if self.model.vocab().is_eog(LlamaToken(token)) {
+                break FinishReason::EndOfSequence;
+            }
+            let piece = self.piece(token);
+            let piece_start = bytes.len();
+            bytes.extend_from_slice(&piece);
+            tokens.push(token);
+            if let Some(sep) = separator {
+                // The separator can only complete inside the newest piece.
+                let from = piece_start.saturating_sub(sep.len().saturating_sub(1));
+                if let Some(at) = find(&bytes[from..], sep) {
+                    let end = from + at + sep.len();
+                    if end < bytes.len() {
+                        // The token runs past the separator: keep the text up to it, and hold the
+                        // cut piece as the tokens of that text.
+                        tokens.pop();
+                        tokens.extend(tokenize(
+                            &String::from_utf8_lossy(&bytes[piece_start..end]),
+                            false,
+                        ));
+                        bytes.truncate(end);
+                    }
+                    break FinishReason::Separator;
+                }
+            }
+            if tokens.len() >= options.max_tokens as usize || pos + 1 >= n_ctx {
+                break FinishReason::Length;
+            }
+            self.batch.clear();
+            self.batch
+                .add(LlamaToken(token), pos as i32, &[0], true)
+                .map_err(llama_err("filling a batch"))?;
+            if let Err(e) = self.ctx.decode(&mut self.batch) {
+                self.state.reset();
+                self.ctx.clear_kv_cache();
+                return Err(EngineError::Llama {
+                    while_doing: "decoding a generated token",
+                    source: Box::new(e),
+                });
+            }
+            self.state.decoded(token);
+            logits_index = 0;
+            pos += 1;
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        self.state.remember_step(text.clone(), tokens);
+        usage.seconds = start.elapsed().as_secs_f64();
+        usage.prefill_seconds = prefill_seconds;
+        Ok(GeneratedStep {
+            text,
+            finish,
+            token_logprobs: logprobs,
+            token_entropies: entropies,
+            usage,
+        })
+    }
+
+    fn probe(
+        &mut self,
+        problem: u64,
+        texts: &[String],
+        forced: &str,
+        candidates: &[String],
+    ) -> Result<Probe, EngineError> {
+        let start = Instant::now();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let forced_tokens = self.tokenize(forced, false);
+        let candidate_tokens: Vec<Option<TokenId>> = candidates
+            .iter()
+            .map(|c| self.tokenize(c, false).first().copied())
+            .collect();
+        let model = self.model;
+        let tokenize = |text: &str, first: bool| tokenize(model, text, first);
+        let plan = self.state.plan(problem, &refs, &forced_tokens, &tokenize);
+        if plan.context_len == 0 {
+            return Err(EngineError::Invalid("the prompt is empty".into()));
+        }
+        let first = plan.context_len.saturating_sub(1);
+        let last = plan.context_len + forced_tokens.len() - 1;
+        let mut token_logprobs = Vec::with_capacity(forced_tokens.len());
+        let mut candidate_logprobs = vec![f32::NEG_INFINITY; candidates.len()];
+        self.feed(&plan, first, |p, logits| {
+            if p < last {
+                token_logprobs.push(logprob_of(logits, forced_tokens[p - first] as usize));
+            } else {
+                for (slot, token) in candidate_logprobs.iter_mut().zip(&candidate_tokens) {
+                    if let Some(t) = token {
+                        *slot = logprob_of(logits, *t as usize);
+                    }
+                }
+            }
+        })?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(Probe {
+            token_logprobs,
+            candidate_logprobs,
+            usage: Usage {
+                prefill_tokens: plan.feed.len() as u64,
+                generated_tokens: 0,
+                seconds,
+                prefill_seconds: seconds,
+            },
+        })
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logprobs_of_a_uniform_distribution_are_minus_log_n() {
+        let (lp, ent) = logprob_and_entropy(&[1.0; 4], 2);
+        assert!((lp + 4f32.ln()).abs() < 1e-6);
+        assert!((ent - 4f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn argmax_picks_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[0.0, 3.0, 3.0, 1.0]), 1);
+    }
+
+    #[test]
+    fn find_locates_a_separator_split_across_pieces() {
+        assert_eq!(find(b"ab.\n\ncd", b"\n\n"), Some(3));
+        assert_eq!(find(b"ab", b""), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Plain data shared by every part: who wrote a step, why generation stopped, what a call cost.
+//! No I/O and no engine types here, so the loop, the back-ends and the file formats can all use it.
+
+use serde::{Deserialize, Serialize};
+
+/// Which model wrote a step. Serialised as `"draft"` / `"target"`, the names the trace format uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Author {
+    Draft,
+    Target,
+}
+
+impl Author {
+    /// The annotation the paper's router reads in front of earlier steps.
+    pub fn router_tag(self) -> &'static str {
+        match self {
+            Author::Draft => "Model 0: ",
+            Author::Target => "Model 1: ",
+        }
+    }
+}
+
+/// Why a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The step separator was produced; the step text ends with it.
+    Separator,
+    /// The model produced an end-of-generation token; the solution is complete.
+    EndOfSequence,
+    /// The per-step or total token budget ran out.
+    Length,
+}
+
+/// What one engine call cost. Summed per role into the run metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens the model had to read as input (prompt, steps written by the other model, probes).
+    pub prefill_tokens: u64,
+    /// Tokens the model sampled.
+    pub generated_tokens: u64,
+    /// Wall-clock seconds spent inside the engine.
+    pub seconds: f64,
+    /// The part of `seconds` spent reading input (the rest is spent sampling).
+    pub prefill_seconds: f64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.prefill_tokens += other.prefill_tokens;
+        self.generated_tokens += other.generated_tokens;
+        self.seconds += other.seconds;
+        self.prefill_seconds += other.prefill_seconds;
+    }
+}
+
+impl std::ops::AddAssign<&Usage> for Usage {
+    fn add_assign(&mut self, rhs: &Usage) {
+        self.add(rhs);
+    }
+}
+
+/// One step written by a model, with the statistics the router reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedStep {
+    /// The step text. Ends with the separator when `finish` is `Separator`.
+    pub text: String,
+    pub finish: FinishReason,
+    /// Natural-log probability of each sampled token under the model (temperature 1).
+    pub token_logprobs: Vec<f32>,
+    /// Entropy (nats) of the model's next-token distribution at each sampled position.
+    pub token_entropies: Vec<f32>,
+    pub usage: Usage,
+}
+
+/// The context a model continues: a templated prompt followed by the steps chosen so far.
+///
+/// `problem` identifies the open problem so an engine can keep that problem's cache warm; the
+/// full text is always given, so an engine that lost its cache can rebuild it.
+#[derive(Debug, Clone, Copy)]
+pub struct Transcript<'a> {
+    pub problem: u64,
+    pub prompt: &'a str,
+    pub steps: &'a [String],
+}
+
+/// How to sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 means greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Sampling {
+    pub const GREEDY: Sampling = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+/// Limits and stop condition for one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOptions {
+    /// Text that ends a step; `None` generates until end of sequence or `max_tokens`.
+    pub separator: Option<String>,
+    pub max_tokens: u32,
+    pub sampling: Sampling,
+}

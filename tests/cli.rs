@@ -1,0 +1,112 @@
+//! The binary on bad input: a clear message naming the culprit, a non-zero exit, no panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn arbitrage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbitrage"))
+        .args(args)
+        .current_dir(common::repo())
+        .env_remove("ARBITRAGE_CONFIG")
+        .output()
+        .expect("run arbitrage")
+}
+
+fn fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    }
+}
+
+fn config_with_model(dir: &Path, model: &Path) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[models.draft]\nfile = {:?}\n[models.target]\nfile = {:?}\n",
+            model.display().to_string(),
+            model.display().to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_model(dir.path(), &dir.path().join("absent.gguf"));
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    fails_with(&out, &["absent.gguf", "fetch-models"]);
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"<html>not a model</html>").unwrap();
+    let config = config_with_model(dir.path(), &model);
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    fails_with(&out, &["model.gguf", "not a GGUF file"]);
+}
+
+#[test]
+fn a_truncated_gguf_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(common::smoke_config().draft.engine.path).unwrap();
+    let model = dir.path().join("truncated.gguf");
+    std::fs::write(&model, &full[..full.len() / 3]).unwrap();
+    let config = config_with_model(dir.path(), &model);
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    fails_with(&out, &["truncated.gguf"]);
+}
+
+#[test]
+fn an_unreadable_config_is_named() {
+    let out = arbitrage(&["steps", "--config", "/nonexistent/arb.toml"]);
+    fails_with(&out, &["/nonexistent/arb.toml"]);
+}
+
+#[test]
+fn an_unknown_config_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[models.draft]\nfile = \"a\"\n[models.target]\nfile = \"b\"\n[engine]\nthreds = 2\n",
+    )
+    .unwrap();
+    let out = arbitrage(&["steps", "--config", path.to_str().unwrap()]);
+    fails_with(&out, &["c.toml", "threds"]);
+}
+
+#[test]
+fn steps_prints_a_solution_with_the_smoke_model() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("q.jsonl");
+    std::fs::write(
+        &file,
+        "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n",
+    )
+    .unwrap();
+    let out = arbitrage(&[
+        "steps",
+        "--config",
+        "configs/smoke.toml",
+        "--dataset",
+        file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("── step 1"), "{stdout}");
+    assert!(stdout.contains("tokens generated"), "{stdout}");
+}

@@ -1,0 +1,26 @@
+//! Shared by the integration tests: the smoke model and paths.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use arbitrage::config::Config;
+use arbitrage::llama::EmbeddedModel;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The smoke config (SmolLM2-135M in every role). Fails with the fix when the model is missing.
+pub fn smoke_config() -> Config {
+    let config = Config::from_file(&repo().join("configs/smoke.toml")).expect("configs/smoke.toml");
+    assert!(
+        config.draft.engine.path.is_file(),
+        "smoke model {} is missing: run scripts/fetch-models.sh smoke",
+        config.draft.engine.path.display()
+    );
+    config
+}
+
+pub fn smoke_model() -> EmbeddedModel {
+    EmbeddedModel::load(&smoke_config().draft.engine).expect("load smoke model")
+}
