@@ -1,0 +1,334 @@
+//! Evaluation of expression trees to values, with a step budget.
+
+use std::collections::HashMap;
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{Signed, ToPrimitive, Zero};
+
+use crate::parse::{Func, Node};
+use crate::value::{self, binom, factorial, int, modulo, C64, EvalError, Val};
+
+/// Node visits allowed for one evaluation (bounds sums, integrals and products of sums).
+const STEP_BUDGET: u32 = 200_000;
+
+pub type Env = HashMap<String, Val>;
+
+pub struct Evaluator<'a> {
+    env: &'a Env,
+    local: Vec<(String, Val)>,
+    steps: u32,
+    /// Bit k chooses the minus branch of the k-th `±` met during evaluation.
+    mask: u32,
+    pm_seen: u32,
+}
+
+/// Evaluate `node` with the given symbol values.
+pub fn eval(node: &Node, env: &Env) -> Result<Val, EvalError> {
+    Evaluator::with_mask(env, 0).eval(node)
+}
+
+fn approx(v: C64) -> Result<Val, EvalError> {
+    if v.re.is_nan() || v.im.is_nan() {
+        Err(EvalError::Domain)
+    } else if !v.is_finite() {
+        Err(EvalError::TooBig)
+    } else {
+        Ok(Val::Approx(v))
+    }
+}
+
+fn real_fn(v: &Val, f: fn(f64) -> f64) -> Result<Val, EvalError> {
+    let x = v.approx_checked()?;
+    if !x.is_real() {
+        return Err(EvalError::Unsupported);
+    }
+    approx(C64::real(f(x.re)))
+}
+
+fn to_int(v: &Val) -> Option<i64> {
+    let r = v.exact()?;
+    if r.is_integer() { r.to_integer().to_i64() } else { None }
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn with_mask(env: &'a Env, mask: u32) -> Self {
+        Evaluator { env, local: Vec::new(), steps: 0, mask, pm_seen: 0 }
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Val> {
+        self.local.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v).or_else(|| self.env.get(name))
+    }
+
+    pub fn eval(&mut self, node: &Node) -> Result<Val, EvalError> {
+        self.steps += 1;
+        if self.steps > STEP_BUDGET {
+            return Err(EvalError::TooBig);
+        }
+        match node {
+            Node::Num(r, _) => Ok(Val::Exact(r.clone())),
+            Node::Pi => Ok(Val::Approx(C64::real(std::f64::consts::PI))),
+            Node::E => Ok(Val::Approx(C64::real(std::f64::consts::E))),
+            Node::I => Ok(Val::Approx(C64::new(0.0, 1.0))),
+            Node::Inf => Err(EvalError::Unsupported),
+            Node::Sym(s) => self.lookup(s).cloned().ok_or(EvalError::Unsupported),
+            Node::Neg(a) => Ok(self.eval(a)?.neg()),
+            Node::Add(terms) => {
+                let mut acc = int(0);
+                for (neg, t) in terms {
+                    let v = self.eval(t)?;
+                    acc = if *neg { acc.sub(&v)? } else { acc.add(&v)? };
+                }
+                Ok(acc)
+            }
+            Node::Mul(fs) => {
+                let mut acc = int(1);
+                for (div, f) in fs {
+                    let v = self.eval(f)?;
+                    acc = if *div { acc.div(&v)? } else { acc.mul(&v)? };
+                }
+                Ok(acc)
+            }
+            Node::Pow(b, e) => {
+                let bv = self.eval(b)?;
+                let ev = self.eval(e)?;
+                bv.pow(&ev)
+            }
+            Node::Pm(a, b, sign) => {
+                let k = self.pm_seen;
+                self.pm_seen += 1;
+                if k >= 31 {
+                    return Err(EvalError::Unsupported);
+                }
+                let minus = ((self.mask >> k) & 1 == 1) == *sign;
+                let base = match a {
+                    Some(a) => self.eval(a)?,
+                    None => int(0),
+                };
+                let t = self.eval(b)?;
+                if minus { base.sub(&t) } else { base.add(&t) }
+            }
+            Node::Fact(a) => factorial(&self.eval(a)?),
+            Node::Percent(a) => self.eval(a)?.div(&int(100)),
+            Node::Binom(n, k) => {
+                let (n, k) = (self.eval(n)?, self.eval(k)?);
+                binom(&n, &k)
+            }
+            Node::Mod(a, b) => {
+                let (a, b) = (self.eval(a)?, self.eval(b)?);
+                modulo(&a, &b)
+            }
+            Node::Root(n, x) => {
+                let (n, x) = (self.eval(n)?, self.eval(x)?);
+                let inv = int(1).div(&n)?;
+                if let Some(k) = to_int(&n) {
+                    // Odd roots of negative reals stay real.
+                    if k % 2 != 0 {
+                        if let Some(xr) = x.real() {
+                            if xr < 0.0 {
+                                return Ok(x.neg().pow(&inv)?.neg());
+                            }
+                        }
+                    }
+                }
+                x.pow(&inv)
+            }
+            Node::LogBase(b, x) => {
+                let (b, x) = (self.eval(b)?, self.eval(x)?);
+                log_base(&b, &x)
+            }
+            Node::Func(f, args) => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a)?);
+                }
+                apply(*f, &vals)
+            }
+            Node::BigOp(is_prod, var, lo, hi, body) => {
+                let (lo, hi) = (self.eval(lo)?, self.eval(hi)?);
+                let (Some(lo), Some(hi)) = (to_int(&lo), to_int(&hi)) else {
+                    return Err(EvalError::Unsupported);
+                };
+                if hi.saturating_sub(lo) > 10_000 {
+                    return Err(EvalError::TooBig);
+                }
+                let mut acc = int(if *is_prod { 1 } else { 0 });
+                for k in lo..=hi {
+                    self.local.push((var.clone(), int(k)));
+                    let v = self.eval(body);
+                    self.local.pop();
+                    let v = v?;
+                    acc = if *is_prod { acc.mul(&v)? } else { acc.add(&v)? };
+                }
+                Ok(acc)
+            }
+            Node::Integral(var, lo, hi, body) => {
+                let a = self.eval(lo)?.real().ok_or(EvalError::Unsupported)?;
+                let b = self.eval(hi)?.real().ok_or(EvalError::Unsupported)?;
+                let n = 200;
+                let h = (b - a) / n as f64;
+                let mut s = 0.0;
+                for k in 0..=n {
+                    let x = a + h * k as f64;
+                    self.local.push((var.clone(), Val::Approx(C64::real(x))));
+                    let v = self.eval(body);
+                    self.local.pop();
+                    let y = v?.real().ok_or(EvalError::Unsupported)?;
+                    let w = if k == 0 || k == n { 1.0 } else if k % 2 == 1 { 4.0 } else { 2.0 };
+                    s += w * y;
+                }
+                approx(C64::real(s * h / 3.0))
+            }
+            Node::Ratio(a, b) => {
+                let (a, b) = (self.eval(a)?, self.eval(b)?);
+                a.div(&b)
+            }
+            Node::Text(_)
+            | Node::Tuple(_)
+            | Node::Interval(..)
+            | Node::Set(_)
+            | Node::Matrix(_)
+            | Node::Union(_)
+            | Node::Rel(..)
+            | Node::List(_) => Err(EvalError::Unsupported),
+        }
+    }
+}
+
+fn log_base(b: &Val, x: &Val) -> Result<Val, EvalError> {
+    let (bb, xx) = (b.approx_checked()?, x.approx_checked()?);
+    if !bb.is_real() || !xx.is_real() || bb.re <= 0.0 || xx.re <= 0.0 || bb.re == 1.0 {
+        return Err(EvalError::Domain);
+    }
+    let l = xx.re.ln() / bb.re.ln();
+    // Exact when x is an integer power of b.
+    let k = l.round();
+    if (l - k).abs() < 1e-9 && k.abs() < 4096.0 {
+        if let (Val::Exact(_), Val::Exact(_)) = (b, x) {
+            if let Ok(p) = b.pow(&int(k as i64)) {
+                if value::val_eq(&p, x) {
+                    return Ok(int(k as i64));
+                }
+            }
+        }
+    }
+    approx(C64::real(l))
+}
+
+fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
+    let one = || v.first().ok_or(EvalError::Unsupported);
+    match f {
+        Func::Sqrt => {
+            let x = one()?;
+            if let Some(r) = x.exact() {
+                if r.is_negative() {
+                    return Ok(Val::Approx(C64::new(0.0, 1.0)).mul(&x.neg().pow(&half())?)?);
+                }
+            }
+            x.pow(&half())
+        }
+        Func::Abs => {
+            let x = one()?;
+            match x {
+                Val::Exact(r) => Ok(Val::Exact(r.abs())),
+                Val::Approx(c) => approx(C64::real(c.abs())),
+            }
+        }
+        Func::Floor | Func::Ceil => {
+            let x = one()?;
+            match x {
+                Val::Exact(r) => Ok(Val::Exact(if f == Func::Floor { r.floor() } else { r.ceil() })),
+                _ => real_fn(x, if f == Func::Floor { f64::floor } else { f64::ceil }),
+            }
+        }
+        Func::Exp => {
+            let x = one()?;
+            if x.is_zero() {
+                return Ok(int(1));
+            }
+            approx(x.approx_checked()?.exp())
+        }
+        Func::Ln | Func::Log => {
+            let x = one()?;
+            if let Some(r) = x.exact() {
+                if r == &BigRational::from_integer(BigInt::from(1)) {
+                    return Ok(int(0));
+                }
+                if r.is_zero() {
+                    return Err(EvalError::Domain);
+                }
+            }
+            approx(x.approx_checked()?.ln())
+        }
+        Func::Sin | Func::Cos | Func::Tan | Func::Cot | Func::Sec | Func::Csc => {
+            let x = one()?;
+            if x.is_zero() {
+                return match f {
+                    Func::Sin | Func::Tan => Ok(int(0)),
+                    Func::Cos | Func::Sec => Ok(int(1)),
+                    _ => Err(EvalError::Domain),
+                };
+            }
+            let t = x.approx_checked()?;
+            if !t.is_real() {
+                return Err(EvalError::Unsupported);
+            }
+            let (s, c) = t.re.sin_cos();
+            let r = match f {
+                Func::Sin => s,
+                Func::Cos => c,
+                Func::Tan => s / c,
+                Func::Cot => c / s,
+                Func::Sec => 1.0 / c,
+                _ => 1.0 / s,
+            };
+            approx(C64::real(r))
+        }
+        Func::Asin => real_fn(one()?, f64::asin),
+        Func::Acos => real_fn(one()?, f64::acos),
+        Func::Atan => real_fn(one()?, f64::atan),
+        Func::Sinh => real_fn(one()?, f64::sinh),
+        Func::Cosh => real_fn(one()?, f64::cosh),
+        Func::Tanh => real_fn(one()?, f64::tanh),
+        Func::Max | Func::Min => {
+            let mut best: Option<(&Val, f64)> = None;
+            for x in v {
+                let r = x.real().ok_or(EvalError::Unsupported)?;
+                let better = match best {
+                    None => true,
+                    Some((_, b)) => (f == Func::Max && r > b) || (f == Func::Min && r < b),
+                };
+                if better {
+                    best = Some((x, r));
+                }
+            }
+            best.map(|(x, _)| x.clone()).ok_or(EvalError::Unsupported)
+        }
+        Func::Gcd | Func::Lcm => {
+            let mut acc: Option<Val> = None;
+            for x in v {
+                acc = Some(match acc {
+                    None => match x {
+                        Val::Exact(r) => Val::Exact(r.abs()),
+                        Val::Approx(c) => Val::Approx(C64::real(c.abs())),
+                    },
+                    Some(a) => match (&a, x) {
+                        (Val::Exact(p), Val::Exact(q)) => Val::Exact(if f == Func::Gcd {
+                            value::rat_gcd(p, q)
+                        } else {
+                            value::rat_lcm(p, q)
+                        }),
+                        // Non-rational arguments: no common rational factor.
+                        _ if f == Func::Gcd => int(1),
+                        _ => a.mul(x)?,
+                    },
+                });
+            }
+            acc.ok_or(EvalError::Unsupported)
+        }
+    }
+}
+
+fn half() -> Val {
+    Val::Exact(BigRational::new(BigInt::from(1), BigInt::from(2)))
+}

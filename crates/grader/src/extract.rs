@@ -1,0 +1,375 @@
+//! Finding the final answer in a solution: `\boxed{}`/`\fbox{}` (brace-matched), "final answer
+//! is", "the answer is", GSM8K `####`, multiple-choice letters, last math segment or number.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::normalize::preclean;
+
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:\s?%)?").expect("regex"));
+static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expect("regex"));
+
+/// Markers after which a final answer follows, strongest first. Matched case-insensitively.
+const FINAL_MARKERS: &[&str] = &["final answer is", "final answer:", "final answer"];
+const ANSWER_MARKERS: &[&str] = &[
+    "the answer is", "answer is", "answer:", "réponse est", "réponse :", "réponse:", "答案是", "答案为", "答案：", "answer =",
+];
+
+/// A `\boxed{...}` occurrence: byte range of the whole command and its content.
+struct Boxed {
+    start: usize,
+    end: usize,
+    content: String,
+}
+
+/// All `\boxed{}` / `\fbox{}` contents, brace-matched (nested braces allowed), in order.
+fn find_boxed(s: &str) -> Vec<Boxed> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(off) = s[i..].find('\\') {
+        let p = i + off;
+        let rest = &s[p + 1..];
+        let name_len = if rest.starts_with("boxed") {
+            5
+        } else if rest.starts_with("fbox") {
+            4
+        } else {
+            i = p + 1;
+            continue;
+        };
+        let mut j = p + 1 + name_len;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        if j < bytes.len() && bytes[j] == b'{' {
+            let mut depth = 0usize;
+            let mut k = j;
+            let mut close = None;
+            while k < bytes.len() {
+                match bytes[k] {
+                    b'\\' => {
+                        k += 2;
+                        continue;
+                    }
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = Some(k);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                k += 1;
+            }
+            match close {
+                Some(c) => {
+                    out.push(Boxed { start: p, end: c + 1, content: s[j + 1..c].to_string() });
+                    i = c + 1;
+                }
+                None => break,
+            }
+        } else if j > p + 1 + name_len && j < bytes.len() {
+            // `\boxed 5`: a single token after a space.
+            let k = s[j..].find(|c: char| c.is_whitespace() || c == '$').map_or(s.len(), |x| j + x);
+            out.push(Boxed { start: p, end: k, content: s[j..k].to_string() });
+            i = k.max(p + 1);
+        } else {
+            i = p + 1;
+        }
+    }
+    out
+}
+
+const CONNECTORS: &[&str] = &["and", "or", "et", "und", "y", "text", "quad", "qquad"];
+
+/// Text between two boxes that joins them into one multi-part answer: punctuation, math
+/// delimiters, connectives, and at most one other word.
+fn joins_boxes(gap: &str) -> bool {
+    if gap.len() > 60 {
+        return false;
+    }
+    let mut other = 0;
+    for w in gap.split(|c: char| !c.is_alphanumeric()) {
+        if w.is_empty() || CONNECTORS.contains(&w.to_lowercase().as_str()) {
+            continue;
+        }
+        other += 1;
+    }
+    other <= 1
+}
+
+/// The last boxed answer, joined with immediately preceding boxes (`\boxed{1}, \boxed{2}`).
+fn boxed_answer(s: &str) -> Option<String> {
+    let boxes = find_boxed(s);
+    let last = boxes.last()?;
+    let mut parts = vec![last.content.clone()];
+    let mut k = boxes.len() - 1;
+    while k > 0 && joins_boxes(&s[boxes[k - 1].end..boxes[k].start]) {
+        k -= 1;
+        parts.push(boxes[k].content.clone());
+    }
+    parts.reverse();
+    Some(parts.join(", "))
+}
+
+/// Math segments `$...$`, `$$...$$`, `\(...\)` (single line), `\[...\]`: (start, end, content).
+fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let dbl = i + 1 < b.len() && b[i + 1] == b'$';
+            let open = if dbl { 2 } else { 1 };
+            let pat = if dbl { "$$" } else { "$" };
+            if let Some(off) = s[i + open..].find(pat) {
+                let cs = i + open;
+                let ce = cs + off;
+                out.push((i, ce + open, s[cs..ce].to_string()));
+                i = ce + open;
+                continue;
+            }
+            i += open;
+            continue;
+        }
+        if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == b'(' || b[i + 1] == b'[') {
+            let close = if b[i + 1] == b'(' { "\\)" } else { "\\]" };
+            if let Some(off) = s[i + 2..].find(close) {
+                let content = &s[i + 2..i + 2 + off];
+                if !(close == "\\)" && content.contains('\n')) {
+                    out.push((i, i + 2 + off + 2, content.to_string()));
+                }
+                i = i + 2 + off + 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Last number in plain text (`1,000.99`, `2,74`, `28 %`), with a sign when it is not a
+/// subtraction. Returns (start, end, text).
+fn last_number(s: &str) -> Option<(usize, usize, String)> {
+    let m = NUMBER.find_iter(s).last()?;
+    let mut start = m.start();
+    let prev = s[..start].trim_end_matches(' ');
+    if prev.ends_with('-') {
+        let before = prev[..prev.len() - 1].trim_end();
+        if !before.ends_with(|c: char| c.is_alphanumeric() || c == ')') {
+            start = prev.len() - 1;
+        }
+    }
+    let text = s[start..m.end()].replace(' ', "");
+    Some((start, m.end(), text))
+}
+
+fn find_last_ci(hay_lower: &str, markers: &[&str]) -> Option<usize> {
+    markers.iter().filter_map(|m| hay_lower.rfind(m).map(|p| p + m.len())).max()
+}
+
+/// Answer text following a marker: up to the end of the sentence or line.
+fn segment_after(s: &str) -> Option<String> {
+    let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '*');
+    let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '*');
+    if t.is_empty() {
+        return None;
+    }
+    if let Some(b) = boxed_answer(t) {
+        let first_box = t.find("\\boxed").or_else(|| t.find("\\fbox")).unwrap_or(0);
+        if first_box < 200 {
+            return Some(b);
+        }
+    }
+    if t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\[") {
+        if let Some((_, _, c)) = math_segments(t).into_iter().next() {
+            return Some(c);
+        }
+    }
+    // Sentence end: newline, or a period/！ followed by space or end.
+    let mut end = t.len();
+    let b = t.as_bytes();
+    for (i, ch) in t.char_indices() {
+        if ch == '\n' {
+            end = i;
+            break;
+        }
+        if (ch == '.' || ch == '。') && (i + ch.len_utf8() >= b.len() || b[i + ch.len_utf8()].is_ascii_whitespace()) {
+            // A period inside $...$ does not end the sentence.
+            if t[..i].matches('$').count() % 2 == 0 {
+                end = i;
+                break;
+            }
+        }
+    }
+    let seg = t[..end].trim();
+    let seg = match seg.rfind(" is ") {
+        Some(p) => seg[p + 4..].trim(),
+        None => seg,
+    };
+    if seg.is_empty() {
+        return None;
+    }
+    let maths = math_segments(seg);
+    if let Some((_, _, c)) = maths.last() {
+        return Some(c.clone());
+    }
+    if looks_like_answer(seg) {
+        return Some(seg.to_string());
+    }
+    last_number(seg).map(|(_, _, n)| n)
+}
+
+/// Short, mostly symbolic text (not prose).
+fn looks_like_answer(s: &str) -> bool {
+    s.chars().count() <= 40 && WORD.find_iter(s).filter(|m| !s[..m.start()].ends_with('\\')).count() <= 1
+}
+
+/// Extract the final answer from a solution text (or return a bare answer as is).
+pub fn extract_answer(text: &str) -> Option<String> {
+    let s = preclean(text);
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(b) = boxed_answer(s) {
+        return Some(b);
+    }
+    let lower = s.to_lowercase();
+    if let Some(p) = find_last_ci(&lower, FINAL_MARKERS) {
+        if let Some(a) = s.get(p..).and_then(segment_after) {
+            return Some(a);
+        }
+    }
+    if let Some(p) = s.rfind("####") {
+        let rest = s[p + 4..].trim();
+        let line = rest.lines().next().unwrap_or("").trim();
+        if !line.is_empty() {
+            return Some(line.replace(',', ""));
+        }
+    }
+    if let Some(p) = find_last_ci(&lower, ANSWER_MARKERS) {
+        if let Some(a) = s.get(p..).and_then(segment_after) {
+            return Some(a);
+        }
+    }
+    let maths = math_segments(s);
+    if maths.is_empty() && looks_like_answer(s) {
+        return Some(s.to_string());
+    }
+    // Whichever comes last: a math segment, or a number in the prose after it.
+    let last_math = maths.last();
+    let tail_from = last_math.map_or(0, |m| m.1);
+    if let Some((_, _, n)) = last_number(&s[tail_from..]) {
+        if last_math.is_none() || !s[tail_from..].trim().is_empty() {
+            return Some(n);
+        }
+    }
+    if let Some((_, _, c)) = last_math {
+        return Some(c.clone());
+    }
+    None
+}
+
+/// Gold answers may be bare, wrapped in `$...$`/`\boxed{}`, or full solutions.
+pub fn extract_gold(text: &str) -> String {
+    let s = preclean(text);
+    let t = s.trim();
+    if let Some(b) = boxed_answer(t) {
+        return b;
+    }
+    let lower = t.to_lowercase();
+    if find_last_ci(&lower, FINAL_MARKERS).is_some() || find_last_ci(&lower, ANSWER_MARKERS).is_some() || t.contains("####") {
+        if let Some(a) = extract_answer(t) {
+            return a;
+        }
+    }
+    let maths = math_segments(t);
+    if !maths.is_empty() {
+        // Several math pieces joined by connectives form one multi-part answer.
+        let mut parts = vec![maths[maths.len() - 1].2.clone()];
+        let mut k = maths.len() - 1;
+        while k > 0 && joins_boxes(&t[maths[k - 1].1..maths[k].0]) {
+            k -= 1;
+            parts.push(maths[k].2.clone());
+        }
+        let outside: usize = t.len() - maths.iter().map(|m| m.1 - m.0).sum::<usize>();
+        if k == 0 || outside < 40 {
+            parts.reverse();
+            return parts.join(", ");
+        }
+        return maths[maths.len() - 1].2.clone();
+    }
+    t.to_string()
+}
+
+/// A multiple-choice letter (A–E) in a gold answer like `B`, `(A) Cecile`, `C Cecile`.
+pub fn gold_choice(gold: &str) -> Option<char> {
+    let t = gold.trim();
+    let t = t.strip_prefix("\\text{").and_then(|x| x.strip_suffix('}')).unwrap_or(t);
+    let mut cs = t.chars();
+    let (c0, c1, c2) = (cs.next(), cs.next(), cs.next());
+    match (c0, c1, c2) {
+        (Some(c), None, _) if ('A'..='E').contains(&c) => Some(c),
+        (Some('('), Some(c), Some(')')) if ('A'..='E').contains(&c) => Some(c),
+        (Some(c), Some(d), _) if ('A'..='E').contains(&c) && (d == ')' || d == '.' || d == ' ') && t.len() > 2 => {
+            // "C Cecile" / "C. Cecile": a letter followed by option text.
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+fn standalone_letter(s: &str, from_end: bool) -> Option<char> {
+    let cs: Vec<char> = s.chars().collect();
+    let ok = |i: usize| {
+        let c = cs[i];
+        ('A'..='E').contains(&c)
+            && (i == 0 || !cs[i - 1].is_ascii_alphanumeric() && cs[i - 1] != '\\' && cs[i - 1] != '\'')
+            && (i + 1 == cs.len() || !cs[i + 1].is_ascii_alphanumeric())
+    };
+    if from_end {
+        (0..cs.len()).rev().find(|&i| ok(i)).map(|i| cs[i])
+    } else {
+        (0..cs.len()).find(|&i| ok(i)).map(|i| cs[i])
+    }
+}
+
+/// Choice letter chosen in a solution text.
+pub fn extract_choice(text: &str) -> Option<char> {
+    let s = preclean(text);
+    if let Some(b) = boxed_answer(&s) {
+        if let Some(c) = standalone_letter(&b, false) {
+            return Some(c);
+        }
+    }
+    let lower = s.to_lowercase();
+    let markers = [FINAL_MARKERS, ANSWER_MARKERS].concat();
+    if let Some(p) = find_last_ci(&lower, &markers) {
+        if let Some(rest) = s.get(p..) {
+            let sentence: String = rest.chars().take(60).collect();
+            let sentence = sentence.split(['\n', '.', ',']).find(|x| !x.trim().is_empty()).unwrap_or("");
+            if let Some(c) = standalone_letter(sentence, false) {
+                return Some(c);
+            }
+        }
+    }
+    let t = s.trim_start();
+    let mut cs = t.chars();
+    if let (Some(c), next) = (cs.next(), cs.next()) {
+        if ('A'..='E').contains(&c) && next.is_none_or(|n| !n.is_ascii_alphabetic()) {
+            return Some(c);
+        }
+    }
+    standalone_letter(&s, true)
+}
+
+/// Content of the last `\boxed{}` / `\fbox{}` in `s`.
+pub fn find_last_boxed(s: &str) -> Option<String> {
+    find_boxed(s).pop().map(|b| b.content)
+}

@@ -1,0 +1,146 @@
+//! String-level clean-up of an extracted answer before parsing: math delimiters, escaped
+//! backslashes, number formatting (thousands separators, decimal commas), degree marks, currency.
+//! Structural LaTeX (spacing, fonts, `\left`, `\dfrac`, text units) is handled by the lexer.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+static DOUBLE_BS_CMD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\\\([a-zA-Z]+)").expect("regex"));
+static LITERAL_NL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\n([^a-z]|$)").expect("regex"));
+static DEGREES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\}").expect("regex"));
+static BRACE_COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d)\s*\{\s*,\s*\}\s*(\d)").expect("regex"));
+static COMMA_BANG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d),\s*\\!\s*(\d)").expect("regex"));
+static THIN_SPACE_NUM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d)\\[,;: ](\d{3})").expect("regex"));
+/// Whole answer is a number written with thousands separators (comma or space).
+static THOUSANDS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-+]?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$").expect("regex"));
+/// Whole answer is `a,b` with no space: a decimal comma or a two-element list.
+static DECIMAL_COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-+]?\d+,\d+$").expect("regex"));
+
+/// Commands that may appear with an escaped (doubled) backslash in JSON-mangled strings.
+const KNOWN_CMDS: &[&str] = &[
+    "frac", "dfrac", "tfrac", "cfrac", "left", "right", "boxed", "fbox", "sqrt", "text", "textbf", "mathrm", "mathbf",
+    "pi", "cdot", "times", "begin", "end", "infty", "le", "leq", "ge", "geq", "pm", "circ", "sin", "cos", "tan", "log",
+    "ln", "in", "cup", "alpha", "beta", "gamma", "theta", "mbox", "neq", "approx", "quad", "dots", "ldots", "cdots",
+    "binom", "over", "lfloor", "rfloor", "operatorname",
+];
+
+/// Undo common escaping damage in raw model/test text: `\\frac` → `\frac`, literal `\n` → newline.
+pub fn preclean(text: &str) -> String {
+    let mut s = text.to_string();
+    if s.contains("\\n") {
+        s = LITERAL_NL.replace_all(&s, "\n$1").into_owned();
+    }
+    if s.contains("\\\\") {
+        s = DOUBLE_BS_CMD
+            .replace_all(&s, |c: &regex::Captures| {
+                let name = &c[1];
+                if KNOWN_CMDS.contains(&name) {
+                    format!("\\{name}")
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+    }
+    s
+}
+
+/// Strip math-mode delimiters and sentence punctuation around an answer.
+pub fn strip_delims(s: &str) -> String {
+    let mut t = s.trim();
+    loop {
+        let before = t;
+        for (open, close) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
+            if t.len() >= open.len() + close.len() && t.starts_with(open) && t.ends_with(close) {
+                t = t[open.len()..t.len() - close.len()].trim();
+            }
+        }
+        t = t.trim_end_matches(['.', '。']).trim();
+        t = t.trim_start_matches('$').trim_end_matches('$').trim();
+        if t == before {
+            break;
+        }
+    }
+    t.to_string()
+}
+
+/// Canonical string form of an answer (before parsing).
+pub fn clean_answer(s: &str) -> String {
+    let s = preclean(s);
+    let mut s = strip_delims(&s);
+    if s.contains('\\') || s.contains('°') {
+        s = DEGREES.replace_all(&s, "").into_owned();
+    }
+    s = s.replace("\\$", "").replace("\\%", "%").replace("\\!", "");
+    if s.contains('{') {
+        s = BRACE_COMMA.replace_all(&s, "$1,$2").into_owned();
+    }
+    if s.contains("\\!") || s.contains(",\\") {
+        s = COMMA_BANG.replace_all(&s, "$1,$2").into_owned();
+    }
+    if s.contains('\\') {
+        s = THIN_SPACE_NUM.replace_all(&s, "$1 $2").into_owned();
+    }
+    // A leading `=` or trailing sentence punctuation carries no meaning.
+    let t = s.trim().trim_start_matches('=').trim().trim_end_matches(['.', ',', ';']).trim();
+    t.to_string()
+}
+
+/// Readings of a bare number with separators. Returns alternatives to try, most likely first.
+/// `7,425,000` → 7425000 (or the list 7, 425, 000); `1,22` → 1.22 or the list 1, 22.
+pub fn number_readings(s: &str) -> Vec<String> {
+    let t = s.trim();
+    if let Some(c) = THOUSANDS.captures(t) {
+        let joined: String = t.chars().filter(|&c| c != ',' && c != ' ').collect();
+        let mut v = vec![joined];
+        if c.get(1).is_some() {
+            v.push(t.to_string());
+        }
+        return v;
+    }
+    if DECIMAL_COMMA.is_match(t) {
+        return vec![t.to_string(), t.replacen(',', ".", 1)];
+    }
+    vec![t.to_string()]
+}
+
+/// A loose textual key for answers we cannot parse: no markup, spacing or case.
+pub fn loose(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let mut name = String::new();
+            while let Some(&n) = chars.peek() {
+                if n.is_ascii_alphabetic() {
+                    name.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if name.is_empty() {
+                chars.next();
+                continue;
+            }
+            let drop = matches!(
+                name.as_str(),
+                "text" | "textbf" | "textit" | "mathrm" | "mathbf" | "mbox" | "textnormal" | "left" | "right" | "displaystyle"
+                    | "quad" | "qquad" | "operatorname"
+            );
+            if !drop {
+                out.push('\\');
+                out.push_str(&name);
+            }
+            continue;
+        }
+        if c.is_whitespace() || c == '{' || c == '}' || c == '$' {
+            continue;
+        }
+        out.extend(c.to_lowercase());
+    }
+    out.trim_end_matches('.').to_string()
+}
