@@ -140,7 +140,15 @@ impl<'a> Evaluator<'a> {
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
-                    vals.push(self.eval(a)?);
+                    match self.eval(a) {
+                        Ok(v) => vals.push(v),
+                        // gcd of polynomials: the gcd of their numeric contents.
+                        Err(EvalError::Unsupported) if *f == Func::Gcd => match content(a) {
+                            Some(c) => vals.push(Val::Exact(c)),
+                            None => return Err(EvalError::Unsupported),
+                        },
+                        Err(e) => return Err(e),
+                    }
                 }
                 apply(*f, &vals)
             }
@@ -331,4 +339,38 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
 
 fn half() -> Val {
     Val::Exact(BigRational::new(BigInt::from(1), BigInt::from(2)))
+}
+
+/// Numeric content of a polynomial-like expression: `50x` → 50, `x + 76` → 1, `y` → 1.
+fn content(n: &Node) -> Option<BigRational> {
+    let one = || BigRational::from_integer(BigInt::from(1));
+    match n {
+        Node::Num(r, _) => Some(r.abs()),
+        Node::Sym(_) => Some(one()),
+        Node::Neg(a) => content(a),
+        Node::Pow(b, _) if matches!(**b, Node::Sym(_)) => Some(one()),
+        Node::Func(Func::Sqrt, a) if a.len() == 1 && matches!(a[0], Node::Sym(_)) => Some(one()),
+        Node::Mul(fs) => {
+            let mut acc = one();
+            for (div, f) in fs {
+                if *div {
+                    return None;
+                }
+                acc *= content(f)?;
+            }
+            Some(acc)
+        }
+        Node::Add(ts) => {
+            let mut acc: Option<BigRational> = None;
+            for (_, t) in ts {
+                let c = content(t)?;
+                acc = Some(match acc {
+                    None => c,
+                    Some(a) => value::rat_gcd(&a, &c),
+                });
+            }
+            acc
+        }
+        _ => None,
+    }
 }

@@ -222,12 +222,20 @@ fn segment_after(s: &str) -> Option<String> {
     if looks_like_answer(seg) {
         return Some(seg.to_string());
     }
-    last_number(seg).map(|(_, _, n)| n)
+    last_number(seg).map(|(_, _, n)| n).or_else(|| Some(seg.to_string()))
 }
 
 /// Short, mostly symbolic text (not prose).
 fn looks_like_answer(s: &str) -> bool {
-    s.chars().count() <= 40 && WORD.find_iter(s).filter(|m| !s[..m.start()].ends_with('\\')).count() <= 1
+    const ALLOWED: &[&str] = &["pct", "percent", "and", "sqrt", "frac", "pi", "infty"];
+    let prose_script = s.chars().any(|c| c.is_alphabetic() && !c.is_ascii() && !('\u{370}'..='\u{3ff}').contains(&c));
+    s.chars().count() <= 40
+        && !prose_script
+        && WORD
+            .find_iter(s)
+            .filter(|m| !s[..m.start()].ends_with('\\') && !ALLOWED.contains(&m.as_str().to_lowercase().as_str()))
+            .count()
+            == 0
 }
 
 /// Extract the final answer from a solution text (or return a bare answer as is).
@@ -317,9 +325,10 @@ pub fn gold_choice(gold: &str) -> Option<char> {
     match (c0, c1, c2) {
         (Some(c), None, _) if ('A'..='E').contains(&c) => Some(c),
         (Some('('), Some(c), Some(')')) if ('A'..='E').contains(&c) => Some(c),
-        (Some(c), Some(d), _) if ('A'..='E').contains(&c) && (d == ')' || d == '.' || d == ' ') && t.len() > 2 => {
+        (Some(c), Some(d), _) if ('A'..='E').contains(&c) && (d == ')' || d == '.' || d == ' ') => {
             // "C Cecile" / "C. Cecile": a letter followed by option text.
-            Some(c)
+            let rest = t[2..].trim_start();
+            rest.starts_with(|x: char| x.is_alphabetic()).then_some(c)
         }
         _ => None,
     }

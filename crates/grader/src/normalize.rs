@@ -74,12 +74,12 @@ pub fn clean_answer(s: &str) -> String {
     if s.contains('\\') || s.contains('°') {
         s = DEGREES.replace_all(&s, "").into_owned();
     }
+    if s.contains("\\!") {
+        s = COMMA_BANG.replace_all(&s, "$1,$2").into_owned();
+    }
     s = s.replace("\\$", "").replace("\\%", "%").replace("\\!", "");
     if s.contains('{') {
         s = BRACE_COMMA.replace_all(&s, "$1,$2").into_owned();
-    }
-    if s.contains("\\!") || s.contains(",\\") {
-        s = COMMA_BANG.replace_all(&s, "$1,$2").into_owned();
     }
     if s.contains('\\') {
         s = THIN_SPACE_NUM.replace_all(&s, "$1 $2").into_owned();
@@ -98,6 +98,15 @@ pub fn number_readings(s: &str) -> Vec<String> {
         let mut v = vec![joined];
         if c.get(1).is_some() {
             v.push(t.to_string());
+            // `0,111` / `1,234`: a single comma may also be a decimal comma.
+            if t.matches(',').count() == 1 && !t.contains('.') {
+                let dec = t.replacen(',', ".", 1);
+                if t.trim_start_matches(['-', '+']).starts_with("0,") {
+                    v.insert(0, dec);
+                } else {
+                    v.push(dec);
+                }
+            }
         }
         return v;
     }

@@ -724,7 +724,7 @@ impl Parser {
                     let prev_int = matches!(factors.last(), Some((false, Node::Num(_, 0))));
                     let f = self.parse_pow_chain()?;
                     // Mixed number: 3\frac{1}{2}.
-                    if prev_int && factors.len() == 1 {
+                    if prev_int {
                         if let Node::Mul(ref v) = f {
                             if is_simple_frac(v) {
                                 let (_, whole) = factors.pop().unwrap_or((false, num(0)));
@@ -794,7 +794,12 @@ impl Parser {
                 self.pos += 1;
                 self.parse_exponent().map(|n| Node::Neg(Box::new(n)))
             }
-            Some(Tok::Num(_)) => Ok(self.single_digit()),
+            Some(Tok::Num(s)) => {
+                // `10^32` in plain-text answers means 10^{32}.
+                let s = s.clone();
+                self.pos += 1;
+                parse_number(&s).map(|(r, d)| Node::Num(r, d)).ok_or(ParseError("bad number"))
+            }
             _ => self.parse_postfix(),
         };
         self.leave();
