@@ -123,13 +123,12 @@ fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'$' {
+        if b[i] == b'$' && (i == 0 || b[i - 1] != b'\\') {
             let dbl = i + 1 < b.len() && b[i + 1] == b'$';
             let open = if dbl { 2 } else { 1 };
             let pat = if dbl { "$$" } else { "$" };
-            if let Some(off) = s[i + open..].find(pat) {
+            if let Some(ce) = find_unescaped(s, i + open, pat) {
                 let cs = i + open;
-                let ce = cs + off;
                 out.push((i, ce + open, s[cs..ce].to_string()));
                 i = ce + open;
                 continue;
@@ -151,6 +150,20 @@ fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
         i += 1;
     }
     out
+}
+
+/// Next `pat` at or after `from` that is not preceded by a backslash (`\$` is a dollar sign).
+fn find_unescaped(s: &str, from: usize, pat: &str) -> Option<usize> {
+    let mut k = from;
+    while let Some(off) = s.get(k..)?.find(pat) {
+        let p = k + off;
+        if p > 0 && s.as_bytes()[p - 1] == b'\\' {
+            k = p + 1;
+            continue;
+        }
+        return Some(p);
+    }
+    None
 }
 
 /// Last number in plain text (`1,000.99`, `2,74`, `28 %`), with a sign when it is not a

@@ -118,7 +118,7 @@ pub fn gold_answer(dataset: &str, record: &Value) -> Result<String, GoldError> {
             let parts: Vec<String> = list
                 .iter()
                 .filter_map(|x| x.as_str())
-                .map(|x| crate::normalize::strip_delims(x))
+                .map(|x| crate::normalize::strip_delims(x).replace('$', "").trim().to_string())
                 .filter(|x| !x.is_empty())
                 .collect();
             if parts.is_empty() {
@@ -128,7 +128,9 @@ pub fn gold_answer(dataset: &str, record: &Value) -> Result<String, GoldError> {
         }
         Dataset::MinervaMath => {
             let s = v.as_str().ok_or_else(|| bad("not a string"))?;
-            find_last_boxed(s).ok_or_else(|| bad("no \\boxed{} in solution"))
+            let b = find_last_boxed(s).ok_or_else(|| bad("no \\boxed{} in solution"))?;
+            // Stray `$ $` inside the box (math mode toggled off and on) carries no meaning.
+            Ok(b.replace("$ $", " ").replace("$$", ""))
         }
         Dataset::Asdiv => {
             let s = match v.as_str() {

@@ -230,6 +230,10 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 }
             }
             out.push(Tok::Num(chars[st..i].iter().collect()));
+            // `1./3` (a float written with a bare trailing point).
+            if chars.get(i) == Some(&'.') && !chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+                i += 1;
+            }
             continue;
         }
         if c.is_ascii_alphabetic() {
@@ -312,9 +316,10 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 let j = skip_ws(&chars, i);
                 if let Some((content, k)) = read_group(&chars, j) {
                     i = k;
-                    let t = content.trim();
+                    let t = content.trim_matches(|c: char| c.is_whitespace() || c == '~');
                     if t.len() > 1 && t.chars().all(|c| c.is_ascii_alphabetic()) {
-                        if func_of(t).is_some() || t == "mod" || t == "lcm" || t == "gcd" {
+                        let unit_like = matches!(t, "min" | "max" | "sec") && n != "operatorname";
+                        if !unit_like && (func_of(t).is_some() || t == "mod" || t == "lcm" || t == "gcd") {
                             out.push(Tok::Cmd(t.to_string()));
                         } else if FONT_CMDS.contains(&n) && n != "mathbf" && n != "boldsymbol" && n != "bm" {
                             out.push(Tok::Text(t.to_string()));
