@@ -9,8 +9,8 @@ use num_rational::BigRational;
 
 use crate::eval::{Env, Evaluator};
 use crate::normalize::{clean_answer, loose, number_readings};
-use crate::parse::{parse, Node, RelOp};
-use crate::value::{is_terminating, val_eq, EvalError, Val};
+use crate::parse::{Node, RelOp, parse};
+use crate::value::{EvalError, Val, is_terminating, val_eq};
 
 /// Number of random points used for expressions with free variables.
 const ROUNDS: u64 = 4;
@@ -20,7 +20,11 @@ const MAX_PM: usize = 4;
 #[derive(Debug, Clone)]
 pub enum Ans {
     /// An expression; `percent` when written with `%`; `mask` picks the `±` branches.
-    Scalar { node: Node, percent: bool, mask: u32 },
+    Scalar {
+        node: Node,
+        percent: bool,
+        mask: u32,
+    },
     Value(Val),
     NegInf,
     PosInf,
@@ -38,14 +42,27 @@ pub enum Ans {
 
 pub fn children(n: &Node) -> Vec<&Node> {
     match n {
-        Node::Num(..) | Node::Pi | Node::E | Node::I | Node::Inf | Node::Sym(_) | Node::Text(_) => vec![],
+        Node::Num(..) | Node::Pi | Node::E | Node::I | Node::Inf | Node::Sym(_) | Node::Text(_) => {
+            vec![]
+        }
         Node::Neg(a) | Node::Fact(a) | Node::Percent(a) => vec![a],
         Node::Add(v) | Node::Mul(v) => v.iter().map(|x| &x.1).collect(),
-        Node::Pow(a, b) | Node::LogBase(a, b) | Node::Root(a, b) | Node::Binom(a, b) | Node::Mod(a, b) | Node::Ratio(a, b) => {
+        Node::Pow(a, b)
+        | Node::LogBase(a, b)
+        | Node::Root(a, b)
+        | Node::Binom(a, b)
+        | Node::Mod(a, b)
+        | Node::Ratio(a, b) => {
             vec![a, b]
         }
-        Node::Pm(a, b, _) => a.iter().map(|x| &**x).chain(std::iter::once(&**b)).collect(),
-        Node::Func(_, v) | Node::Tuple(v) | Node::Set(v) | Node::Union(v) | Node::List(v) => v.iter().collect(),
+        Node::Pm(a, b, _) => a
+            .iter()
+            .map(|x| &**x)
+            .chain(std::iter::once(&**b))
+            .collect(),
+        Node::Func(_, v) | Node::Tuple(v) | Node::Set(v) | Node::Union(v) | Node::List(v) => {
+            v.iter().collect()
+        }
         Node::BigOp(_, _, a, b, c) | Node::Integral(_, a, b, c) => vec![a, b, c],
         Node::Interval(a, b, _, _) => vec![a, b],
         Node::Matrix(rows) => rows.iter().flatten().collect(),
@@ -105,43 +122,82 @@ fn bound(n: &Node) -> Ans {
     match n {
         Node::Inf => Ans::PosInf,
         Node::Neg(a) if **a == Node::Inf => Ans::NegInf,
-        _ => Ans::Scalar { node: n.clone(), percent: false, mask: 0 },
+        _ => Ans::Scalar {
+            node: n.clone(),
+            percent: false,
+            mask: 0,
+        },
     }
 }
 
 fn scalar(n: Node) -> Vec<Ans> {
     let k = count_pm(&n);
     if k == 0 {
-        return vec![Ans::Scalar { node: n, percent: false, mask: 0 }];
+        return vec![Ans::Scalar {
+            node: n,
+            percent: false,
+            mask: 0,
+        }];
     }
     if k > MAX_PM {
-        return vec![Ans::Scalar { node: n, percent: false, mask: u32::MAX }];
+        return vec![Ans::Scalar {
+            node: n,
+            percent: false,
+            mask: u32::MAX,
+        }];
     }
-    (0..(1u32 << k)).map(|m| Ans::Scalar { node: n.clone(), percent: false, mask: m }).collect()
+    (0..(1u32 << k))
+        .map(|m| Ans::Scalar {
+            node: n.clone(),
+            percent: false,
+            mask: m,
+        })
+        .collect()
 }
 
 fn one_or_list(mut v: Vec<Ans>) -> Ans {
-    if v.len() == 1 { v.pop().unwrap_or(Ans::List(vec![])) } else { Ans::List(v) }
+    if v.len() == 1 {
+        v.pop().unwrap_or(Ans::List(vec![]))
+    } else {
+        Ans::List(v)
+    }
 }
 
 /// Convert a parse tree into an answer shape. A node may expand into several items (`±`).
 pub fn to_ans(n: &Node) -> Vec<Ans> {
     match n {
         Node::List(items) => vec![one_or_list(list_items(items))],
-        Node::Tuple(v) => vec![Ans::Tuple(v.iter().map(|x| one_or_list(to_ans(x))).collect())],
+        Node::Tuple(v) => vec![Ans::Tuple(
+            v.iter().map(|x| one_or_list(to_ans(x))).collect(),
+        )],
         Node::Set(v) => vec![Ans::Set(v.iter().flat_map(to_ans).collect())],
-        Node::Interval(a, b, lc, rc) => vec![Ans::Interval(Box::new(bound(a)), Box::new(bound(b)), *lc, *rc)],
+        Node::Interval(a, b, lc, rc) => vec![Ans::Interval(
+            Box::new(bound(a)),
+            Box::new(bound(b)),
+            *lc,
+            *rc,
+        )],
         Node::Union(parts) => vec![Ans::Union(
             parts
                 .iter()
                 .map(|p| match p {
-                    Node::Tuple(v) if v.len() == 2 => Ans::Interval(Box::new(bound(&v[0])), Box::new(bound(&v[1])), false, false),
+                    Node::Tuple(v) if v.len() == 2 => {
+                        Ans::Interval(Box::new(bound(&v[0])), Box::new(bound(&v[1])), false, false)
+                    }
                     _ => one_or_list(to_ans(p)),
                 })
                 .collect(),
         )],
-        Node::Matrix(rows) => vec![Ans::Matrix(rows.iter().map(|r| r.iter().map(|x| one_or_list(to_ans(x))).collect()).collect())],
-        Node::Percent(x) => vec![Ans::Scalar { node: (**x).clone(), percent: true, mask: 0 }],
+        Node::Matrix(rows) => vec![Ans::Matrix(
+            rows.iter()
+                .map(|r| r.iter().map(|x| one_or_list(to_ans(x))).collect())
+                .collect(),
+        )],
+        Node::Percent(x) => vec![Ans::Scalar {
+            node: (**x).clone(),
+            percent: true,
+            mask: 0,
+        }],
         Node::Text(t) => vec![Ans::Text(t.clone())],
         Node::Rel(parts, ops) => rel_to_ans(parts, ops),
         Node::Inf => vec![Ans::PosInf],
@@ -156,13 +212,15 @@ fn list_items(items: &[Node]) -> Vec<Ans> {
     let mut values: Vec<Vec<Ans>> = Vec::new();
     let mut any_label = false;
     for it in items {
-        if let Node::Rel(parts, ops) = it {
-            if ops.len() == 1 && ops[0] == RelOp::Eq && is_label(&parts[0]) {
-                any_label = true;
-                labels.push(Some(format!("{:?}", parts[0])));
-                values.push(to_ans(&parts[1]));
-                continue;
-            }
+        if let Node::Rel(parts, ops) = it
+            && ops.len() == 1
+            && ops[0] == RelOp::Eq
+            && is_label(&parts[0])
+        {
+            any_label = true;
+            labels.push(Some(format!("{:?}", parts[0])));
+            values.push(to_ans(&parts[1]));
+            continue;
         }
         let v = to_ans(it);
         if any_label && labels.last().is_some_and(|l| l.is_some()) && !matches!(it, Node::Rel(..)) {
@@ -178,7 +236,11 @@ fn list_items(items: &[Node]) -> Vec<Ans> {
     if any_label {
         let names: Vec<&String> = labels.iter().flatten().collect();
         let distinct: BTreeSet<&String> = names.iter().copied().collect();
-        if names.len() == labels.len() && distinct.len() == names.len() && names.len() >= 2 && values.iter().all(|v| v.len() == 1) {
+        if names.len() == labels.len()
+            && distinct.len() == names.len()
+            && names.len() >= 2
+            && values.iter().all(|v| v.len() == 1)
+        {
             // `p = 5, q = 2` is the tuple (5, 2).
             return vec![Ans::Tuple(values.into_iter().flatten().collect())];
         }
@@ -201,10 +263,15 @@ fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
     let cut = if ops.iter().all(|o| *o == RelOp::Approx) {
         ops.len()
     } else {
-        ops.iter().position(|o| *o == RelOp::Approx).unwrap_or(ops.len())
+        ops.iter()
+            .position(|o| *o == RelOp::Approx)
+            .unwrap_or(ops.len())
     };
     let parts = &parts[..=cut];
-    let ops: Vec<RelOp> = ops[..cut].iter().map(|o| if *o == RelOp::Approx { RelOp::Eq } else { *o }).collect();
+    let ops: Vec<RelOp> = ops[..cut]
+        .iter()
+        .map(|o| if *o == RelOp::Approx { RelOp::Eq } else { *o })
+        .collect();
     if ops.is_empty() {
         return to_ans(&parts[0]);
     }
@@ -222,10 +289,20 @@ fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
     if ops.len() == 2 && ops.iter().all(ineq) && is_constant(&parts[0]) && is_constant(&parts[2]) {
         let up = |o: RelOp| matches!(o, RelOp::Lt | RelOp::Le);
         if up(ops[0]) && up(ops[1]) {
-            return vec![Ans::Interval(Box::new(bound(&parts[0])), Box::new(bound(&parts[2])), ops[0] == RelOp::Le, ops[1] == RelOp::Le)];
+            return vec![Ans::Interval(
+                Box::new(bound(&parts[0])),
+                Box::new(bound(&parts[2])),
+                ops[0] == RelOp::Le,
+                ops[1] == RelOp::Le,
+            )];
         }
         if !up(ops[0]) && !up(ops[1]) {
-            return vec![Ans::Interval(Box::new(bound(&parts[2])), Box::new(bound(&parts[0])), ops[1] == RelOp::Ge, ops[0] == RelOp::Ge)];
+            return vec![Ans::Interval(
+                Box::new(bound(&parts[2])),
+                Box::new(bound(&parts[0])),
+                ops[1] == RelOp::Ge,
+                ops[0] == RelOp::Ge,
+            )];
         }
     }
     if ops.len() == 1 && ineq(&ops[0]) {
@@ -235,7 +312,10 @@ fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
         } else if is_constant(l) && !is_constant(r) {
             (r, l, flip(op))
         } else {
-            return vec![Ans::Rel(normalize_rel(l, r, op).0, normalize_rel(l, r, op).1)];
+            return vec![Ans::Rel(
+                normalize_rel(l, r, op).0,
+                normalize_rel(l, r, op).1,
+            )];
         };
         if is_label(var_side) {
             return vec![half_line(bound(c), op)];
@@ -254,7 +334,9 @@ fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
 
 fn half_line(c: Ans, op: RelOp) -> Ans {
     match op {
-        RelOp::Lt | RelOp::Le => Ans::Interval(Box::new(Ans::NegInf), Box::new(c), false, op == RelOp::Le),
+        RelOp::Lt | RelOp::Le => {
+            Ans::Interval(Box::new(Ans::NegInf), Box::new(c), false, op == RelOp::Le)
+        }
         _ => Ans::Interval(Box::new(c), Box::new(Ans::PosInf), op == RelOp::Ge, false),
     }
 }
@@ -308,7 +390,9 @@ fn point(name: &str, r: u64) -> Val {
 
 /// Deterministic small integer point (2..=7).
 fn int_point(name: &str, r: u64) -> Val {
-    let Val::Exact(p) = point(name, r) else { return crate::value::int(3) };
+    let Val::Exact(p) = point(name, r) else {
+        return crate::value::int(3);
+    };
     let n = p.numer().iter_u64_digits().next().unwrap_or(0);
     crate::value::int(2 + (n % 6) as i64)
 }
@@ -329,12 +413,14 @@ fn decimal_literal(n: &Node) -> Option<(BigRational, u32)> {
 
 /// A decimal written to `d` places matches a non-terminating value that rounds to it.
 fn rounds_to(lit: &(BigRational, u32), other: &Val) -> bool {
-    if let Val::Exact(r) = other {
-        if is_terminating(r) {
-            return false;
-        }
+    if let Val::Exact(r) = other
+        && is_terminating(r)
+    {
+        return false;
     }
-    let Ok(o) = other.approx_checked() else { return false };
+    let Ok(o) = other.approx_checked() else {
+        return false;
+    };
     if !o.is_real() {
         return false;
     }
@@ -370,7 +456,19 @@ fn node_eq(a: &Node, am: u32, b: &Node, bm: u32) -> bool {
         if r == ROUNDS && ok > 0 {
             break;
         }
-        let env: Env = syms.iter().map(|s| (s.clone(), if r < ROUNDS { point(s, r) } else { int_point(s, r) })).collect();
+        let env: Env = syms
+            .iter()
+            .map(|s| {
+                (
+                    s.clone(),
+                    if r < ROUNDS {
+                        point(s, r)
+                    } else {
+                        int_point(s, r)
+                    },
+                )
+            })
+            .collect();
         match (eval_with(a, &env, am), eval_with(b, &env, bm)) {
             (Ok(x), Ok(y)) => {
                 if !val_eq(&x, &y) {
@@ -395,16 +493,53 @@ fn val_of(a: &Ans) -> Option<(&Node, u32)> {
 fn scalar_eq(a: &Ans, b: &Ans) -> bool {
     match (a, b) {
         (Ans::Value(x), Ans::Value(y)) => val_eq(x, y),
-        (Ans::Value(x), Ans::Scalar { node, mask, percent: false }) | (Ans::Scalar { node, mask, percent: false }, Ans::Value(x)) => {
-            eval_with(node, &Env::new(), *mask).is_ok_and(|y| val_eq(x, &y))
-        }
-        (Ans::Scalar { node: x, percent: px, mask: mx }, Ans::Scalar { node: y, percent: py, mask: my }) => {
+        (
+            Ans::Value(x),
+            Ans::Scalar {
+                node,
+                mask,
+                percent: false,
+            },
+        )
+        | (
+            Ans::Scalar {
+                node,
+                mask,
+                percent: false,
+            },
+            Ans::Value(x),
+        ) => eval_with(node, &Env::new(), *mask).is_ok_and(|y| val_eq(x, &y)),
+        (
+            Ans::Scalar {
+                node: x,
+                percent: px,
+                mask: mx,
+            },
+            Ans::Scalar {
+                node: y,
+                percent: py,
+                mask: my,
+            },
+        ) => {
             if px == py {
                 return node_eq(x, *mx, y, *my);
             }
             // Only one side carries `%`: 28% matches 28, and also 0.28.
-            let (p, pm, q, qm) = if *px { (x, *mx, y, *my) } else { (y, *my, x, *mx) };
-            node_eq(p, pm, q, qm) || node_eq(&Node::Mul(vec![(false, p.clone()), (true, Node::Num(BigRational::from_integer(100.into()), 0))]), pm, q, qm)
+            let (p, pm, q, qm) = if *px {
+                (x, *mx, y, *my)
+            } else {
+                (y, *my, x, *mx)
+            };
+            node_eq(p, pm, q, qm)
+                || node_eq(
+                    &Node::Mul(vec![
+                        (false, p.clone()),
+                        (true, Node::Num(BigRational::from_integer(100.into()), 0)),
+                    ]),
+                    pm,
+                    q,
+                    qm,
+                )
         }
         _ => false,
     }
@@ -434,7 +569,10 @@ fn bag_eq(xs: &[Ans], ys: &[Ans]) -> bool {
 
 /// Set match: every element of each side occurs in the other.
 fn set_eq(xs: &[Ans], ys: &[Ans]) -> bool {
-    !xs.is_empty() && !ys.is_empty() && xs.iter().all(|x| ys.iter().any(|y| ans_eq(x, y))) && ys.iter().all(|y| xs.iter().any(|x| ans_eq(x, y)))
+    !xs.is_empty()
+        && !ys.is_empty()
+        && xs.iter().all(|x| ys.iter().any(|y| ans_eq(x, y)))
+        && ys.iter().all(|y| xs.iter().any(|x| ans_eq(x, y)))
 }
 
 fn bound_eq(a: &Ans, b: &Ans) -> bool {
@@ -493,9 +631,12 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
         (Ans::List(x), Ans::List(y)) => bag_eq(x, y) || (x.len() == y.len() && seq_eq(x, y)),
         (_, Ans::List(y)) if y.len() == 1 => ans_eq(a, &y[0]),
         (Ans::List(x), Ans::Tuple(y)) | (Ans::Tuple(y), Ans::List(x)) => seq_eq(x, y),
-        (Ans::List(x), Ans::Set(y)) | (Ans::Set(x), Ans::List(y)) | (Ans::Set(x), Ans::Set(y)) => set_eq(x, y),
+        (Ans::List(x), Ans::Set(y)) | (Ans::Set(x), Ans::List(y)) | (Ans::Set(x), Ans::Set(y)) => {
+            set_eq(x, y)
+        }
         (Ans::Tuple(x), Ans::Tuple(y)) => seq_eq(x, y),
-        (Ans::Tuple(x), Ans::Interval(lo, hi, lc, rc)) | (Ans::Interval(lo, hi, lc, rc), Ans::Tuple(x)) => {
+        (Ans::Tuple(x), Ans::Interval(lo, hi, lc, rc))
+        | (Ans::Interval(lo, hi, lc, rc), Ans::Tuple(x)) => {
             x.len() == 2 && !lc && !rc && bound_eq(&x[0], lo) && bound_eq(&x[1], hi)
         }
         (Ans::Interval(a0, a1, al, ar), Ans::Interval(b0, b1, bl, br)) => {
@@ -521,10 +662,10 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
         (Ans::Text(x), Ans::Text(y)) => loose(x) == loose(y),
         (Ans::NegInf, Ans::NegInf) | (Ans::PosInf, Ans::PosInf) => true,
         (Ans::Scalar { .. } | Ans::Value(_), Ans::Scalar { .. } | Ans::Value(_)) => {
-            if let (Some((x, _)), Some((y, _))) = (val_of(a), val_of(b)) {
-                if let (Node::Text(_), _) | (_, Node::Text(_)) = (x, y) {
-                    return false;
-                }
+            if let (Some((x, _)), Some((y, _))) = (val_of(a), val_of(b))
+                && let (Node::Text(_), _) | (_, Node::Text(_)) = (x, y)
+            {
+                return false;
             }
             scalar_eq(a, b)
         }
@@ -559,4 +700,3 @@ pub fn answers_equal(a: &str, b: &str) -> bool {
     }
     ra.iter().any(|x| rb.iter().any(|y| ans_eq(x, y))) || loose(&ca) == loose(&cb)
 }
-

@@ -7,7 +7,7 @@ use num_rational::BigRational;
 use num_traits::{Signed, ToPrimitive, Zero};
 
 use crate::parse::{Func, Node};
-use crate::value::{self, binom, factorial, int, modulo, C64, EvalError, Val};
+use crate::value::{self, C64, EvalError, Val, binom, factorial, int, modulo};
 
 /// Node visits allowed for one evaluation (bounds sums, integrals and products of sums).
 const STEP_BUDGET: u32 = 200_000;
@@ -48,16 +48,31 @@ fn real_fn(v: &Val, f: fn(f64) -> f64) -> Result<Val, EvalError> {
 
 fn to_int(v: &Val) -> Option<i64> {
     let r = v.exact()?;
-    if r.is_integer() { r.to_integer().to_i64() } else { None }
+    if r.is_integer() {
+        r.to_integer().to_i64()
+    } else {
+        None
+    }
 }
 
 impl<'a> Evaluator<'a> {
     pub fn with_mask(env: &'a Env, mask: u32) -> Self {
-        Evaluator { env, local: Vec::new(), steps: 0, mask, pm_seen: 0 }
+        Evaluator {
+            env,
+            local: Vec::new(),
+            steps: 0,
+            mask,
+            pm_seen: 0,
+        }
     }
 
     fn lookup(&self, name: &str) -> Option<&Val> {
-        self.local.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v).or_else(|| self.env.get(name))
+        self.local
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.env.get(name))
     }
 
     pub fn eval(&mut self, node: &Node) -> Result<Val, EvalError> {
@@ -123,12 +138,11 @@ impl<'a> Evaluator<'a> {
                 let inv = int(1).div(&n)?;
                 if let Some(k) = to_int(&n) {
                     // Odd roots of negative reals stay real.
-                    if k % 2 != 0 {
-                        if let Some(xr) = x.real() {
-                            if xr < 0.0 {
-                                return Ok(x.neg().pow(&inv)?.neg());
-                            }
-                        }
+                    if k % 2 != 0
+                        && let Some(xr) = x.real()
+                        && xr < 0.0
+                    {
+                        return Ok(x.neg().pow(&inv)?.neg());
                     }
                 }
                 x.pow(&inv)
@@ -182,7 +196,13 @@ impl<'a> Evaluator<'a> {
                     let v = self.eval(body);
                     self.local.pop();
                     let y = v?.real().ok_or(EvalError::Unsupported)?;
-                    let w = if k == 0 || k == n { 1.0 } else if k % 2 == 1 { 4.0 } else { 2.0 };
+                    let w = if k == 0 || k == n {
+                        1.0
+                    } else if k % 2 == 1 {
+                        4.0
+                    } else {
+                        2.0
+                    };
                     s += w * y;
                 }
                 approx(C64::real(s * h / 3.0))
@@ -211,14 +231,13 @@ fn log_base(b: &Val, x: &Val) -> Result<Val, EvalError> {
     let l = xx.re.ln() / bb.re.ln();
     // Exact when x is an integer power of b.
     let k = l.round();
-    if (l - k).abs() < 1e-9 && k.abs() < 4096.0 {
-        if let (Val::Exact(_), Val::Exact(_)) = (b, x) {
-            if let Ok(p) = b.pow(&int(k as i64)) {
-                if value::val_eq(&p, x) {
-                    return Ok(int(k as i64));
-                }
-            }
-        }
+    if (l - k).abs() < 1e-9
+        && k.abs() < 4096.0
+        && let (Val::Exact(_), Val::Exact(_)) = (b, x)
+        && let Ok(p) = b.pow(&int(k as i64))
+        && value::val_eq(&p, x)
+    {
+        return Ok(int(k as i64));
     }
     approx(C64::real(l))
 }
@@ -228,10 +247,10 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
     match f {
         Func::Sqrt => {
             let x = one()?;
-            if let Some(r) = x.exact() {
-                if r.is_negative() {
-                    return Ok(Val::Approx(C64::new(0.0, 1.0)).mul(&x.neg().pow(&half())?)?);
-                }
+            if let Some(r) = x.exact()
+                && r.is_negative()
+            {
+                return Val::Approx(C64::new(0.0, 1.0)).mul(&x.neg().pow(&half())?);
             }
             x.pow(&half())
         }
@@ -245,8 +264,19 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
         Func::Floor | Func::Ceil => {
             let x = one()?;
             match x {
-                Val::Exact(r) => Ok(Val::Exact(if f == Func::Floor { r.floor() } else { r.ceil() })),
-                _ => real_fn(x, if f == Func::Floor { f64::floor } else { f64::ceil }),
+                Val::Exact(r) => Ok(Val::Exact(if f == Func::Floor {
+                    r.floor()
+                } else {
+                    r.ceil()
+                })),
+                _ => real_fn(
+                    x,
+                    if f == Func::Floor {
+                        f64::floor
+                    } else {
+                        f64::ceil
+                    },
+                ),
             }
         }
         Func::Exp => {

@@ -14,7 +14,16 @@ static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expe
 /// Markers after which a final answer follows, strongest first. Matched case-insensitively.
 const FINAL_MARKERS: &[&str] = &["final answer is", "final answer:", "final answer"];
 const ANSWER_MARKERS: &[&str] = &[
-    "the answer is", "answer is", "answer:", "réponse est", "réponse :", "réponse:", "答案是", "答案为", "答案：", "answer =",
+    "the answer is",
+    "answer is",
+    "answer:",
+    "réponse est",
+    "réponse :",
+    "réponse:",
+    "答案是",
+    "答案为",
+    "答案：",
+    "answer =",
 ];
 
 /// A `\boxed{...}` occurrence: byte range of the whole command and its content.
@@ -68,15 +77,25 @@ fn find_boxed(s: &str) -> Vec<Boxed> {
             }
             match close {
                 Some(c) => {
-                    out.push(Boxed { start: p, end: c + 1, content: s[j + 1..c].to_string() });
+                    out.push(Boxed {
+                        start: p,
+                        end: c + 1,
+                        content: s[j + 1..c].to_string(),
+                    });
                     i = c + 1;
                 }
                 None => break,
             }
         } else if j > p + 1 + name_len && j < bytes.len() {
             // `\boxed 5`: a single token after a space.
-            let k = s[j..].find(|c: char| c.is_whitespace() || c == '$').map_or(s.len(), |x| j + x);
-            out.push(Boxed { start: p, end: k, content: s[j..k].to_string() });
+            let k = s[j..]
+                .find(|c: char| c.is_whitespace() || c == '$')
+                .map_or(s.len(), |x| j + x);
+            out.push(Boxed {
+                start: p,
+                end: k,
+                content: s[j..k].to_string(),
+            });
             i = k.max(p + 1);
         } else {
             i = p + 1;
@@ -172,8 +191,8 @@ fn last_number(s: &str) -> Option<(usize, usize, String)> {
     let m = NUMBER.find_iter(s).last()?;
     let mut start = m.start();
     let prev = s[..start].trim_end_matches(' ');
-    if prev.ends_with('-') {
-        let before = prev[..prev.len() - 1].trim_end();
+    if let Some(before) = prev.strip_suffix('-') {
+        let before = before.trim_end();
         if !before.ends_with(|c: char| c.is_alphanumeric() || c == ')') {
             start = prev.len() - 1;
         }
@@ -183,7 +202,10 @@ fn last_number(s: &str) -> Option<(usize, usize, String)> {
 }
 
 fn find_last_ci(hay_lower: &str, markers: &[&str]) -> Option<usize> {
-    markers.iter().filter_map(|m| hay_lower.rfind(m).map(|p| p + m.len())).max()
+    markers
+        .iter()
+        .filter_map(|m| hay_lower.rfind(m).map(|p| p + m.len()))
+        .max()
 }
 
 /// Answer text following a marker: up to the end of the sentence or line.
@@ -199,10 +221,10 @@ fn segment_after(s: &str) -> Option<String> {
             return Some(b);
         }
     }
-    if t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\[") {
-        if let Some((_, _, c)) = math_segments(t).into_iter().next() {
-            return Some(c);
-        }
+    if (t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\["))
+        && let Some((_, _, c)) = math_segments(t).into_iter().next()
+    {
+        return Some(c);
     }
     // Sentence end: newline, or a period/！ followed by space or end.
     let mut end = t.len();
@@ -212,7 +234,9 @@ fn segment_after(s: &str) -> Option<String> {
             end = i;
             break;
         }
-        if (ch == '.' || ch == '。') && (i + ch.len_utf8() >= b.len() || b[i + ch.len_utf8()].is_ascii_whitespace()) {
+        if (ch == '.' || ch == '。')
+            && (i + ch.len_utf8() >= b.len() || b[i + ch.len_utf8()].is_ascii_whitespace())
+        {
             // A period inside $...$ does not end the sentence.
             if t[..i].matches('$').count() % 2 == 0 {
                 end = i;
@@ -235,18 +259,25 @@ fn segment_after(s: &str) -> Option<String> {
     if looks_like_answer(seg) {
         return Some(seg.to_string());
     }
-    last_number(seg).map(|(_, _, n)| n).or_else(|| Some(seg.to_string()))
+    last_number(seg)
+        .map(|(_, _, n)| n)
+        .or_else(|| Some(seg.to_string()))
 }
 
 /// Short, mostly symbolic text (not prose).
 fn looks_like_answer(s: &str) -> bool {
     const ALLOWED: &[&str] = &["pct", "percent", "and", "sqrt", "frac", "pi", "infty"];
-    let prose_script = s.chars().any(|c| c.is_alphabetic() && !c.is_ascii() && !('\u{370}'..='\u{3ff}').contains(&c));
+    let prose_script = s
+        .chars()
+        .any(|c| c.is_alphabetic() && !c.is_ascii() && !('\u{370}'..='\u{3ff}').contains(&c));
     s.chars().count() <= 40
         && !prose_script
         && WORD
             .find_iter(s)
-            .filter(|m| !s[..m.start()].ends_with('\\') && !ALLOWED.contains(&m.as_str().to_lowercase().as_str()))
+            .filter(|m| {
+                !s[..m.start()].ends_with('\\')
+                    && !ALLOWED.contains(&m.as_str().to_lowercase().as_str())
+            })
             .count()
             == 0
 }
@@ -262,10 +293,10 @@ pub fn extract_answer(text: &str) -> Option<String> {
         return Some(b);
     }
     let lower = s.to_lowercase();
-    if let Some(p) = find_last_ci(&lower, FINAL_MARKERS) {
-        if let Some(a) = s.get(p..).and_then(segment_after) {
-            return Some(a);
-        }
+    if let Some(p) = find_last_ci(&lower, FINAL_MARKERS)
+        && let Some(a) = s.get(p..).and_then(segment_after)
+    {
+        return Some(a);
     }
     if let Some(p) = s.rfind("####") {
         let rest = s[p + 4..].trim();
@@ -274,10 +305,10 @@ pub fn extract_answer(text: &str) -> Option<String> {
             return Some(line.replace(',', ""));
         }
     }
-    if let Some(p) = find_last_ci(&lower, ANSWER_MARKERS) {
-        if let Some(a) = s.get(p..).and_then(segment_after) {
-            return Some(a);
-        }
+    if let Some(p) = find_last_ci(&lower, ANSWER_MARKERS)
+        && let Some(a) = s.get(p..).and_then(segment_after)
+    {
+        return Some(a);
     }
     let maths = math_segments(s);
     if maths.is_empty() && looks_like_answer(s) {
@@ -286,10 +317,10 @@ pub fn extract_answer(text: &str) -> Option<String> {
     // Whichever comes last: a math segment, or a number in the prose after it.
     let last_math = maths.last();
     let tail_from = last_math.map_or(0, |m| m.1);
-    if let Some((_, _, n)) = last_number(&s[tail_from..]) {
-        if last_math.is_none() || !s[tail_from..].trim().is_empty() {
-            return Some(n);
-        }
+    if let Some((_, _, n)) = last_number(&s[tail_from..])
+        && (last_math.is_none() || !s[tail_from..].trim().is_empty())
+    {
+        return Some(n);
     }
     if let Some((_, _, c)) = last_math {
         return Some(c.clone());
@@ -305,10 +336,12 @@ pub fn extract_gold(text: &str) -> String {
         return b;
     }
     let lower = t.to_lowercase();
-    if find_last_ci(&lower, FINAL_MARKERS).is_some() || find_last_ci(&lower, ANSWER_MARKERS).is_some() || t.contains("####") {
-        if let Some(a) = extract_answer(t) {
-            return a;
-        }
+    if (find_last_ci(&lower, FINAL_MARKERS).is_some()
+        || find_last_ci(&lower, ANSWER_MARKERS).is_some()
+        || t.contains("####"))
+        && let Some(a) = extract_answer(t)
+    {
+        return a;
     }
     let maths = math_segments(t);
     if !maths.is_empty() {
@@ -332,7 +365,10 @@ pub fn extract_gold(text: &str) -> String {
 /// A multiple-choice letter (A–E) in a gold answer like `B`, `(A) Cecile`, `C Cecile`.
 pub fn gold_choice(gold: &str) -> Option<char> {
     let t = gold.trim();
-    let t = t.strip_prefix("\\text{").and_then(|x| x.strip_suffix('}')).unwrap_or(t);
+    let t = t
+        .strip_prefix("\\text{")
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(t);
     let mut cs = t.chars();
     let (c0, c1, c2) = (cs.next(), cs.next(), cs.next());
     match (c0, c1, c2) {
@@ -352,7 +388,8 @@ fn standalone_letter(s: &str, from_end: bool) -> Option<char> {
     let ok = |i: usize| {
         let c = cs[i];
         ('A'..='E').contains(&c)
-            && (i == 0 || !cs[i - 1].is_ascii_alphanumeric() && cs[i - 1] != '\\' && cs[i - 1] != '\'')
+            && (i == 0
+                || !cs[i - 1].is_ascii_alphanumeric() && cs[i - 1] != '\\' && cs[i - 1] != '\'')
             && (i + 1 == cs.len() || !cs[i + 1].is_ascii_alphanumeric())
     };
     if from_end {
@@ -365,28 +402,32 @@ fn standalone_letter(s: &str, from_end: bool) -> Option<char> {
 /// Choice letter chosen in a solution text.
 pub fn extract_choice(text: &str) -> Option<char> {
     let s = preclean(text);
-    if let Some(b) = boxed_answer(&s) {
-        if let Some(c) = standalone_letter(&b, false) {
-            return Some(c);
-        }
+    if let Some(b) = boxed_answer(&s)
+        && let Some(c) = standalone_letter(&b, false)
+    {
+        return Some(c);
     }
     let lower = s.to_lowercase();
     let markers = [FINAL_MARKERS, ANSWER_MARKERS].concat();
-    if let Some(p) = find_last_ci(&lower, &markers) {
-        if let Some(rest) = s.get(p..) {
-            let sentence: String = rest.chars().take(60).collect();
-            let sentence = sentence.split(['\n', '.', ',']).find(|x| !x.trim().is_empty()).unwrap_or("");
-            if let Some(c) = standalone_letter(sentence, false) {
-                return Some(c);
-            }
+    if let Some(p) = find_last_ci(&lower, &markers)
+        && let Some(rest) = s.get(p..)
+    {
+        let sentence: String = rest.chars().take(60).collect();
+        let sentence = sentence
+            .split(['\n', '.', ','])
+            .find(|x| !x.trim().is_empty())
+            .unwrap_or("");
+        if let Some(c) = standalone_letter(sentence, false) {
+            return Some(c);
         }
     }
     let t = s.trim_start();
     let mut cs = t.chars();
-    if let (Some(c), next) = (cs.next(), cs.next()) {
-        if ('A'..='E').contains(&c) && next.is_none_or(|n| !n.is_ascii_alphabetic()) {
-            return Some(c);
-        }
+    if let (Some(c), next) = (cs.next(), cs.next())
+        && ('A'..='E').contains(&c)
+        && next.is_none_or(|n| !n.is_ascii_alphabetic())
+    {
+        return Some(c);
     }
     standalone_letter(&s, true)
 }

@@ -10,9 +10,16 @@ pub enum GoldError {
     #[error("unknown dataset `{0}`")]
     UnknownDataset(String),
     #[error("{dataset}: record has no field `{field}`")]
-    MissingField { dataset: String, field: &'static str },
+    MissingField {
+        dataset: String,
+        field: &'static str,
+    },
     #[error("{dataset}: field `{field}` is malformed: {reason}")]
-    BadField { dataset: String, field: &'static str, reason: String },
+    BadField {
+        dataset: String,
+        field: &'static str,
+        reason: String,
+    },
 }
 
 /// The benchmark datasets, by directory name.
@@ -67,7 +74,12 @@ impl Dataset {
     /// The field holding the gold answer.
     pub fn answer_field(self) -> &'static str {
         match self {
-            Dataset::Gsm8k | Dataset::Math500 | Dataset::Aime24 | Dataset::Amc23 | Dataset::Asdiv | Dataset::CollegeMath => "answer",
+            Dataset::Gsm8k
+            | Dataset::Math500
+            | Dataset::Aime24
+            | Dataset::Amc23
+            | Dataset::Asdiv
+            | Dataset::CollegeMath => "answer",
             Dataset::OlympiadBench => "final_answer",
             Dataset::MinervaMath => "solution",
             Dataset::Svamp => "Answer",
@@ -92,21 +104,41 @@ fn format_number(v: &Value) -> Option<String> {
 fn trim_float_string(s: &str) -> String {
     let t = s.trim();
     match t.strip_suffix(".0") {
-        Some(i) if !i.is_empty() && i.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) => i.to_string(),
+        Some(i)
+            if !i.is_empty()
+                && i.trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_digit()) =>
+        {
+            i.to_string()
+        }
         _ => t.to_string(),
     }
 }
 
 /// The gold answer of one record of `dataset` (a directory name in `shared/data`).
 pub fn gold_answer(dataset: &str, record: &Value) -> Result<String, GoldError> {
-    let ds = Dataset::from_name(dataset).ok_or_else(|| GoldError::UnknownDataset(dataset.to_string()))?;
+    let ds = Dataset::from_name(dataset)
+        .ok_or_else(|| GoldError::UnknownDataset(dataset.to_string()))?;
     let field = ds.answer_field();
-    let v = record.get(field).filter(|v| !v.is_null()).ok_or(GoldError::MissingField { dataset: dataset.to_string(), field })?;
-    let bad = |reason: &str| GoldError::BadField { dataset: dataset.to_string(), field, reason: reason.to_string() };
+    let v = record
+        .get(field)
+        .filter(|v| !v.is_null())
+        .ok_or(GoldError::MissingField {
+            dataset: dataset.to_string(),
+            field,
+        })?;
+    let bad = |reason: &str| GoldError::BadField {
+        dataset: dataset.to_string(),
+        field,
+        reason: reason.to_string(),
+    };
     match ds {
         Dataset::Gsm8k => {
             let s = v.as_str().ok_or_else(|| bad("not a string"))?;
-            let (_, ans) = s.rsplit_once("####").ok_or_else(|| bad("no `#### N` line"))?;
+            let (_, ans) = s
+                .rsplit_once("####")
+                .ok_or_else(|| bad("no `#### N` line"))?;
             let a = ans.trim().replace(',', "");
             if a.is_empty() {
                 return Err(bad("empty answer after ####"));
@@ -118,7 +150,12 @@ pub fn gold_answer(dataset: &str, record: &Value) -> Result<String, GoldError> {
             let parts: Vec<String> = list
                 .iter()
                 .filter_map(|x| x.as_str())
-                .map(|x| crate::normalize::strip_delims(x).replace('$', "").trim().to_string())
+                .map(|x| {
+                    crate::normalize::strip_delims(x)
+                        .replace('$', "")
+                        .trim()
+                        .to_string()
+                })
                 .filter(|x| !x.is_empty())
                 .collect();
             if parts.is_empty() {

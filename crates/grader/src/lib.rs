@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use equiv::answers_equal;
 pub use extract::extract_answer;
-pub use gold::{gold_answer, Dataset, GoldError};
+pub use gold::{Dataset, GoldError, gold_answer};
 
 /// Result of grading one prediction.
 #[derive(Debug, Clone, Serialize)]
@@ -37,9 +37,17 @@ pub fn grade(gold: &str, pred_text: &str) -> Verdict {
     let g_clean = normalize::clean_answer(&g);
     if let Some(letter) = extract::gold_choice(&g_clean) {
         let p = extract::extract_choice(pred_text);
-        return Verdict { equal: p == Some(letter), gold: letter.to_string(), pred: p.map(String::from) };
+        return Verdict {
+            equal: p == Some(letter),
+            gold: letter.to_string(),
+            pred: p.map(String::from),
+        };
     }
     let pred = extract_answer(pred_text);
     let equal = pred.as_deref().is_some_and(|p| answers_equal(&g_clean, p));
-    Verdict { equal, gold: g_clean, pred: pred.map(|p| normalize::clean_answer(&p)) }
+    Verdict {
+        equal,
+        gold: g_clean,
+        pred: pred.map(|p| normalize::clean_answer(&p)),
+    }
 }

@@ -6,25 +6,75 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static DOUBLE_BS_CMD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\\\([a-zA-Z]+)").expect("regex"));
+static DOUBLE_BS_CMD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\\\\([a-zA-Z]+)").expect("regex"));
 static LITERAL_NL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\n([^a-z]|$)").expect("regex"));
-static DEGREES: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\}").expect("regex"));
-static BRACE_COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d)\s*\{\s*,\s*\}\s*(\d)").expect("regex"));
-static COMMA_BANG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d),\s*\\!\s*(\d)").expect("regex"));
-static THIN_SPACE_NUM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d)\\[,;: ](\d{3})").expect("regex"));
+static DEGREES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\}").expect("regex")
+});
+static BRACE_COMMA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d)\s*\{\s*,\s*\}\s*(\d)").expect("regex"));
+static COMMA_BANG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d),\s*\\!\s*(\d)").expect("regex"));
+static THIN_SPACE_NUM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d)\\[,;: ](\d{3})").expect("regex"));
 /// Whole answer is a number written with thousands separators (comma or space).
 static THOUSANDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$").expect("regex"));
 /// Whole answer is `a,b` with no space: a decimal comma or a two-element list.
-static DECIMAL_COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-+]?\d+,\d+$").expect("regex"));
+static DECIMAL_COMMA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-+]?\d+,\d+$").expect("regex"));
 
 /// Commands that may appear with an escaped (doubled) backslash in JSON-mangled strings.
 const KNOWN_CMDS: &[&str] = &[
-    "frac", "dfrac", "tfrac", "cfrac", "left", "right", "boxed", "fbox", "sqrt", "text", "textbf", "mathrm", "mathbf",
-    "pi", "cdot", "times", "begin", "end", "infty", "le", "leq", "ge", "geq", "pm", "circ", "sin", "cos", "tan", "log",
-    "ln", "in", "cup", "alpha", "beta", "gamma", "theta", "mbox", "neq", "approx", "quad", "dots", "ldots", "cdots",
-    "binom", "over", "lfloor", "rfloor", "operatorname",
+    "frac",
+    "dfrac",
+    "tfrac",
+    "cfrac",
+    "left",
+    "right",
+    "boxed",
+    "fbox",
+    "sqrt",
+    "text",
+    "textbf",
+    "mathrm",
+    "mathbf",
+    "pi",
+    "cdot",
+    "times",
+    "begin",
+    "end",
+    "infty",
+    "le",
+    "leq",
+    "ge",
+    "geq",
+    "pm",
+    "circ",
+    "sin",
+    "cos",
+    "tan",
+    "log",
+    "ln",
+    "in",
+    "cup",
+    "alpha",
+    "beta",
+    "gamma",
+    "theta",
+    "mbox",
+    "neq",
+    "approx",
+    "quad",
+    "dots",
+    "ldots",
+    "cdots",
+    "binom",
+    "over",
+    "lfloor",
+    "rfloor",
+    "operatorname",
 ];
 
 /// Undo common escaping damage in raw model/test text: `\\frac` → `\frac`, literal `\n` → newline.
@@ -85,7 +135,12 @@ pub fn clean_answer(s: &str) -> String {
         s = THIN_SPACE_NUM.replace_all(&s, "$1 $2").into_owned();
     }
     // A leading `=` or trailing sentence punctuation carries no meaning.
-    let t = s.trim().trim_start_matches('=').trim().trim_end_matches(['.', ',', ';']).trim();
+    let t = s
+        .trim()
+        .trim_start_matches('=')
+        .trim()
+        .trim_end_matches(['.', ',', ';'])
+        .trim();
     t.to_string()
 }
 
@@ -137,8 +192,19 @@ pub fn loose(s: &str) -> String {
             }
             let drop = matches!(
                 name.as_str(),
-                "text" | "textbf" | "textit" | "mathrm" | "mathbf" | "mbox" | "textnormal" | "left" | "right" | "displaystyle"
-                    | "quad" | "qquad" | "operatorname"
+                "text"
+                    | "textbf"
+                    | "textit"
+                    | "mathrm"
+                    | "mathbf"
+                    | "mbox"
+                    | "textnormal"
+                    | "left"
+                    | "right"
+                    | "displaystyle"
+                    | "quad"
+                    | "qquad"
+                    | "operatorname"
             );
             if !drop {
                 out.push('\\');

@@ -116,17 +116,97 @@ pub struct ParseError(pub &'static str);
 type PResult<T> = Result<T, ParseError>;
 
 const FONT_CMDS: &[&str] = &[
-    "mathrm", "mathbf", "mathit", "boldsymbol", "mathsf", "mathcal", "mathbb", "operatorname",
-    "mathtt", "bm", "mathnormal", "rm", "bf", "it", "textup", "mathscr", "mathfrak",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "boldsymbol",
+    "mathsf",
+    "mathcal",
+    "mathbb",
+    "operatorname",
+    "mathtt",
+    "bm",
+    "mathnormal",
+    "rm",
+    "bf",
+    "it",
+    "textup",
+    "mathscr",
+    "mathfrak",
 ];
-const TEXT_CMDS: &[&str] = &["text", "textnormal", "mbox", "textrm", "textit", "textbf", "hbox", "textsf", "texttt", "emph"];
+const TEXT_CMDS: &[&str] = &[
+    "text",
+    "textnormal",
+    "mbox",
+    "textrm",
+    "textit",
+    "textbf",
+    "hbox",
+    "textsf",
+    "texttt",
+    "emph",
+];
 const SKIP_CMDS: &[&str] = &[
-    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
-    "Biggl", "Biggr", "middle", "displaystyle", "textstyle", "scriptstyle", "limits", "nolimits", "quad",
-    "qquad", "enspace", "thinspace", "negthinspace", "medspace", "thickspace", "hfill", "space", "nonumber",
-    "notag", "mathstrut", "strut", ",", ";", ":", "!", " ", "$", "phantom", "cr",
+    "left",
+    "right",
+    "big",
+    "Big",
+    "bigg",
+    "Bigg",
+    "bigl",
+    "bigr",
+    "Bigl",
+    "Bigr",
+    "biggl",
+    "biggr",
+    "Biggl",
+    "Biggr",
+    "middle",
+    "displaystyle",
+    "textstyle",
+    "scriptstyle",
+    "limits",
+    "nolimits",
+    "quad",
+    "qquad",
+    "enspace",
+    "thinspace",
+    "negthinspace",
+    "medspace",
+    "thickspace",
+    "hfill",
+    "space",
+    "nonumber",
+    "notag",
+    "mathstrut",
+    "strut",
+    ",",
+    ";",
+    ":",
+    "!",
+    " ",
+    "$",
+    "phantom",
+    "cr",
 ];
-const DECOR_CMDS: &[&str] = &["overline", "bar", "vec", "hat", "tilde", "widehat", "widetilde", "overrightarrow", "underline", "dot", "ddot", "mathring", "check", "acute", "grave", "breve"];
+const DECOR_CMDS: &[&str] = &[
+    "overline",
+    "bar",
+    "vec",
+    "hat",
+    "tilde",
+    "widehat",
+    "widetilde",
+    "overrightarrow",
+    "underline",
+    "dot",
+    "ddot",
+    "mathring",
+    "check",
+    "acute",
+    "grave",
+    "breve",
+];
 
 fn func_of(name: &str) -> Option<Func> {
     Some(match name {
@@ -205,12 +285,16 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
             i += 1;
             continue;
         }
-        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let st = i;
             while i < chars.len() && chars[i].is_ascii_digit() {
                 i += 1;
             }
-            if i < chars.len() && chars[i] == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+            if i < chars.len()
+                && chars[i] == '.'
+                && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+            {
                 i += 1;
                 while i < chars.len() && chars[i].is_ascii_digit() {
                     i += 1;
@@ -303,7 +387,7 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 i = k;
                 let t = content.trim();
                 let tl = t.to_lowercase();
-                if tl == "and" || tl == "or" || tl == "," || tl == "," {
+                if tl == "and" || tl == "or" || tl == "," || tl == "，" {
                     out.push(Tok::Sep);
                 } else if tl == "%" || tl == "\\%" || tl == "percent" {
                     out.push(Tok::Op('%'));
@@ -319,9 +403,15 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                     let t = content.trim_matches(|c: char| c.is_whitespace() || c == '~');
                     if t.len() > 1 && t.chars().all(|c| c.is_ascii_alphabetic()) {
                         let unit_like = matches!(t, "min" | "max" | "sec") && n != "operatorname";
-                        if !unit_like && (func_of(t).is_some() || t == "mod" || t == "lcm" || t == "gcd") {
+                        if !unit_like
+                            && (func_of(t).is_some() || t == "mod" || t == "lcm" || t == "gcd")
+                        {
                             out.push(Tok::Cmd(t.to_string()));
-                        } else if FONT_CMDS.contains(&n) && n != "mathbf" && n != "boldsymbol" && n != "bm" {
+                        } else if FONT_CMDS.contains(&n)
+                            && n != "mathbf"
+                            && n != "boldsymbol"
+                            && n != "bm"
+                        {
                             out.push(Tok::Text(t.to_string()));
                         } else {
                             out.push(Tok::Ident(t.to_string()));
@@ -393,7 +483,8 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
         }
         i += 1;
         let tok = match c {
-            '+' | '*' | '/' | '^' | '_' | '(' | ')' | '[' | ']' | '{' | '}' | ',' | '|' | '&' | ':' | '\'' | '%' => Tok::Op(c),
+            '+' | '*' | '/' | '^' | '_' | '(' | ')' | '[' | ']' | '{' | '}' | ',' | '|' | '&'
+            | ':' | '\'' | '%' => Tok::Op(c),
             '-' | '−' | '–' => Tok::Op('-'),
             ';' => Tok::Semi,
             '!' => {
@@ -466,7 +557,11 @@ pub fn parse_number(s: &str) -> Option<(BigRational, u32)> {
         return None;
     }
     let digits = format!("{ip}{fp}");
-    let digits = if digits.is_empty() { "0".to_string() } else { digits };
+    let digits = if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits
+    };
     let n: BigInt = digits.parse().ok()?;
     let scale = exp - fp.len() as i64;
     let ten = BigInt::from(10);
@@ -497,7 +592,13 @@ pub fn parse(s: &str) -> Result<Node, ParseError> {
     if toks.is_empty() {
         return Err(ParseError("empty"));
     }
-    let mut p = Parser { toks, pos: 0, depth: 0, abs_depth: 0, in_matrix: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        abs_depth: 0,
+        in_matrix: 0,
+    };
     let n = p.parse_top()?;
     if p.pos < p.toks.len() {
         return Err(ParseError("trailing tokens"));
@@ -576,7 +677,13 @@ impl Parser {
         Ok(Node::List(
             groups
                 .into_iter()
-                .map(|mut g| if g.len() == 1 { g.pop().unwrap_or(Node::List(vec![])) } else { Node::List(g) })
+                .map(|mut g| {
+                    if g.len() == 1 {
+                        g.pop().unwrap_or(Node::List(vec![]))
+                    } else {
+                        Node::List(g)
+                    }
+                })
                 .collect(),
         ))
     }
@@ -611,7 +718,8 @@ impl Parser {
         match self.peek() {
             None => true,
             Some(Tok::Semi) => top,
-            Some(Tok::Op(')')) | Some(Tok::Op(']')) | Some(Tok::Op('}')) | Some(Tok::SetClose) | Some(Tok::End(_)) => true,
+            Some(Tok::Op(')')) | Some(Tok::Op(']')) | Some(Tok::Op('}')) | Some(Tok::SetClose)
+            | Some(Tok::End(_)) => true,
             _ => false,
         }
     }
@@ -681,7 +789,11 @@ impl Parser {
                 _ => break,
             }
         }
-        let base = if terms.len() == 1 { terms.pop().map(|t| t.1).unwrap_or(num(0)) } else { Node::Add(terms) };
+        let base = if terms.len() == 1 {
+            terms.pop().map(|t| t.1).unwrap_or(num(0))
+        } else {
+            Node::Add(terms)
+        };
         Ok(match pm {
             Some((t, s)) => Node::Pm(Some(Box::new(base)), Box::new(t), s),
             None => base,
@@ -690,8 +802,24 @@ impl Parser {
 
     fn starts_factor(&self) -> bool {
         match self.peek() {
-            Some(Tok::Num(_)) | Some(Tok::Ident(_)) | Some(Tok::Word(_)) | Some(Tok::Begin(_)) | Some(Tok::SetOpen) => true,
-            Some(Tok::Cmd(c)) => !matches!(c.as_str(), "mod" | "bmod" | "rfloor" | "rceil" | "choose" | "over" | "to" | "rightarrow" | "Rightarrow" | "implies" | "iff" | "cap" | "setminus"),
+            Some(Tok::Num(_)) | Some(Tok::Ident(_)) | Some(Tok::Word(_)) | Some(Tok::Begin(_))
+            | Some(Tok::SetOpen) => true,
+            Some(Tok::Cmd(c)) => !matches!(
+                c.as_str(),
+                "mod"
+                    | "bmod"
+                    | "rfloor"
+                    | "rceil"
+                    | "choose"
+                    | "over"
+                    | "to"
+                    | "rightarrow"
+                    | "Rightarrow"
+                    | "implies"
+                    | "iff"
+                    | "cap"
+                    | "setminus"
+            ),
             Some(Tok::Op('(')) | Some(Tok::Op('[')) | Some(Tok::Op('{')) => true,
             Some(Tok::Op('|')) => self.abs_depth == 0,
             Some(Tok::Text(_)) => true,
@@ -715,7 +843,11 @@ impl Parser {
                 Some(Tok::Cmd(c)) if c == "mod" || c == "bmod" => {
                     self.pos += 1;
                     let rhs = self.parse_unary()?;
-                    let lhs = if factors.len() == 1 { factors.pop().map(|f| f.1).unwrap_or(num(0)) } else { Node::Mul(std::mem::take(&mut factors)) };
+                    let lhs = if factors.len() == 1 {
+                        factors.pop().map(|f| f.1).unwrap_or(num(0))
+                    } else {
+                        Node::Mul(std::mem::take(&mut factors))
+                    };
                     factors = vec![(false, Node::Mod(Box::new(lhs), Box::new(rhs)))];
                 }
                 Some(Tok::Text(_)) => {
@@ -729,21 +861,24 @@ impl Parser {
                     let prev_int = matches!(factors.last(), Some((false, Node::Num(_, 0))));
                     let f = self.parse_pow_chain()?;
                     // Mixed number: 3\frac{1}{2}.
-                    if prev_int {
-                        if let Node::Mul(ref v) = f {
-                            if is_simple_frac(v) {
-                                let (_, whole) = factors.pop().unwrap_or((false, num(0)));
-                                factors.push((false, Node::Add(vec![(false, whole), (false, f)])));
-                                continue;
-                            }
-                        }
+                    if prev_int
+                        && let Node::Mul(ref v) = f
+                        && is_simple_frac(v)
+                    {
+                        let (_, whole) = factors.pop().unwrap_or((false, num(0)));
+                        factors.push((false, Node::Add(vec![(false, whole), (false, f)])));
+                        continue;
                     }
                     factors.push((false, f));
                 }
                 _ => break,
             }
         }
-        Ok(if factors.len() == 1 && !factors[0].0 { factors.pop().map(|f| f.1).unwrap_or(num(0)) } else { Node::Mul(factors) })
+        Ok(if factors.len() == 1 && !factors[0].0 {
+            factors.pop().map(|f| f.1).unwrap_or(num(0))
+        } else {
+            Node::Mul(factors)
+        })
     }
 
     fn parse_unary(&mut self) -> PResult<Node> {
@@ -803,7 +938,9 @@ impl Parser {
                 // `10^32` in plain-text answers means 10^{32}.
                 let s = s.clone();
                 self.pos += 1;
-                parse_number(&s).map(|(r, d)| Node::Num(r, d)).ok_or(ParseError("bad number"))
+                parse_number(&s)
+                    .map(|(r, d)| Node::Num(r, d))
+                    .ok_or(ParseError("bad number"))
             }
             _ => self.parse_postfix(),
         };
@@ -870,7 +1007,9 @@ impl Parser {
                     let sub = self.subscript_text()?;
                     n = match n {
                         Node::Sym(s) => Node::Sym(format!("{s}_{sub}")),
-                        Node::Num(ref r, 0) => base_number(r, &sub).ok_or(ParseError("bad base"))?,
+                        Node::Num(ref r, 0) => {
+                            base_number(r, &sub).ok_or(ParseError("bad base"))?
+                        }
                         _ => return Err(ParseError("subscript")),
                     };
                 }
@@ -931,7 +1070,11 @@ impl Parser {
         match items.len() {
             0 => Err(ParseError("empty group")),
             1 => Ok(items.pop().unwrap_or(num(0))),
-            _ => Ok(if close == '}' { Node::Set(items) } else { Node::Tuple(items) }),
+            _ => Ok(if close == '}' {
+                Node::Set(items)
+            } else {
+                Node::Tuple(items)
+            }),
         }
     }
 
@@ -1025,16 +1168,33 @@ impl Parser {
             (2, _, _) => {
                 let b = items.pop().unwrap_or(num(0));
                 let a = items.pop().unwrap_or(num(0));
-                Ok(Node::Interval(Box::new(a), Box::new(b), open == '[', close == ']'))
+                Ok(Node::Interval(
+                    Box::new(a),
+                    Box::new(b),
+                    open == '[',
+                    close == ']',
+                ))
             }
-            (_, _, _) if open == '(' && close == ')' || open == '[' && close == ']' => Ok(Node::Tuple(items)),
+            (_, _, _) if open == '(' && close == ')' || open == '[' && close == ']' => {
+                Ok(Node::Tuple(items))
+            }
             _ => Err(ParseError("mismatched bracket")),
         }
     }
 
     fn parse_env(&mut self, env: &str) -> PResult<Node> {
         let e = env.trim_end_matches('*');
-        if !matches!(e, "pmatrix" | "bmatrix" | "Bmatrix" | "vmatrix" | "Vmatrix" | "matrix" | "smallmatrix" | "array") {
+        if !matches!(
+            e,
+            "pmatrix"
+                | "bmatrix"
+                | "Bmatrix"
+                | "vmatrix"
+                | "Vmatrix"
+                | "matrix"
+                | "smallmatrix"
+                | "array"
+        ) {
             return Err(ParseError("unsupported environment"));
         }
         self.in_matrix += 1;
@@ -1068,7 +1228,10 @@ impl Parser {
                     if let Some(r) = rows.last_mut() {
                         r.push(cell);
                     }
-                    if !matches!(self.peek(), Some(Tok::Op('&')) | Some(Tok::RowSep) | Some(Tok::End(_))) {
+                    if !matches!(
+                        self.peek(),
+                        Some(Tok::Op('&')) | Some(Tok::RowSep) | Some(Tok::End(_))
+                    ) {
                         self.in_matrix -= 1;
                         return Err(ParseError("bad matrix cell"));
                     }
@@ -1101,16 +1264,16 @@ impl Parser {
             }
         }
         let mut f = f;
-        if let Some(Node::Neg(ref inner)) = power {
-            if **inner == num(1) {
-                f = match f {
-                    Func::Sin => Func::Asin,
-                    Func::Cos => Func::Acos,
-                    Func::Tan => Func::Atan,
-                    _ => return Err(ParseError("inverse")),
-                };
-                power = None;
-            }
+        if let Some(Node::Neg(ref inner)) = power
+            && **inner == num(1)
+        {
+            f = match f {
+                Func::Sin => Func::Asin,
+                Func::Cos => Func::Acos,
+                Func::Tan => Func::Atan,
+                _ => return Err(ParseError("inverse")),
+            };
+            power = None;
         }
         let args = if self.is_op('(') && is_multi_arg(f) {
             self.pos += 1;
@@ -1122,16 +1285,26 @@ impl Parser {
         } else {
             // \sin 2x: the argument is the following implicit product, stopping at another function.
             let mut fs = vec![(false, self.parse_pow_chain()?)];
-            while self.starts_factor() && !self.next_is_func() && !matches!(self.peek(), Some(Tok::Text(_))) {
+            while self.starts_factor()
+                && !self.next_is_func()
+                && !matches!(self.peek(), Some(Tok::Text(_)))
+            {
                 fs.push((false, self.parse_pow_chain()?));
             }
-            vec![if fs.len() == 1 { fs.pop().map(|x| x.1).unwrap_or(num(0)) } else { Node::Mul(fs) }]
+            vec![if fs.len() == 1 {
+                fs.pop().map(|x| x.1).unwrap_or(num(0))
+            } else {
+                Node::Mul(fs)
+            }]
         };
         if args.is_empty() {
             return Err(ParseError("no argument"));
         }
         let mut node = match base {
-            Some(b) => Node::LogBase(Box::new(b), Box::new(args.into_iter().next().unwrap_or(num(0)))),
+            Some(b) => Node::LogBase(
+                Box::new(b),
+                Box::new(args.into_iter().next().unwrap_or(num(0))),
+            ),
             None => Node::Func(f, args),
         };
         if let Some(p) = power {
@@ -1178,12 +1351,25 @@ impl Parser {
                 if self.next() != Some(Tok::Cmd(close.into())) {
                     return Err(ParseError("unclosed floor"));
                 }
-                Ok(Node::Func(if c == "lfloor" { Func::Floor } else { Func::Ceil }, vec![inner]))
+                Ok(Node::Func(
+                    if c == "lfloor" {
+                        Func::Floor
+                    } else {
+                        Func::Ceil
+                    },
+                    vec![inner],
+                ))
             }
             "sum" | "prod" => {
                 let (var, lo, hi) = self.parse_bounds(true)?;
                 let body = self.parse_mul()?;
-                Ok(Node::BigOp(c == "prod", var, Box::new(lo), Box::new(hi), Box::new(body)))
+                Ok(Node::BigOp(
+                    c == "prod",
+                    var,
+                    Box::new(lo),
+                    Box::new(hi),
+                    Box::new(body),
+                ))
             }
             "int" => {
                 let (_, lo, hi) = self.parse_bounds(false)?;
@@ -1192,19 +1378,19 @@ impl Parser {
                 let mut end = None;
                 let mut k = start;
                 while k < self.toks.len() {
-                    if let Tok::Ident(d) = &self.toks[k] {
-                        if d == "d" {
-                            if let Some(Tok::Ident(v)) = self.toks.get(k + 1) {
-                                end = Some((k, v.clone()));
-                                break;
-                            }
-                        }
+                    if let Tok::Ident(d) = &self.toks[k]
+                        && d == "d"
+                        && let Some(Tok::Ident(v)) = self.toks.get(k + 1)
+                    {
+                        end = Some((k, v.clone()));
+                        break;
                     }
-                    if let Tok::Word(w) = &self.toks[k] {
-                        if w.len() == 2 && w.starts_with('d') {
-                            end = Some((k, w[1..].to_string()));
-                            break;
-                        }
+                    if let Tok::Word(w) = &self.toks[k]
+                        && w.len() == 2
+                        && w.starts_with('d')
+                    {
+                        end = Some((k, w[1..].to_string()));
+                        break;
                     }
                     k += 1;
                 }
@@ -1215,7 +1401,13 @@ impl Parser {
                     num(1)
                 } else {
                     let sub: Vec<Tok> = self.toks[start..k].to_vec();
-                    let mut p = Parser { toks: sub, pos: 0, depth: self.depth, abs_depth: 0, in_matrix: 0 };
+                    let mut p = Parser {
+                        toks: sub,
+                        pos: 0,
+                        depth: self.depth,
+                        abs_depth: 0,
+                        in_matrix: 0,
+                    };
                     let b = p.parse_add()?;
                     if p.pos != p.toks.len() {
                         return Err(ParseError("integral body"));
@@ -1224,7 +1416,12 @@ impl Parser {
                 };
                 let is_word = matches!(self.toks.get(k), Some(Tok::Word(_)));
                 self.pos = if is_word { k + 1 } else { k + 2 };
-                Ok(Node::Integral(var, Box::new(lo), Box::new(hi), Box::new(body)))
+                Ok(Node::Integral(
+                    var,
+                    Box::new(lo),
+                    Box::new(hi),
+                    Box::new(body),
+                ))
             }
             _ => {
                 // Greek letters and unknown macros act as symbols.
@@ -1241,14 +1438,14 @@ impl Parser {
         for _ in 0..2 {
             if self.eat_op('_') {
                 let n = self.parse_arg()?;
-                if let Node::Rel(parts, ops) = &n {
-                    if ops == &[RelOp::Eq] {
-                        if let Node::Sym(v) = &parts[0] {
-                            var = v.clone();
-                        }
-                        lo = Some(parts[1].clone());
-                        continue;
+                if let Node::Rel(parts, ops) = &n
+                    && ops == &[RelOp::Eq]
+                {
+                    if let Node::Sym(v) = &parts[0] {
+                        var = v.clone();
                     }
+                    lo = Some(parts[1].clone());
+                    continue;
                 }
                 lo = Some(n);
             } else if self.eat_op('^') {
@@ -1263,7 +1460,11 @@ impl Parser {
 }
 
 fn is_simple_frac(v: &[(bool, Node)]) -> bool {
-    v.len() == 2 && !v[0].0 && v[1].0 && matches!(v[0].1, Node::Num(_, 0)) && matches!(v[1].1, Node::Num(_, 0))
+    v.len() == 2
+        && !v[0].0
+        && v[1].0
+        && matches!(v[0].1, Node::Num(_, 0))
+        && matches!(v[1].1, Node::Num(_, 0))
 }
 
 fn tok_text(t: &Tok) -> String {

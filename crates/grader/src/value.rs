@@ -137,10 +137,10 @@ impl Val {
     /// Approximate value, failing when an exact number does not fit an `f64` faithfully.
     pub fn approx_checked(&self) -> Result<C64, EvalError> {
         let c = self.approx();
-        if let Val::Exact(r) = self {
-            if !c.re.is_finite() || (c.re == 0.0 && !r.is_zero()) {
-                return Err(EvalError::TooBig);
-            }
+        if let Val::Exact(r) = self
+            && (!c.re.is_finite() || (c.re == 0.0 && !r.is_zero()))
+        {
+            return Err(EvalError::TooBig);
         }
         Ok(c)
     }
@@ -225,7 +225,11 @@ impl Val {
                 }
                 if b.abs().is_one() {
                     let odd = n.is_odd();
-                    return Ok(if b.is_negative() && odd { int(-1) } else { int(1) });
+                    return Ok(if b.is_negative() && odd {
+                        int(-1)
+                    } else {
+                        int(1)
+                    });
                 }
                 let nn = n.abs().to_u64().ok_or(EvalError::TooBig)?;
                 if bits(b).saturating_mul(nn) > MAX_BITS {
@@ -235,13 +239,14 @@ impl Val {
                 return Ok(Val::Exact(if n.is_negative() { p.recip() } else { p }));
             }
             // Rational exponent p/q: exact when the base is a perfect q-th power.
-            if let (Some(q), Some(p)) = (x.denom().to_u32(), x.numer().to_i64()) {
-                if q <= 64 && p.unsigned_abs() <= 4096 && !b.is_negative() {
-                    if let (Some(rn), Some(rd)) = (iroot(b.numer(), q), iroot(b.denom(), q)) {
-                        let root = Val::Exact(BigRational::new(rn, rd));
-                        return root.pow(&int(p));
-                    }
-                }
+            if let (Some(q), Some(p)) = (x.denom().to_u32(), x.numer().to_i64())
+                && q <= 64
+                && p.unsigned_abs() <= 4096
+                && !b.is_negative()
+                && let (Some(rn), Some(rd)) = (iroot(b.numer(), q), iroot(b.denom(), q))
+            {
+                let root = Val::Exact(BigRational::new(rn, rd));
+                return root.pow(&int(p));
             }
         }
         let (b, x) = (self.approx_checked()?, e.approx_checked()?);
@@ -301,7 +306,10 @@ pub fn binom(n: &Val, k: &Val) -> Result<Val, EvalError> {
         return Ok(int(0));
     }
     let n = n.to_u64().ok_or(EvalError::TooBig)?;
-    let k = k.to_u64().ok_or(EvalError::TooBig)?.min(n - k.to_u64().unwrap_or(0));
+    let k = k
+        .to_u64()
+        .ok_or(EvalError::TooBig)?
+        .min(n - k.to_u64().unwrap_or(0));
     if k > 20_000 {
         return Err(EvalError::TooBig);
     }
@@ -333,10 +341,7 @@ pub fn c_close(x: C64, y: C64, rel: f64) -> bool {
 
 /// Rational gcd: gcd of numerators over lcm of denominators.
 pub fn rat_gcd(a: &BigRational, b: &BigRational) -> BigRational {
-    BigRational::new(
-        a.numer().gcd(b.numer()),
-        a.denom().lcm(b.denom()),
-    )
+    BigRational::new(a.numer().gcd(b.numer()), a.denom().lcm(b.denom()))
 }
 
 pub fn rat_lcm(a: &BigRational, b: &BigRational) -> BigRational {
@@ -357,7 +362,10 @@ pub fn modulo(a: &Val, b: &Val) -> Result<Val, EvalError> {
             cap(x - y * q)
         }
         _ => {
-            let (x, y) = (a.real().ok_or(EvalError::Domain)?, b.real().ok_or(EvalError::Domain)?);
+            let (x, y) = (
+                a.real().ok_or(EvalError::Domain)?,
+                b.real().ok_or(EvalError::Domain)?,
+            );
             checked(C64::real(x - y * (x / y).floor()))
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use arbitrage_grader::{equiv, gold_answer, grade, normalize, Dataset};
+use arbitrage_grader::{Dataset, equiv, gold_answer, grade, normalize};
 
 fn data_dir() -> PathBuf {
     match std::env::var_os("ARBITRAGE_SHARED_DIR") {
@@ -16,7 +16,10 @@ fn data_dir() -> PathBuf {
 fn every_dataset_gold_answer_is_read_and_matches_itself_boxed() {
     let dir = data_dir();
     if !dir.exists() {
-        eprintln!("SKIP: {} not found (set ARBITRAGE_SHARED_DIR)", dir.display());
+        eprintln!(
+            "SKIP: {} not found (set ARBITRAGE_SHARED_DIR)",
+            dir.display()
+        );
         return;
     }
     let verbose = std::env::var_os("GRADER_VERBOSE").is_some();
@@ -37,7 +40,11 @@ fn every_dataset_gold_answer_is_read_and_matches_itself_boxed() {
             if v.equal {
                 same += 1;
             } else if verbose {
-                println!("  {}: not equal to itself: {gold:?} -> {:?}", ds.name(), v.pred);
+                println!(
+                    "  {}: not equal to itself: {gold:?} -> {:?}",
+                    ds.name(),
+                    v.pred
+                );
             }
             if !equiv::readings(&normalize::clean_answer(&gold)).is_empty() {
                 parsed += 1;
@@ -45,7 +52,14 @@ fn every_dataset_gold_answer_is_read_and_matches_itself_boxed() {
                 println!("  {}: unparsed gold {gold:?}", ds.name());
             }
         }
-        println!("{:>14}: {n} golds, {same} self-equal, {parsed} parsed", ds.name());
-        assert!(same as f64 >= 0.99 * n as f64, "{}: only {same}/{n} self-equal", ds.name());
+        println!(
+            "{:>14}: {n} golds, {same} self-equal, {parsed} parsed",
+            ds.name()
+        );
+        assert!(
+            same as f64 >= 0.99 * n as f64,
+            "{}: only {same}/{n} self-equal",
+            ds.name()
+        );
     }
 }

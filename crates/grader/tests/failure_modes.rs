@@ -38,7 +38,10 @@ fn open_and_closed_intervals_differ() {
 
 #[test]
 fn two_plus_t_is_kept_whole_and_is_not_two() {
-    assert_eq!(extract_answer("The answer is $2 + t$.").as_deref(), Some("2 + t"));
+    assert_eq!(
+        extract_answer("The answer is $2 + t$.").as_deref(),
+        Some("2 + t")
+    );
     assert!(!answers_equal("2+t", "2"));
     assert!(answers_equal("2+t", "t+2"));
     assert!(!grade("2", "so we get \\boxed{2 + t}").equal);
@@ -71,7 +74,10 @@ fn thousands_separators_and_decimal_commas_are_read() {
 
 #[test]
 fn radicals_fractions_and_trig_values_compare_by_value() {
-    assert!(answers_equal("\\frac{5\\sqrt{42}}{27}", "\\frac{10\\sqrt{10.5}}{27}"));
+    assert!(answers_equal(
+        "\\frac{5\\sqrt{42}}{27}",
+        "\\frac{10\\sqrt{10.5}}{27}"
+    ));
     assert!(answers_equal("2\\sqrt{2}", "\\sqrt{8}"));
     assert!(answers_equal("\\tan^2(y)+1", "\\sec^2(y)"));
     assert!(answers_equal("\\frac{\\pi}{3}", "\\arccos(1/2)"));
@@ -90,7 +96,10 @@ fn decimals_match_non_terminating_values_at_their_written_precision() {
 #[test]
 fn expressions_with_variables_compare_at_random_points() {
     assert!(answers_equal("\\frac{x+2}{7}", "\\frac{x}{7}+\\frac{2}{7}"));
-    assert!(answers_equal("\\left(x-2\\right)\\left(x+2\\right)", "x^2-4"));
+    assert!(answers_equal(
+        "\\left(x-2\\right)\\left(x+2\\right)",
+        "x^2-4"
+    ));
     assert!(!answers_equal("f(x)", "f(y)"));
     assert!(!answers_equal("(a+5)(b+2)", "(+5)(b+2)"));
 }
@@ -103,8 +112,14 @@ fn equations_inequalities_and_plus_minus_are_understood() {
     assert!(!answers_equal("x < 1", "x > -1"));
     assert!(answers_equal("-793 < a < 10", "(-793, 10)"));
     assert!(answers_equal("\\pm 2021", "-2021, 2021"));
-    assert!(answers_equal("x = \\frac{-1 \\pm \\sqrt{13}}{4}", "\\frac{-1-\\sqrt{13}}{4}, \\frac{-1+\\sqrt{13}}{4}"));
-    assert!(answers_equal("5x - 7y + 11z + 4 = 0", "-10x + 14y - 22z - 8 = 0"));
+    assert!(answers_equal(
+        "x = \\frac{-1 \\pm \\sqrt{13}}{4}",
+        "\\frac{-1-\\sqrt{13}}{4}, \\frac{-1+\\sqrt{13}}{4}"
+    ));
+    assert!(answers_equal(
+        "5x - 7y + 11z + 4 = 0",
+        "-10x + 14y - 22z - 8 = 0"
+    ));
 }
 
 #[test]
@@ -112,9 +127,18 @@ fn tuples_sets_and_matrices_compare_structurally() {
     assert!(answers_equal("(3,1)", "(3, 1)"));
     assert!(!answers_equal("(3,1)", "\\{1,3\\}"));
     assert!(answers_equal("\\{1,3\\}", "\\{3,1\\}"));
-    assert!(answers_equal("(2,12) \\cup (12,102)", "(12,102) \\cup (2,12)"));
-    assert!(answers_equal("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", "\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]"));
-    assert!(!answers_equal("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", "\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}"));
+    assert!(answers_equal(
+        "(2,12) \\cup (12,102)",
+        "(12,102) \\cup (2,12)"
+    ));
+    assert!(answers_equal(
+        "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}",
+        "\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]"
+    ));
+    assert!(!answers_equal(
+        "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}",
+        "\\begin{pmatrix}1 & 2 \\\\ 3 & 5\\end{pmatrix}"
+    ));
     assert!(answers_equal("p=5,q=2;p=7,q=2", "(5,2),(7,2)"));
 }
 
@@ -127,25 +151,72 @@ fn complex_numbers_compare_by_value() {
 
 #[test]
 fn extraction_finds_boxed_gsm8k_minerva_and_choice_answers() {
-    assert_eq!(extract_answer("so \\boxed{\\frac{1}{2}} and more").as_deref(), Some("\\frac{1}{2}"));
-    assert_eq!(extract_answer("nested \\boxed{\\{1, \\frac{2}{3}\\}}").as_deref(), Some("\\{1, \\frac{2}{3}\\}"));
-    assert_eq!(extract_answer("She pays 3 + 4 = 7.\n#### 7").as_deref(), Some("7"));
-    assert_eq!(extract_answer("Final Answer: The final answer is $14{,}916$. I hope it is correct.").as_deref(), Some("14{,}916"));
-    assert_eq!(extract_answer("we get 3 and then 12 apples").as_deref(), Some("12"));
+    assert_eq!(
+        extract_answer("so \\boxed{\\frac{1}{2}} and more").as_deref(),
+        Some("\\frac{1}{2}")
+    );
+    assert_eq!(
+        extract_answer("nested \\boxed{\\{1, \\frac{2}{3}\\}}").as_deref(),
+        Some("\\{1, \\frac{2}{3}\\}")
+    );
+    assert_eq!(
+        extract_answer("She pays 3 + 4 = 7.\n#### 7").as_deref(),
+        Some("7")
+    );
+    assert_eq!(
+        extract_answer("Final Answer: The final answer is $14{,}916$. I hope it is correct.")
+            .as_deref(),
+        Some("14{,}916")
+    );
+    assert_eq!(
+        extract_answer("we get 3 and then 12 apples").as_deref(),
+        Some("12")
+    );
     assert!(grade("B", "It's not A, therefore I think it's B").equal);
     assert!(!grade("(A) Cecile", "C").equal);
 }
 
 #[test]
 fn gold_answers_are_read_per_dataset() {
-    assert_eq!(gold_answer("gsm8k", &json!({"answer": "so 3+4=7\n#### 1,007"})).unwrap(), "1007");
-    assert_eq!(gold_answer("asdiv", &json!({"answer": "9 (apples)"})).unwrap(), "9");
-    assert_eq!(gold_answer("svamp", &json!({"Answer": 145.0})).unwrap(), "145");
-    assert_eq!(gold_answer("mawps", &json!({"target": 2.5})).unwrap(), "2.5");
-    assert_eq!(gold_answer("amc23", &json!({"answer": "27.0"})).unwrap(), "27");
-    assert_eq!(gold_answer("olympiadbench", &json!({"final_answer": ["$(3,2),(-3,2)$"]})).unwrap(), "(3,2),(-3,2)");
-    assert_eq!(gold_answer("minerva_math", &json!({"solution": "so \\boxed{1.2} then \\boxed{4.5}"})).unwrap(), "4.5");
-    let err = gold_answer("math500", &json!({"problem": "x"})).unwrap_err().to_string();
+    assert_eq!(
+        gold_answer("gsm8k", &json!({"answer": "so 3+4=7\n#### 1,007"})).unwrap(),
+        "1007"
+    );
+    assert_eq!(
+        gold_answer("asdiv", &json!({"answer": "9 (apples)"})).unwrap(),
+        "9"
+    );
+    assert_eq!(
+        gold_answer("svamp", &json!({"Answer": 145.0})).unwrap(),
+        "145"
+    );
+    assert_eq!(
+        gold_answer("mawps", &json!({"target": 2.5})).unwrap(),
+        "2.5"
+    );
+    assert_eq!(
+        gold_answer("amc23", &json!({"answer": "27.0"})).unwrap(),
+        "27"
+    );
+    assert_eq!(
+        gold_answer(
+            "olympiadbench",
+            &json!({"final_answer": ["$(3,2),(-3,2)$"]})
+        )
+        .unwrap(),
+        "(3,2),(-3,2)"
+    );
+    assert_eq!(
+        gold_answer(
+            "minerva_math",
+            &json!({"solution": "so \\boxed{1.2} then \\boxed{4.5}"})
+        )
+        .unwrap(),
+        "4.5"
+    );
+    let err = gold_answer("math500", &json!({"problem": "x"}))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("answer"), "{err}");
     assert!(gold_answer("nope", &json!({})).is_err());
 }
@@ -154,7 +225,12 @@ fn assert_fast(gold: &str, pred: &str) {
     let t = Instant::now();
     let _ = grade(gold, pred);
     let _ = answers_equal(gold, pred);
-    assert!(t.elapsed() < Duration::from_secs(1), "took {:?} on {:?}", t.elapsed(), &pred[..pred.len().min(60)]);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?} on {:?}",
+        t.elapsed(),
+        &pred[..pred.len().min(60)]
+    );
 }
 
 #[test]

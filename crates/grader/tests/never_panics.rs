@@ -73,7 +73,11 @@ fn check(gold: &str, pred: &str) -> Result<(), TestCaseError> {
     prop_assert_eq!(&a.gold, &b.gold);
     let _ = answers_equal(pred, gold);
     let _ = extract_answer(pred);
-    prop_assert!(t.elapsed() < Duration::from_millis(500), "slow: {:?}", t.elapsed());
+    prop_assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "slow: {:?}",
+        t.elapsed()
+    );
     Ok(())
 }
 

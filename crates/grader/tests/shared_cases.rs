@@ -15,20 +15,34 @@ fn shared_dir() -> PathBuf {
 fn read_jsonl(name: &str) -> Option<Vec<Value>> {
     let path = shared_dir().join("grading").join(name);
     let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIP: {} not found (set ARBITRAGE_SHARED_DIR to the shared folder)", path.display());
+        eprintln!(
+            "SKIP: {} not found (set ARBITRAGE_SHARED_DIR to the shared folder)",
+            path.display()
+        );
         return None;
     };
-    Some(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid JSON line")).collect())
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+            .collect(),
+    )
 }
 
 fn short(s: &str) -> String {
     let s = s.replace('\n', "\\n");
-    if s.chars().count() > 90 { format!("{}…", s.chars().take(90).collect::<String>()) } else { s }
+    if s.chars().count() > 90 {
+        format!("{}…", s.chars().take(90).collect::<String>())
+    } else {
+        s
+    }
 }
 
 #[test]
 fn answer_pairs_agree_with_expected_labels_on_at_least_95_percent() {
-    let Some(rows) = read_jsonl("answer_pairs.jsonl") else { return };
+    let Some(rows) = read_jsonl("answer_pairs.jsonl") else {
+        return;
+    };
     let mut agree = 0;
     let mut report = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -61,7 +75,9 @@ fn answer_pairs_agree_with_expected_labels_on_at_least_95_percent() {
 
 #[test]
 fn latex_values_match_to_1e9_relative_on_at_least_95_percent() {
-    let Some(rows) = read_jsonl("latex_values.jsonl") else { return };
+    let Some(rows) = read_jsonl("latex_values.jsonl") else {
+        return;
+    };
     let mut ok = 0;
     let mut report = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -69,13 +85,18 @@ fn latex_values_match_to_1e9_relative_on_at_least_95_percent() {
         let want_s = r["value"].as_str().unwrap_or_default();
         let got = parse::parse(latex).ok().and_then(|n| value_of(&n));
         let pass = match (want_s.parse::<f64>(), got) {
-            (Ok(w), Some(g)) => (g - w).abs() <= 1e-9 * w.abs().max(1e-300) || (w == 0.0 && g.abs() < 1e-12),
+            (Ok(w), Some(g)) => {
+                (g - w).abs() <= 1e-9 * w.abs().max(1e-300) || (w == 0.0 && g.abs() < 1e-12)
+            }
             _ => false,
         };
         if pass {
             ok += 1;
         } else {
-            report.push(format!("line {}: {latex:?} want {want_s} got {got:?}", i + 1));
+            report.push(format!(
+                "line {}: {latex:?} want {want_s} got {got:?}",
+                i + 1
+            ));
         }
     }
     let pct = 100.0 * ok as f64 / rows.len() as f64;

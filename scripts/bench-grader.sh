@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Throughput and agreement of the Rust grader vs Hugging Face Math-Verify on the same pairs.
+#
+#   scripts/bench-grader.sh            # uses ../shared (or $ARBITRAGE_SHARED_DIR)
+#
+# Env: ARBITRAGE_SHARED_DIR (folder holding grading/answer_pairs.jsonl), GRADER_BENCH_SECS
+# (Rust measuring time, default 3), MV_REPEATS (Math-Verify passes over the file, default 3),
+# BENCH_VENV (virtualenv for math-verify, default target/bench-venv), MATH_VERIFY_VERSION
+# (default 0.8.0), CARGO_TARGET_DIR (default target/grader).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+shared=${ARBITRAGE_SHARED_DIR:-$root/../shared}
+pairs=$shared/grading/answer_pairs.jsonl
+[[ -f $pairs ]] || { echo "missing $pairs (set ARBITRAGE_SHARED_DIR)" >&2; exit 1; }
+export ARBITRAGE_SHARED_DIR=$shared
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/grader}
+
+venv=${BENCH_VENV:-$root/target/bench-venv}
+if [[ ! -x $venv/bin/python ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "math-verify==${MATH_VERIFY_VERSION:-0.8.0}"
+fi
+
+echo "== arbitrage-grader (cargo bench -p arbitrage-grader --bench throughput)" >&2
+rust=$(cargo bench -q -p arbitrage-grader --bench throughput 2>/dev/null | grep '^{')
+echo "$rust"
+echo "== math-verify $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("math-verify"))') (verify(parse(gold), parse(pred)))" >&2
+mv=$("$venv/bin/python" scripts/bench_mathverify.py "$pairs" --repeats "${MV_REPEATS:-3}" 2>/dev/null | grep '^{')
+echo "$mv"
+
+python3 - "$rust" "$mv" <<'PY'
+import json, sys
+r, m = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print()
+print("| grader | pairs/s | agreement with expected |")
+print("|---|---:|---:|")
+for x in (r, m):
+    print(f"| {x['grader']} | {x['pairs_per_sec']:,.0f} | {x['agree']}/{x['pairs']} = {100*x['agreement']:.1f}% |")
+print(f"\nthroughput ratio: {r['pairs_per_sec']/m['pairs_per_sec']:,.0f}x")
+PY
