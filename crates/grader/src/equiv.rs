@@ -45,7 +45,7 @@ pub fn children(n: &Node) -> Vec<&Node> {
         Node::Num(..) | Node::Pi | Node::E | Node::I | Node::Inf | Node::Sym(_) | Node::Text(_) => {
             vec![]
         }
-        Node::Neg(a) | Node::Fact(a) | Node::Percent(a) => vec![a],
+        Node::Neg(a) | Node::Fact(a) | Node::Percent(a) | Node::Degrees(a) => vec![a],
         Node::Add(v) | Node::Mul(v) => v.iter().map(|x| &x.1).collect(),
         Node::Pow(a, b)
         | Node::LogBase(a, b)
@@ -530,18 +530,18 @@ fn scalar_eq(a: &Ans, b: &Ans) -> bool {
             } else {
                 (y, *my, x, *mx)
             };
-            node_eq(p, pm, q, qm)
-                || node_eq(
-                    &Node::Mul(vec![
-                        (false, p.clone()),
-                        (true, Node::Num(BigRational::from_integer(100.into()), 0)),
-                    ]),
-                    pm,
-                    q,
-                    qm,
-                )
+            node_eq(p, pm, q, qm) || node_eq(&percent_value(p), pm, q, qm)
         }
         _ => false,
+    }
+}
+
+/// `p%` as a number; a decimal literal stays a literal (`16.67%` → 0.1667, 4 places).
+fn percent_value(p: &Node) -> Node {
+    let hundred = BigRational::from_integer(100.into());
+    match decimal_literal(p) {
+        Some((r, d)) => Node::Num(r / hundred, d + 2),
+        None => Node::Mul(vec![(false, p.clone()), (true, Node::Num(hundred, 0))]),
     }
 }
 
@@ -643,6 +643,8 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
             al == bl && ar == br && bound_eq(a0, b0) && bound_eq(a1, b1)
         }
         (Ans::Union(x), Ans::Union(y)) => bag_eq(x, y),
+        // `x ≤ -3 or x ≥ 2` is a list of intervals.
+        (Ans::Union(x), Ans::List(y)) | (Ans::List(y), Ans::Union(x)) => bag_eq(x, y),
         (Ans::Union(x), _) if x.len() == 1 => ans_eq(&x[0], b),
         (_, Ans::Union(y)) if y.len() == 1 => ans_eq(a, &y[0]),
         (Ans::Matrix(x), Ans::Matrix(y)) => {

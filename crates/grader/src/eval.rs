@@ -21,6 +21,8 @@ pub struct Evaluator<'a> {
     /// Bit k chooses the minus branch of the k-th `±` met during evaluation.
     mask: u32,
     pm_seen: u32,
+    /// Inside a trigonometric function argument (degrees become radians).
+    in_trig: u32,
 }
 
 /// Evaluate `node` with the given symbol values.
@@ -63,6 +65,7 @@ impl<'a> Evaluator<'a> {
             steps: 0,
             mask,
             pm_seen: 0,
+            in_trig: 0,
         }
     }
 
@@ -125,6 +128,14 @@ impl<'a> Evaluator<'a> {
             }
             Node::Fact(a) => factorial(&self.eval(a)?),
             Node::Percent(a) => self.eval(a)?.div(&int(100)),
+            Node::Degrees(a) => {
+                let v = self.eval(a)?;
+                if self.in_trig > 0 {
+                    v.mul(&Val::Approx(C64::real(std::f64::consts::PI / 180.0)))
+                } else {
+                    Ok(v)
+                }
+            }
             Node::Binom(n, k) => {
                 let (n, k) = (self.eval(n)?, self.eval(k)?);
                 binom(&n, &k)
@@ -153,8 +164,15 @@ impl<'a> Evaluator<'a> {
             }
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
+                let trig = matches!(
+                    f,
+                    Func::Sin | Func::Cos | Func::Tan | Func::Cot | Func::Sec | Func::Csc
+                );
                 for a in args {
-                    match self.eval(a) {
+                    self.in_trig += u32::from(trig);
+                    let r = self.eval(a);
+                    self.in_trig -= u32::from(trig);
+                    match r {
                         Ok(v) => vals.push(v),
                         // gcd of polynomials: the gcd of their numeric contents.
                         Err(EvalError::Unsupported) if *f == Func::Gcd => match content(a) {

@@ -325,7 +325,8 @@ pub fn extract_answer(text: &str) -> Option<String> {
     if let Some((_, _, c)) = last_math {
         return Some(c.clone());
     }
-    None
+    // A short word answer (`Sunday`, `Evelyn`).
+    (s.chars().count() <= 60 && !s.contains('\n')).then(|| s.to_string())
 }
 
 /// Gold answers may be bare, wrapped in `$...$`/`\boxed{}`, or full solutions.

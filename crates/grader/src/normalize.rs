@@ -9,9 +9,6 @@ use regex::Regex;
 static DOUBLE_BS_CMD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\\\\([a-zA-Z]+)").expect("regex"));
 static LITERAL_NL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\n([^a-z]|$)").expect("regex"));
-static DEGREES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree|\^\s*\{\s*\}").expect("regex")
-});
 static BRACE_COMMA: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\d)\s*\{\s*,\s*\}\s*(\d)").expect("regex"));
 static COMMA_BANG: LazyLock<Regex> =
@@ -121,9 +118,6 @@ pub fn strip_delims(s: &str) -> String {
 pub fn clean_answer(s: &str) -> String {
     let s = preclean(s);
     let mut s = strip_delims(&s);
-    if s.contains('\\') || s.contains('°') {
-        s = DEGREES.replace_all(&s, "").into_owned();
-    }
     if s.contains("\\!") {
         s = COMMA_BANG.replace_all(&s, "$1,$2").into_owned();
     }

@@ -68,6 +68,8 @@ pub enum Node {
     Pm(Option<Box<Node>>, Box<Node>, bool),
     Fact(Box<Node>),
     Percent(Box<Node>),
+    /// `x^\circ`: radians inside trigonometric functions, a plain unit elsewhere.
+    Degrees(Box<Node>),
     Func(Func, Vec<Node>),
     /// `log_b x`, `\sqrt[n]{x}`: (base/index, argument)
     LogBase(Box<Node>, Box<Node>),
@@ -471,15 +473,40 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 "infty" | "infin" => Tok::Ident("\\infty".into()),
                 "exponentialE" => Tok::Ident("e".into()),
                 "imaginaryI" => Tok::Ident("i".into()),
-                "circ" | "degree" => {
-                    continue;
-                }
+                "circ" | "degree" => Tok::Op('°'),
                 "And" | "text{and}" => Tok::Sep,
                 "quad" => continue,
                 _ => Tok::Cmd(name.clone()),
             };
             out.push(tok);
             continue;
+        }
+        if c == '^' {
+            // `^\circ`, `^{\circ}`: a degree mark.
+            let rest: String = chars[i + 1..chars.len().min(i + 16)]
+                .iter()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            for pat in ["\\circ", "{\\circ}"] {
+                if rest.starts_with(pat)
+                    && !rest[pat.len()..].starts_with(|c: char| c.is_ascii_alphabetic())
+                {
+                    let mut need = pat.chars().count();
+                    let mut j = i + 1;
+                    while need > 0 && j < chars.len() {
+                        if !chars[j].is_whitespace() {
+                            need -= 1;
+                        }
+                        j += 1;
+                    }
+                    out.push(Tok::Op('°'));
+                    i = j;
+                    break;
+                }
+            }
+            if out.last() == Some(&Tok::Op('°')) && i > 0 && chars[i - 1] != '^' {
+                continue;
+            }
         }
         i += 1;
         let tok = match c {
@@ -530,7 +557,7 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
             'π' => Tok::Cmd("pi".into()),
             '∞' => Tok::Ident("\\infty".into()),
             '√' => Tok::Cmd("sqrt".into()),
-            '°' => continue,
+            '°' => Tok::Op('°'),
             '²' | '³' => {
                 out.push(Tok::Op('^'));
                 Tok::Num(if c == '²' { "2" } else { "3" }.into())
@@ -994,6 +1021,10 @@ impl Parser {
                 Some(Tok::Op('%')) => {
                     self.pos += 1;
                     n = Node::Percent(Box::new(n));
+                }
+                Some(Tok::Op('°')) => {
+                    self.pos += 1;
+                    n = Node::Degrees(Box::new(n));
                 }
                 Some(Tok::Op('\'')) => {
                     self.pos += 1;

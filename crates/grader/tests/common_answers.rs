@@ -1,0 +1,115 @@
+//! Everyday answer pairs from MATH/GSM8K-style outputs: (gold, prediction, same?).
+
+use arbitrage_grader::grade;
+
+const CASES: &[(&str, &str, bool)] = &[
+    (r"\frac{\sqrt{3}}{2}", r"\frac{1}{2}\sqrt{3}", true),
+    (r"(x+1)^2", r"x^2+2x+1", true),
+    (r"2\pi", r"6.28", true),
+    (r"5", r"5.0", true),
+    (r"\dfrac{3}{4}", r"0.75", true),
+    (r"10", r"There are 10 apples.", true),
+    (r"18.90", r"\$18.90", true),
+    (r"y = 2x + 3", r"2x+3", true),
+    (r"\{1, 2\}", r"1, 2", true),
+    (r"50\%", r"0.5", true),
+    (r"12", r"12.00", true),
+    (r"C", r"The answer is (C) 12", true),
+    (r"C", r"\boxed{\text{(C)}}", true),
+    (r"\text{(C)}", r"C", true),
+    (r"\infty", r"\infty", true),
+    (r"-\infty", r"\infty", false),
+    (r"\frac{1}{2}", r"\frac{2}{4}", true),
+    (r"x \in (-\infty, 2)", r"x < 2", true),
+    (
+        r"(-\infty, -3] \cup [2, \infty)",
+        r"x \le -3 \text{ or } x \ge 2",
+        true,
+    ),
+    (r"\sqrt{2}/2", r"\frac{\sqrt2}{2}", true),
+    (r"e^{i\pi}", r"-1", true),
+    (r"\log_2 8", r"3", true),
+    (r"\ln(e^2)", r"2", true),
+    (r"\binom{5}{2}", r"10", true),
+    (r"6!", r"720", true),
+    (r"1.5 \times 10^{3}", r"1500", true),
+    (r"3.0 \cdot 10^8", r"300000000", true),
+    (r"2^{10}", r"1024", true),
+    (r"\frac{\pi}{4}", r"45^\circ", false),
+    (r"(1, -2)", r"(1,-2)", true),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"(1, 2)", true),
+    (r"\text{Sunday}", r"Sunday", true),
+    (r"\text{Sunday}", r"Monday", false),
+    (r"3+4i", r"3 + 4 i", true),
+    (r"-2", r"x = -2", true),
+    (r"4", r"The final answer is 4.", true),
+    (
+        r"72",
+        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72",
+        true,
+    ),
+    (r"0.5", r"1/2", true),
+    (r"\frac{7}{2}", r"3.5", true),
+    (r"2", r"2, 3", false),
+    (r"a", r"\alpha", false),
+    (r"\alpha", r"\alpha", true),
+    (r"\sqrt[3]{-8}", r"-2", true),
+    (r"x^2", r"x*x", true),
+    (r"\frac{3}{5}", r"3/5", true),
+    (r"\$5.40", r"5.4", true),
+    (r"8", r"8\text{ inches}", true),
+    (r"1", r"1000", false),
+    (r"v_0 t + \frac12 g t^2", r"\frac{g t^2}{2} + t v_0", true),
+    (r"\frac{9}{4}\pi", r"\frac{9\pi}{4}", true),
+    (r"4\sqrt{3}", r"6.93", true),
+    (r"4\sqrt{3}", r"6.9", false),
+    (r"10^{-3}", r"0.001", true),
+    (r"[2, 5)", r"2 \le x < 5", true),
+    (r"x \ge 5", r"[5, \infty)", true),
+    (r"6", r"6\%", true),
+    (r"\frac{1}{6}", r"16.67\%", true),
+    (r"1,2,3", r"3,2,1", true),
+    (r"(1,2,3)", r"(3,2,1)", false),
+    (r"2 + t", r"2", false),
+    (r"0.5", r"50", false),
+    (r"\frac{1}{3}", r"33.33\%", true),
+    (r"\text{Evelyn}", r"The fastest is Evelyn", false),
+    (r"1", r"one", false),
+    (r"\frac{a}{b}", r"a/b", true),
+    (r"\frac{1}{x}", r"x^{-1}", true),
+    (r"|x|", r"\sqrt{x^2}", true),
+    (r"\lfloor 3.7 \rfloor", r"3", true),
+    (r"\sin^2 x + \cos^2 x", r"1", true),
+    (r"\sum_{k=1}^{10} k", r"55", true),
+    (r"2 \text{ and } 3", r"3, 2", true),
+    (r"\frac{1}{2}, \frac{1}{3}", r"\frac13, \frac12", true),
+    (r"k=1,2", r"1 \text{ or } 2", true),
+    (r"(3, \infty)", r"x > 3", true),
+    (r"\emptyset", r"\varnothing", false),
+    (r"\text{No solution}", r"no solution", true),
+    (r"1:2", r"1:2", true),
+    (r"2:4", r"1:2", true),
+    (r"5 \text{ cm}", r"5", true),
+    (r"\frac{\sqrt{6}}{3}", r"\sqrt{\frac{2}{3}}", true),
+    (r"\cos 60^\circ", r"\frac12", true),
+    (r"\sin(30^{\circ})", r"0.5", true),
+    (r"(30^\circ, 60^\circ)", r"(30, 60)", true),
+    (r"90^\circ", r"90", true),
+    (r"45°", r"45", true),
+    (r"\angle A = 30^\circ", r"30", true),
+];
+
+#[test]
+fn everyday_answer_pairs_are_graded_as_a_person_would() {
+    let mut bad = Vec::new();
+    for (gold, pred, same) in CASES {
+        let v = grade(gold, pred);
+        if v.equal != *same {
+            bad.push(format!(
+                "{gold:?} vs {pred:?}: expected {same}, got {} (pred {:?})",
+                v.equal, v.pred
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
