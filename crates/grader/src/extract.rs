@@ -229,19 +229,22 @@ fn segment_after(s: &str) -> Option<String> {
     // Sentence end: newline, or a period/！ followed by space or end.
     let mut end = t.len();
     let b = t.as_bytes();
+    let mut dollars = 0usize;
     for (i, ch) in t.char_indices() {
         if ch == '\n' {
             end = i;
             break;
         }
+        if ch == '$' {
+            dollars += 1;
+        }
+        // A period inside $...$ does not end the sentence.
         if (ch == '.' || ch == '。')
             && (i + ch.len_utf8() >= b.len() || b[i + ch.len_utf8()].is_ascii_whitespace())
+            && dollars % 2 == 0
         {
-            // A period inside $...$ does not end the sentence.
-            if t[..i].matches('$').count() % 2 == 0 {
-                end = i;
-                break;
-            }
+            end = i;
+            break;
         }
     }
     let seg = t[..end].trim();
@@ -282,9 +285,23 @@ fn looks_like_answer(s: &str) -> bool {
             == 0
 }
 
+/// Only the last `MAX_TEXT` bytes of a solution are searched (answers come last).
+const MAX_TEXT: usize = 64 * 1024;
+
+fn tail(text: &str) -> &str {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut start = text.len() - MAX_TEXT;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
 /// Extract the final answer from a solution text (or return a bare answer as is).
 pub fn extract_answer(text: &str) -> Option<String> {
-    let s = preclean(text);
+    let s = preclean(tail(text));
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -331,7 +348,7 @@ pub fn extract_answer(text: &str) -> Option<String> {
 
 /// Gold answers may be bare, wrapped in `$...$`/`\boxed{}`, or full solutions.
 pub fn extract_gold(text: &str) -> String {
-    let s = preclean(text);
+    let s = preclean(tail(text));
     let t = s.trim();
     if let Some(b) = boxed_answer(t) {
         return b;
@@ -402,7 +419,7 @@ fn standalone_letter(s: &str, from_end: bool) -> Option<char> {
 
 /// Choice letter chosen in a solution text.
 pub fn extract_choice(text: &str) -> Option<char> {
-    let s = preclean(text);
+    let s = preclean(tail(text));
     if let Some(b) = boxed_answer(&s)
         && let Some(c) = standalone_letter(&b, false)
     {
