@@ -569,6 +569,9 @@ fn bag_eq(xs: &[Ans], ys: &[Ans]) -> bool {
 
 /// Set match: every element of each side occurs in the other.
 fn set_eq(xs: &[Ans], ys: &[Ans]) -> bool {
+    if xs.is_empty() && ys.is_empty() {
+        return true;
+    }
     !xs.is_empty()
         && !ys.is_empty()
         && xs.iter().all(|x| ys.iter().any(|y| ans_eq(x, y)))
@@ -662,6 +665,8 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
         }
         (Ans::Rel(f, fo), Ans::Rel(g, go)) => rel_eq(f, *fo, g, *go),
         (Ans::Text(x), Ans::Text(y)) => loose(x) == loose(y),
+        // `\{\}` is the empty set `∅`.
+        (Ans::Set(v), Ans::Text(t)) | (Ans::Text(t), Ans::Set(v)) => v.is_empty() && t == "∅",
         (Ans::NegInf, Ans::NegInf) | (Ans::PosInf, Ans::PosInf) => true,
         (Ans::Scalar { .. } | Ans::Value(_), Ans::Scalar { .. } | Ans::Value(_)) => {
             if let (Some((x, _)), Some((y, _))) = (val_of(a), val_of(b))

@@ -241,7 +241,7 @@ fn segment_after(s: &str) -> Option<String> {
         // A period inside $...$ does not end the sentence.
         if (ch == '.' || ch == '。')
             && (i + ch.len_utf8() >= b.len() || b[i + ch.len_utf8()].is_ascii_whitespace())
-            && dollars % 2 == 0
+            && dollars.is_multiple_of(2)
         {
             end = i;
             break;
@@ -382,11 +382,14 @@ pub fn extract_gold(text: &str) -> String {
 
 /// A multiple-choice letter (A–E) in a gold answer like `B`, `(A) Cecile`, `C Cecile`.
 pub fn gold_choice(gold: &str) -> Option<char> {
-    let t = gold.trim();
-    let t = t
-        .strip_prefix("\\text{")
-        .and_then(|x| x.strip_suffix('}'))
-        .unwrap_or(t);
+    let mut t = gold.trim();
+    // Unwrap `\text{...}`, `\textbf{...}`, `\mathrm{...}`.
+    while let Some(inner) = t.strip_prefix('\\').and_then(|x| {
+        let x = x.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+        x.strip_prefix('{').and_then(|y| y.strip_suffix('}'))
+    }) {
+        t = inner.trim();
+    }
     let mut cs = t.chars();
     let (c0, c1, c2) = (cs.next(), cs.next(), cs.next());
     match (c0, c1, c2) {

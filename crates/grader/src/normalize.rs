@@ -15,6 +15,9 @@ static COMMA_BANG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\d),\s*\\!\s*(\d)").expect("regex"));
 static THIN_SPACE_NUM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\d)\\[,;: ](\d{3})").expect("regex"));
+/// A repeating decimal `0.1\overline{6}`.
+static REPEATING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d*)\.(\d*)\\overline\s*\{\s*(\d{1,12})\s*\}").expect("regex"));
 /// Whole answer is a number written with thousands separators (comma or space).
 static THOUSANDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$").expect("regex"));
@@ -128,6 +131,13 @@ pub fn clean_answer(s: &str) -> String {
     if s.contains('\\') {
         s = THIN_SPACE_NUM.replace_all(&s, "$1 $2").into_owned();
     }
+    if s.contains("\\overline") {
+        s = REPEATING
+            .replace_all(&s, |c: &regex::Captures| {
+                repeating_to_frac(&c[1], &c[2], &c[3])
+            })
+            .into_owned();
+    }
     // A leading `=` or trailing sentence punctuation carries no meaning.
     let t = s
         .trim()
@@ -212,4 +222,21 @@ pub fn loose(s: &str) -> String {
         out.extend(c.to_lowercase());
     }
     out.trim_end_matches('.').to_string()
+}
+
+/// `A.B\overline{C}` as `\frac{ABC - AB}{10^|B| (10^|C| - 1)}`, written out in digits.
+fn repeating_to_frac(int_part: &str, fixed: &str, rep: &str) -> String {
+    use num_bigint::BigInt;
+    let parse = |s: &str| -> BigInt {
+        if s.is_empty() {
+            BigInt::from(0)
+        } else {
+            s.parse().unwrap_or_default()
+        }
+    };
+    let all = parse(&format!("{int_part}{fixed}{rep}"));
+    let head = parse(&format!("{int_part}{fixed}"));
+    let den = num_traits::pow::pow(BigInt::from(10), fixed.len())
+        * (num_traits::pow::pow(BigInt::from(10), rep.len()) - 1);
+    format!("\\frac{{{}}}{{{}}}", all - head, den)
 }

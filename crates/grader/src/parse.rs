@@ -302,8 +302,9 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                     i += 1;
                 }
             }
-            // Scientific notation: 1E20, 2.5E-3 (uppercase only; lowercase e is Euler's number).
-            if i < chars.len() && chars[i] == 'E' {
+            // Scientific notation: 1E20, 2.5E-3, 6.02e23 (a lowercase `e` only when digits follow
+            // directly; `2e` alone is 2·e).
+            if i < chars.len() && (chars[i] == 'E' || chars[i] == 'e') {
                 let mut j = i + 1;
                 if j < chars.len() && (chars[j] == '-' || chars[j] == '+') {
                     j += 1;
@@ -315,7 +316,9 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                     i = j;
                 }
             }
-            out.push(Tok::Num(chars[st..i].iter().collect()));
+            out.push(Tok::Num(
+                chars[st..i].iter().collect::<String>().replace('e', "E"),
+            ));
             // `1./3` (a float written with a bare trailing point).
             if chars.get(i) == Some(&'.') && !chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
                 i += 1;
@@ -402,6 +405,18 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 let j = skip_ws(&chars, i);
                 if let Some((content, k)) = read_group(&chars, j) {
                     i = k;
+                    if n == "mathbb" && content.trim() == "R" {
+                        // The real line.
+                        out.extend([
+                            Tok::Op('('),
+                            Tok::Op('-'),
+                            Tok::Ident("\\infty".into()),
+                            Tok::Op(','),
+                            Tok::Ident("\\infty".into()),
+                            Tok::Op(')'),
+                        ]);
+                        continue;
+                    }
                     let t = content.trim_matches(|c: char| c.is_whitespace() || c == '~');
                     if t.len() > 1 && t.chars().all(|c| c.is_ascii_alphabetic()) {
                         let unit_like = matches!(t, "min" | "max" | "sec") && n != "operatorname";
@@ -471,6 +486,7 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 "colon" => Tok::Op(':'),
                 "percent" => Tok::Op('%'),
                 "infty" | "infin" => Tok::Ident("\\infty".into()),
+                "emptyset" | "varnothing" | "O" => Tok::Text("∅".into()),
                 "exponentialE" => Tok::Ident("e".into()),
                 "imaginaryI" => Tok::Ident("i".into()),
                 "circ" | "degree" => Tok::Op('°'),

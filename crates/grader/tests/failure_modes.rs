@@ -261,7 +261,10 @@ fn adversarial_inputs_finish_fast_without_panicking() {
         ("1", "x^{x^{x^{x^{x^{x}}}}}".into()),
         ("1", "\\pm 1 \\pm 2 \\pm 3 \\pm 4 \\pm 5 \\pm 6".into()),
         ("1", format!("The answer is ${}", "a. ".repeat(100_000))),
-        ("1", format!("{}\\boxed{{1}}", "Final answer: $x$. ".repeat(20_000))),
+        (
+            "1",
+            format!("{}\\boxed{{1}}", "Final answer: $x$. ".repeat(20_000)),
+        ),
         ("1", "\\text{".repeat(3_000)),
         ("1", "\\frac".repeat(3_000)),
         ("1", "x^".repeat(3_000) + "2"),
