@@ -67,3 +67,19 @@ pub trait TextProbe: Send + Sync {
         candidates: &[&str],
     ) -> Result<Probe, EngineError>;
 }
+
+/// A scored step, with what scoring it cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub score: f32,
+    pub usage: Usage,
+}
+
+/// Something that scores a step in context: a process reward model or a stand-in for one.
+pub trait StepScorer: Send + Sync {
+    /// The name recorded in metrics, e.g. `"target-logprob (stand-in PRM)"`.
+    fn name(&self) -> &str;
+
+    /// Score `step` as the next step after `transcript`; higher is better, in [0, 1].
+    fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError>;
+}

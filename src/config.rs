@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::llama::EmbeddedSettings;
+use crate::prm::PrmKind;
 use crate::prompts::PromptTemplate;
 use crate::types::{Sampling, StepOptions};
 
@@ -44,6 +45,23 @@ struct RawConfig {
     generation: RawGeneration,
     #[serde(default)]
     prompt: RawPrompt,
+    #[serde(default)]
+    prm: RawPrm,
+    #[serde(default)]
+    router: RawRouter,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrm {
+    kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    /// Router file, relative to the config file (or to the current directory for the default).
+    file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +130,10 @@ pub struct Config {
     pub target: ModelConfig,
     pub generation: GenerationConfig,
     pub prompt: PromptTemplate,
+    /// The embedded stand-in PRM, run on the target model.
+    pub prm: PrmKind,
+    /// The router file `router` runs load.
+    pub router_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -199,8 +221,21 @@ impl Config {
         let prompt = template_name
             .parse::<PromptTemplate>()
             .map_err(|e| invalid(format!("`prompt.template`: {e}")))?;
+        let prm = raw
+            .prm
+            .kind
+            .as_deref()
+            .unwrap_or("target-logprob")
+            .parse::<PrmKind>()
+            .map_err(|e| invalid(format!("`prm.kind`: {e}")))?;
+        let router_file = raw.router.file.map(|f| match base {
+            Some(base) => base.join(f),
+            None => f,
+        });
         Ok(Config {
             origin: origin.to_owned(),
+            prm,
+            router_file,
             draft: model("draft", &raw.models.draft),
             target: model("target", &raw.models.target),
             generation: GenerationConfig {

@@ -111,7 +111,10 @@ pub struct Problem {
     /// The answer field as a string (numbers printed, lists joined with ", "). Datasets whose
     /// field holds a worked solution (gsm8k, minerva_math) need the grader's gold parsing.
     pub answer: String,
-    /// The whole record, for dataset-specific gold parsing.
+    /// The reference answer the grader compares with: the dataset's gold parsing for known
+    /// datasets (e.g. the number after `####` in gsm8k), the answer field otherwise.
+    pub gold: String,
+    /// The whole record.
     pub record: Value,
 }
 
@@ -123,6 +126,8 @@ pub struct Dataset {
     pub path: PathBuf,
     pub question_fields: Vec<String>,
     pub answer_field: String,
+    /// Whether the name is a known dataset whose gold answers the grader knows how to parse.
+    pub known: bool,
 }
 
 /// The data directory: the flag, else `$ARBITRAGE_DATA_DIR`, else `../shared/data` if present.
@@ -180,6 +185,8 @@ impl Dataset {
             (None, Some(l)) => l.question.iter().map(|s| (*s).to_owned()).collect(),
             (None, None) => vec!["question".to_owned()],
         };
+        // An overridden answer field holds a bare answer, not the dataset's own format.
+        let known = layout.is_some() && answer_field.is_none();
         let answer_field = match (answer_field, layout) {
             (Some(f), _) => f.to_owned(),
             (None, Some(l)) => l.answer.to_owned(),
@@ -190,6 +197,7 @@ impl Dataset {
             path,
             question_fields,
             answer_field,
+            known,
         })
     }
 
@@ -249,10 +257,17 @@ impl Dataset {
                     )));
                 }
             };
+            let gold = if self.known {
+                arbitrage_grader::gold_answer(&self.name, &record)
+                    .map_err(|e| field_err(e.to_string()))?
+            } else {
+                answer.clone()
+            };
             problems.push(Problem {
                 idx: problems.len(),
                 question: parts.join(" "),
                 answer,
+                gold,
                 record,
             });
         }

@@ -10,12 +10,25 @@
 //! - [`config`]: the TOML configuration, validated.
 //! - [`prompts`]: prompt templates.
 //! - [`datasets`]: benchmark files and their field mappings.
+//! - [`prm`]: stand-in process reward models on the embedded engine.
+//! - [`features`], [`router`]: the draft-side features and the router that reads them.
+//! - [`policy`]: run types and their pure decision rules.
+//! - [`speculate`]: the speculation loop for one problem.
+//! - [`run`]: a run over a dataset: results, resume, metrics.
+//! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
 pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod datasets;
+pub mod features;
 pub mod llama;
+pub mod policy;
+pub mod prm;
 pub mod prompts;
+pub mod router;
+pub mod run;
+pub mod speculate;
+pub mod train;
 pub mod types;

@@ -110,3 +110,40 @@ fn steps_prints_a_solution_with_the_smoke_model() {
     assert!(stdout.contains("── step 1"), "{stdout}");
     assert!(stdout.contains("tokens generated"), "{stdout}");
 }
+
+#[test]
+fn grade_pairs_prints_one_verdict_per_line_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"gold\": \"50\", \"pred\": \"0.5\"}\n{\"gold\": \"\\\\frac{1}{2}\", \"pred\": \"The answer is \\\\boxed{0.5}.\"}\n",
+    )
+    .unwrap();
+    let out = arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0]["equal"], false);
+    assert_eq!(verdicts[1]["equal"], true);
+}
+
+#[test]
+fn grade_pairs_names_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"gold\": \"1\", \"pred\": \"1\"}\n{\"gold\": 1}\n",
+    )
+    .unwrap();
+    let out = arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
+    fails_with(&out, &[&format!("{}:2", pairs.display())]);
+}

@@ -1,7 +1,10 @@
 //! Arguments, subcommands and everything printed.
 
 mod bench;
+mod grade;
+mod run;
 mod steps;
+mod train;
 
 use std::path::PathBuf;
 
@@ -23,6 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a decision rule over a dataset: results.jsonl, metrics.json (and steps.jsonl).
+    Run(run::RunArgs),
+    /// Train a router on generate-run step records.
+    TrainRouter(train::TrainArgs),
+    /// Grade answer pairs, or re-grade a finished run.
+    Grade(grade::GradeArgs),
     /// Solve one problem with one model and print its solution step by step.
     Steps(steps::StepsArgs),
     /// Measure prefill and decode tokens/s of the configured models.
@@ -63,6 +72,9 @@ pub fn init_logging(verbose: u8) {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Grade(args) => grade::run(args),
+        Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),
         Command::Bench(args) => bench::run(args),
     }

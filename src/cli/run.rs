@@ -1,0 +1,291 @@
+//! `arbitrage run`: one run type over a dataset, with results, metrics and a progress bar.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use arbitrage::datasets::{Dataset, data_dir};
+use arbitrage::policy::RunType;
+use arbitrage::prm::ProbePrm;
+use arbitrage::router::{FeatureRouter, Router, RouterFile};
+use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
+use arbitrage::speculate::{Limits, Models};
+use arbitrage::types::Author;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ConfigArgs;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Decision rule: draft, target, rsd, oracle, router or generate.
+    #[arg(long)]
+    run_type: RunType,
+    /// Dataset name (gsm8k, math500, ...) or a .jsonl file.
+    #[arg(long)]
+    dataset: String,
+    /// Threshold of the rule (rsd: PRM score; oracle: advantage; router: ŷ). Defaults: rsd 0.7,
+    /// oracle 0, router the router file's default.
+    #[arg(long, alias = "prm-threshold")]
+    threshold: Option<f64>,
+    /// Router only: pick the threshold that sent about this fraction of held-out steps to the target.
+    #[arg(long, conflicts_with = "threshold")]
+    target_fraction: Option<f64>,
+    /// Run at most this many problems (after --start/--end).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// First problem index.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+    /// One past the last problem index.
+    #[arg(long)]
+    end: Option<usize>,
+    /// Where results.jsonl and metrics.json go (default runs/DATASET/RUN_TYPE[-tTHRESHOLD]).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Start afresh instead of resuming.
+    #[arg(long)]
+    overwrite: bool,
+    /// Directory holding NAME/test.jsonl files.
+    #[arg(long, env = "ARBITRAGE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Steps per problem (default from the config: 100).
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// Tokens per problem over all steps (default from the config: 4096).
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Question field of a custom .jsonl file.
+    #[arg(long)]
+    question_field: Option<String>,
+    /// Answer field of a custom .jsonl file.
+    #[arg(long)]
+    answer_field: Option<String>,
+    /// Router file (overrides the config's).
+    #[arg(long)]
+    router: Option<PathBuf>,
+}
+
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl RunEvents for Progress {
+    fn problem_finished(&mut self, _result: &ResultRecord, all: &[ResultRecord]) {
+        let correct = all.iter().filter(|r| r.correct).count();
+        let steps = all.iter().map(|r| r.steps.len()).sum::<usize>().max(1);
+        let target = all
+            .iter()
+            .flat_map(|r| &r.steps)
+            .filter(|s| s.model == Author::Target)
+            .count();
+        self.bar.set_message(format!(
+            "acc {:.1}% · target steps {:.0}%",
+            100.0 * correct as f64 / all.len().max(1) as f64,
+            100.0 * target as f64 / steps as f64
+        ));
+        self.bar.inc(1);
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let config = args.config.load()?;
+    let run_type = args.run_type;
+
+    let router_file = if run_type == RunType::Router {
+        let path = args.router.clone().or(config.router_file.clone()).context(
+            "run type `router` needs a router file: set [router] file in the config or pass --router",
+        )?;
+        Some((RouterFile::load(&path)?, path))
+    } else {
+        None
+    };
+    if args.target_fraction.is_some() && run_type != RunType::Router {
+        bail!("--target-fraction applies to --run-type router only");
+    }
+    let threshold = match (args.threshold, args.target_fraction, &router_file) {
+        (Some(t), _, _) => t,
+        (None, Some(f), Some((file, path))) => {
+            if !(0.0..=1.0).contains(&f) {
+                bail!("--target-fraction must be in [0, 1], got {f}");
+            }
+            file.threshold_for_fraction(f).with_context(|| {
+                format!(
+                    "router file {} has no budget table; pass --threshold",
+                    path.display()
+                )
+            })?
+        }
+        (None, None, Some((file, _))) => file.default_threshold,
+        (None, _, None) => run_type.default_threshold(),
+    };
+    let (lo, hi) = run_type.threshold_range();
+    if run_type.uses_threshold() && !(lo..=hi).contains(&threshold) {
+        bail!(
+            "--threshold {threshold} is out of range for `{run_type}`: expected a value in [{lo}, {hi}]"
+        );
+    }
+    if !threshold.is_finite() {
+        bail!("--threshold must be a number, got {threshold}");
+    }
+
+    let dataset = Dataset::resolve(
+        &args.dataset,
+        data_dir(args.data_dir.as_deref()).as_deref(),
+        args.question_field.as_deref(),
+        args.answer_field.as_deref(),
+    )?;
+    let all = dataset.load()?;
+    let end = args.end.unwrap_or(all.len()).min(all.len());
+    if args.start > end {
+        bail!("--start {} is past the end ({end})", args.start);
+    }
+    let mut problems = all[args.start..end].to_vec();
+    if let Some(limit) = args.limit {
+        problems.truncate(limit);
+    }
+
+    let output_dir = args.output_dir.clone().unwrap_or_else(|| {
+        let name = if run_type.uses_threshold() {
+            format!("{run_type}-t{threshold}")
+        } else {
+            run_type.to_string()
+        };
+        PathBuf::from("runs").join(&dataset.name).join(name)
+    });
+    let mut dir = RunDir::open(&output_dir, run_type, threshold, args.overwrite)?;
+    let todo = problems.iter().filter(|p| !dir.is_done(p.idx)).count();
+
+    // Load only the models the run type calls.
+    let needs_draft = run_type != RunType::Target;
+    let needs_target = run_type != RunType::Draft;
+    let draft = if needs_draft {
+        Some(Arc::new(super::load_model(&config.draft.engine)?))
+    } else {
+        None
+    };
+    let target = if needs_target {
+        // The same file in both roles (the smoke config) shares one loaded model.
+        match &draft {
+            Some(d) if config.draft.engine == renamed(&config.target.engine, "draft") => {
+                Some(Arc::clone(d))
+            }
+            _ => Some(Arc::new(super::load_model(&config.target.engine)?)),
+        }
+    } else {
+        None
+    };
+    let prm = match (&target, run_type.needs_prm()) {
+        (Some(t), true) => Some(ProbePrm::new(t.clone(), config.prm, config.prompt)),
+        _ => None,
+    };
+    let router = router_file.map(|(file, path)| FeatureRouter::new(file, &path));
+    let draft_gen = draft
+        .as_deref()
+        .or(target.as_deref())
+        .expect("one model is loaded");
+    let target_gen = target
+        .as_deref()
+        .or(draft.as_deref())
+        .expect("one model is loaded");
+    let models = Models {
+        draft: draft_gen,
+        target: target_gen,
+        prm: prm
+            .as_ref()
+            .map(|p| p as &dyn arbitrage::backend::StepScorer),
+        router: router.as_ref().map(|r| r as &dyn Router),
+    };
+
+    let mut limits = Limits {
+        step: config.generation.step.clone(),
+        max_steps: config.generation.max_steps,
+        max_tokens: config.generation.max_tokens,
+    };
+    if let Some(n) = args.max_steps {
+        limits.max_steps = n;
+    }
+    if let Some(n) = args.max_tokens {
+        limits.max_tokens = n;
+    }
+    let template = config.prompt;
+    let render = move |q: &str| template.render(q);
+    let spec = RunSpec {
+        run_type,
+        threshold,
+        dataset_name: &dataset.name,
+        limits,
+        render_prompt: &render,
+        prm_name: prm
+            .as_ref()
+            .map(|p| arbitrage::backend::StepScorer::name(p).to_owned()),
+        router_name: router.as_ref().map(|r| r.name().to_owned()),
+    };
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: the user does not want to wait for anything.
+                std::process::exit(130);
+            }
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+
+    eprintln!(
+        "{run_type} on {} ({} problems, {} to do{}) → {}",
+        dataset.name,
+        problems.len(),
+        todo,
+        if run_type.uses_threshold() {
+            format!(", threshold {threshold}")
+        } else {
+            String::new()
+        },
+        output_dir.display()
+    );
+    let bar = ProgressBar::new(todo as u64).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut progress = Progress { bar };
+    let flag = Arc::clone(&interrupted);
+    let outcome = run::run(
+        &models,
+        &spec,
+        &problems,
+        &mut dir,
+        &mut progress,
+        &move || flag.load(Ordering::SeqCst),
+    );
+    progress.bar.finish_and_clear();
+    let metrics = match outcome {
+        Ok(m) => m,
+        Err(run::RunError::Interrupted) => {
+            eprintln!(
+                "interrupted: finished problems are saved in {}; run again to resume",
+                output_dir.display()
+            );
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    Ok(())
+}
+
+fn renamed(
+    settings: &arbitrage::llama::EmbeddedSettings,
+    name: &str,
+) -> arbitrage::llama::EmbeddedSettings {
+    let mut s = settings.clone();
+    s.name = name.to_owned();
+    s
+}

@@ -1,0 +1,112 @@
+//! The draft-side features a router reads: statistics the draft produced while writing the step
+//! and cheap cues from its text. Computing them needs neither the target nor the PRM.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Author, FinishReason, GeneratedStep};
+
+/// Feature names, in the order [`step_features`] returns them. Router files list the names they
+/// were trained on, and loading checks them against this list.
+pub const FEATURE_NAMES: [&str; 12] = [
+    "mean_logprob",
+    "min_logprob",
+    "low_prob_share",
+    "mean_entropy",
+    "max_entropy",
+    "log_tokens",
+    "log_step_index",
+    "target_share",
+    "has_boxed",
+    "equals_count",
+    "digit_share",
+    "ends_solution",
+];
+
+/// What the router sees of a proposed draft step.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterInput<'a> {
+    pub question: &'a str,
+    /// Who wrote each earlier step.
+    pub previous_authors: &'a [Author],
+    pub previous_steps: &'a [String],
+    pub step: &'a GeneratedStep,
+}
+
+/// Named feature values, as stored in `steps.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Features(pub Vec<f32>);
+
+pub fn step_features(input: &RouterInput<'_>) -> Features {
+    let lp = &input.step.token_logprobs;
+    let ent = &input.step.token_entropies;
+    let n = lp.len().max(1) as f32;
+    let mean = |v: &[f32]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f32>() / v.len() as f32
+        }
+    };
+    let text = &input.step.text;
+    let chars = text.chars().count().max(1) as f32;
+    let prev = input.previous_authors.len();
+    let target_prev = input
+        .previous_authors
+        .iter()
+        .filter(|a| **a == Author::Target)
+        .count();
+    Features(vec![
+        mean(lp),
+        lp.iter().copied().fold(0.0, f32::min),
+        lp.iter().filter(|&&l| l < 0.5f32.ln()).count() as f32 / n,
+        mean(ent),
+        ent.iter().copied().fold(0.0, f32::max),
+        (lp.len() as f32).ln_1p(),
+        (prev as f32).ln_1p(),
+        if prev == 0 {
+            0.0
+        } else {
+            target_prev as f32 / prev as f32
+        },
+        f32::from(u8::from(text.contains("\\boxed"))),
+        text.matches('=').count() as f32,
+        text.chars().filter(char::is_ascii_digit).count() as f32 / chars,
+        f32::from(u8::from(input.step.finish == FinishReason::EndOfSequence)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Usage;
+
+    #[test]
+    fn features_follow_the_named_order() {
+        let step = GeneratedStep {
+            text: "So x = 4, and \\boxed{4}.\n\n".into(),
+            finish: FinishReason::Separator,
+            token_logprobs: vec![-0.1, -2.0, -0.3, -0.1],
+            token_entropies: vec![0.5, 1.5, 0.2, 0.2],
+            usage: Usage::default(),
+        };
+        let authors = [Author::Draft, Author::Target];
+        let steps = ["a\n\n".to_owned(), "b\n\n".to_owned()];
+        let f = step_features(&RouterInput {
+            question: "q",
+            previous_authors: &authors,
+            previous_steps: &steps,
+            step: &step,
+        })
+        .0;
+        assert_eq!(f.len(), FEATURE_NAMES.len());
+        let get = |name| f[FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];
+        assert!((get("mean_logprob") + 0.625).abs() < 1e-6);
+        assert_eq!(get("min_logprob"), -2.0);
+        assert_eq!(get("low_prob_share"), 0.25);
+        assert_eq!(get("max_entropy"), 1.5);
+        assert_eq!(get("target_share"), 0.5);
+        assert_eq!(get("has_boxed"), 1.0);
+        assert_eq!(get("equals_count"), 1.0);
+        assert_eq!(get("ends_solution"), 0.0);
+    }
+}

@@ -1,0 +1,164 @@
+//! Run types and their decision rules. Each rule is a pure function of the scores and the
+//! threshold, so it can be tested on its own and traced with its inputs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunType {
+    /// Always keep the draft step.
+    Draft,
+    /// Always use the target.
+    Target,
+    /// Reward-guided speculative decoding: keep the draft step when its PRM score ≥ threshold.
+    Rsd,
+    /// Both steps scored; the target's is used when its advantage exceeds the threshold.
+    Oracle,
+    /// ARBITRAGE: escalate when the router's ŷ ≥ threshold.
+    Router,
+    /// Router training data: both steps and both scores at every step, the better one kept.
+    Generate,
+}
+
+impl RunType {
+    pub const ALL: [RunType; 6] = [
+        RunType::Draft,
+        RunType::Target,
+        RunType::Rsd,
+        RunType::Oracle,
+        RunType::Router,
+        RunType::Generate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunType::Draft => "draft",
+            RunType::Target => "target",
+            RunType::Rsd => "rsd",
+            RunType::Oracle => "oracle",
+            RunType::Router => "router",
+            RunType::Generate => "generate",
+        }
+    }
+
+    /// Whether the rule reads a threshold at all.
+    pub fn uses_threshold(self) -> bool {
+        matches!(self, RunType::Rsd | RunType::Oracle | RunType::Router)
+    }
+
+    /// The range a threshold must lie in: scores are in [0, 1], advantages in [-1, 1].
+    pub fn threshold_range(self) -> (f64, f64) {
+        match self {
+            RunType::Oracle => (-1.0, 1.0),
+            _ => (0.0, 1.0),
+        }
+    }
+
+    /// The default threshold: RSD's paper default 0.7, oracle 0 (any advantage), router 0.5.
+    pub fn default_threshold(self) -> f64 {
+        match self {
+            RunType::Rsd => 0.7,
+            RunType::Router => 0.5,
+            _ => 0.0,
+        }
+    }
+
+    pub fn needs_prm(self) -> bool {
+        matches!(self, RunType::Rsd | RunType::Oracle | RunType::Generate)
+    }
+}
+
+impl fmt::Display for RunType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RunType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunType::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown run type `{s}` (known: {})",
+                    RunType::ALL.map(RunType::name).join(", ")
+                )
+            })
+    }
+}
+
+/// RSD keeps the draft step when the PRM likes it enough.
+pub fn rsd_keeps_draft(draft_score: f32, threshold: f64) -> bool {
+    f64::from(draft_score) >= threshold
+}
+
+/// The oracle uses the target step when its advantage is above the threshold.
+pub fn oracle_uses_target(draft_score: f32, target_score: f32, threshold: f64) -> bool {
+    f64::from(target_score) - f64::from(draft_score) > threshold
+}
+
+/// The router escalates when ŷ reaches the threshold.
+pub fn router_escalates(y_hat: f32, threshold: f64) -> bool {
+    f64::from(y_hat) >= threshold
+}
+
+/// Data generation keeps the better-scored step (the target's only when strictly better).
+pub fn generate_uses_target(draft_score: f32, target_score: f32) -> bool {
+    target_score > draft_score
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsd_keeps_a_draft_step_scoring_exactly_the_threshold() {
+        assert!(rsd_keeps_draft(0.7, 0.7f32 as f64));
+        assert!(!rsd_keeps_draft(0.69, 0.7));
+    }
+
+    #[test]
+    fn oracle_needs_a_strictly_larger_advantage() {
+        assert!(!oracle_uses_target(0.5, 0.6, 0.1f32 as f64 + 1e-6));
+        assert!(oracle_uses_target(0.5, 0.7, 0.1));
+        assert!(
+            !oracle_uses_target(0.5, 0.5, 0.0),
+            "no advantage, no target"
+        );
+        assert!(
+            oracle_uses_target(0.5, 0.4, -0.2),
+            "a negative threshold tolerates a worse target"
+        );
+    }
+
+    #[test]
+    fn router_escalates_at_the_threshold() {
+        assert!(router_escalates(0.5, 0.5));
+        assert!(!router_escalates(0.49, 0.5));
+    }
+
+    #[test]
+    fn generate_keeps_the_draft_on_ties() {
+        assert!(!generate_uses_target(0.5, 0.5));
+        assert!(generate_uses_target(0.5, 0.51));
+    }
+
+    #[test]
+    fn run_type_names_round_trip() {
+        for r in RunType::ALL {
+            assert_eq!(r.name().parse::<RunType>().unwrap(), r);
+        }
+        assert!(
+            "speculative"
+                .parse::<RunType>()
+                .unwrap_err()
+                .contains("rsd")
+        );
+    }
+}

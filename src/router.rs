@@ -1,0 +1,275 @@
+//! Routers: given the context and a proposed draft step, the probability ŷ that the target would
+//! write a better step. The loop escalates when ŷ ≥ threshold.
+//!
+//! The embedded router is a logistic regression over [`crate::features`], stored as a versioned,
+//! self-describing JSON file (features, standardisation, weights, how it was trained, its
+//! evaluation, and a threshold per target-step budget).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::{FEATURE_NAMES, RouterInput, step_features};
+
+pub const ROUTER_FORMAT: &str = "arbitrage-router";
+pub const ROUTER_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("cannot read router file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("router file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("router file {path}: {message}")]
+    Mismatch { path: PathBuf, message: String },
+    #[error("cannot write router file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Something that predicts whether the target would write a better step.
+pub trait Router: Send + Sync {
+    fn name(&self) -> &str;
+    /// ŷ in [0, 1].
+    fn score(&self, input: &RouterInput<'_>) -> f32;
+}
+
+/// A point of the budget curve: escalating when ŷ ≥ `threshold` sent about `target_fraction`
+/// of held-out steps to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BudgetPoint {
+    pub target_fraction: f64,
+    pub threshold: f64,
+}
+
+/// The router file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterFile {
+    pub format: String,
+    pub version: u32,
+    /// `"logistic"`.
+    pub kind: String,
+    pub features: Vec<String>,
+    /// Standardisation applied before the weights: `(x - mean) / scale`.
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    /// The threshold `run` uses when none is given.
+    pub default_threshold: f64,
+    #[serde(default)]
+    pub budget: Vec<BudgetPoint>,
+    /// How it was trained (data, sizes, options); free-form.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Held-out evaluation; free-form.
+    #[serde(default)]
+    pub evaluation: serde_json::Value,
+}
+
+impl RouterFile {
+    pub fn load(path: &Path) -> Result<RouterFile, RouterError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RouterError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: RouterFile =
+            serde_json::from_str(&text).map_err(|source| RouterError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        file.check().map_err(|message| RouterError::Mismatch {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(file)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), RouterError> {
+        let text = serde_json::to_string_pretty(self).expect("router file serialises");
+        std::fs::write(path, text + "\n").map_err(|source| RouterError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.format != ROUTER_FORMAT {
+            return Err(format!(
+                "`format` is {:?}, expected {ROUTER_FORMAT:?}",
+                self.format
+            ));
+        }
+        if self.version != ROUTER_VERSION {
+            return Err(format!(
+                "`version` {} is not supported (this build reads {ROUTER_VERSION})",
+                self.version
+            ));
+        }
+        if self.kind != "logistic" {
+            return Err(format!(
+                "`kind` {:?} is not supported (expected \"logistic\")",
+                self.kind
+            ));
+        }
+        if self.features != FEATURE_NAMES {
+            return Err(format!(
+                "trained on features {:?}, but this build computes {:?}; retrain the router",
+                self.features, FEATURE_NAMES
+            ));
+        }
+        let n = self.features.len();
+        for (name, len) in [
+            ("mean", self.mean.len()),
+            ("scale", self.scale.len()),
+            ("weights", self.weights.len()),
+        ] {
+            if len != n {
+                return Err(format!("`{name}` has {len} values for {n} features"));
+            }
+        }
+        if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err("`scale` values must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.default_threshold) {
+            return Err(format!(
+                "`default_threshold` {} is outside [0, 1]",
+                self.default_threshold
+            ));
+        }
+        Ok(())
+    }
+
+    /// ŷ for a feature vector.
+    pub fn predict(&self, features: &[f32]) -> f32 {
+        let z: f64 = features
+            .iter()
+            .zip(self.mean.iter().zip(&self.scale))
+            .zip(&self.weights)
+            .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
+            .sum::<f64>()
+            + self.bias;
+        (1.0 / (1.0 + (-z).exp())) as f32
+    }
+
+    /// The threshold that sent about `fraction` of held-out steps to the target.
+    pub fn threshold_for_fraction(&self, fraction: f64) -> Option<f64> {
+        self.budget
+            .iter()
+            .min_by(|a, b| {
+                (a.target_fraction - fraction)
+                    .abs()
+                    .total_cmp(&(b.target_fraction - fraction).abs())
+            })
+            .map(|p| p.threshold)
+    }
+}
+
+/// A router file in use.
+pub struct FeatureRouter {
+    file: RouterFile,
+    name: String,
+}
+
+impl FeatureRouter {
+    pub fn new(file: RouterFile, path: &Path) -> Self {
+        FeatureRouter {
+            name: format!("logistic router {}", path.display()),
+            file,
+        }
+    }
+
+    pub fn file(&self) -> &RouterFile {
+        &self.file
+    }
+}
+
+impl Router for FeatureRouter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score(&self, input: &RouterInput<'_>) -> f32 {
+        self.file.predict(&step_features(input).0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> RouterFile {
+        let n = FEATURE_NAMES.len();
+        RouterFile {
+            format: ROUTER_FORMAT.into(),
+            version: ROUTER_VERSION,
+            kind: "logistic".into(),
+            features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            mean: vec![0.0; n],
+            scale: vec![1.0; n],
+            weights: vec![0.0; n],
+            bias: 0.0,
+            default_threshold: 0.5,
+            budget: vec![
+                BudgetPoint {
+                    target_fraction: 0.2,
+                    threshold: 0.7,
+                },
+                BudgetPoint {
+                    target_fraction: 0.5,
+                    threshold: 0.5,
+                },
+            ],
+            training: serde_json::json!({"examples": 0}),
+            evaluation: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_router_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        sample().save(&path).unwrap();
+        assert_eq!(RouterFile::load(&path).unwrap(), sample());
+    }
+
+    #[test]
+    fn a_router_with_other_features_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let mut file = sample();
+        file.features[0] = "something_else".into();
+        file.save(&path).unwrap();
+        let err = RouterFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("retrain") && err.contains("r.json"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_router_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        std::fs::write(&path, "{\"format\": ").unwrap();
+        let err = RouterFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("r.json"), "{err}");
+    }
+
+    #[test]
+    fn zero_weights_predict_one_half_and_budget_picks_the_nearest_point() {
+        let f = sample();
+        assert_eq!(f.predict(&[1.0; FEATURE_NAMES.len()]), 0.5);
+        assert_eq!(f.threshold_for_fraction(0.25), Some(0.7));
+        assert_eq!(f.threshold_for_fraction(0.45), Some(0.5));
+    }
+}

@@ -1,0 +1,681 @@
+//! A run over a dataset: problems in order, one at a time (latency is per problem at batch size
+//! 1, as in the paper), results appended and flushed as each finishes, metrics at the end.
+//!
+//! - `results.jsonl` is the source of truth. A run into a directory that has one resumes: finished
+//!   problems are skipped, and a line cut short by a crash is dropped. `metrics.json` is always
+//!   recomputed from the whole file, so resumed runs report every problem exactly once.
+//! - `generate` runs also write `steps.jsonl`; its records are written before the problem's result
+//!   line, and records of problems with no result line are dropped on resume.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::datasets::Problem;
+use crate::policy::RunType;
+use crate::speculate::{self, Limits, Models, Rule, SolveError, Stop, Task, TraceStep};
+use crate::types::Author;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot use output directory {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a result record")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path} holds a `{found}` run; this is a `{wanted}` run. Pass --overwrite to replace it, or choose another --output-dir"
+    )]
+    Mismatch {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error("interrupted; finished problems are saved and the next run resumes")]
+    Interrupted,
+    #[error("{0}")]
+    Solve(#[from] SolveError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Numbers per model role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerRole<T> {
+    pub draft: T,
+    pub target: T,
+    pub prm: T,
+    pub router: T,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    pub draft: u64,
+    pub target: u64,
+    pub discarded_draft: u64,
+}
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub format_version: u32,
+    pub idx: usize,
+    pub run_type: RunType,
+    pub threshold: f64,
+    pub question: String,
+    pub gt: String,
+    pub pred: Option<String>,
+    pub correct: bool,
+    pub latency_s: f64,
+    pub tokens: TokenCounts,
+    pub stop: Option<Stop>,
+    pub prefill_tokens: PerRole<u64>,
+    pub model_time_s: PerRole<f64>,
+    pub steps: Vec<TraceStep>,
+    /// Set when the problem failed; it then counts as wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One line of `steps.jsonl` (generate runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepsLine {
+    pub format_version: u32,
+    pub idx: usize,
+    pub question: String,
+    pub feature_names: Vec<String>,
+    #[serde(flatten)]
+    pub record: speculate::StepRecord,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub format_version: u32,
+    pub run_type: RunType,
+    pub threshold: f64,
+    pub dataset: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub mean_latency_s: f64,
+    pub p50_latency_s: f64,
+    pub p90_latency_s: f64,
+    /// Wall-clock seconds of every invocation that contributed, summed.
+    pub wall_time_s: f64,
+    pub draft_tokens: u64,
+    pub target_tokens: u64,
+    pub discarded_draft_tokens: u64,
+    pub steps: u64,
+    pub target_step_fraction: f64,
+    /// Draft steps kept / draft steps proposed; null when no draft step was proposed.
+    pub acceptance_rate: Option<f64>,
+    pub prefill_tokens: PerRole<u64>,
+    pub model_time_s: PerRole<f64>,
+    pub errors: usize,
+    /// What scored steps, where the run type uses a PRM (the embedded ones are stand-ins).
+    pub prm: Option<String>,
+    pub router: Option<String>,
+}
+
+/// Linear-interpolated percentile (`q` in [0, 1]) of unsorted values.
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Metrics of a set of results.
+pub fn compute_metrics(
+    results: &[ResultRecord],
+    run_type: RunType,
+    threshold: f64,
+    dataset: &str,
+    wall_time_s: f64,
+    prm: Option<String>,
+    router: Option<String>,
+) -> Metrics {
+    let n = results.len();
+    let latencies: Vec<f64> = results.iter().map(|r| r.latency_s).collect();
+    let steps: u64 = results.iter().map(|r| r.steps.len() as u64).sum();
+    let target_steps: u64 = results
+        .iter()
+        .flat_map(|r| &r.steps)
+        .filter(|s| s.model == Author::Target)
+        .count() as u64;
+    let mut prefill = PerRole::<u64>::default();
+    let mut time = PerRole::<f64>::default();
+    for r in results {
+        prefill.draft += r.prefill_tokens.draft;
+        prefill.target += r.prefill_tokens.target;
+        prefill.prm += r.prefill_tokens.prm;
+        prefill.router += r.prefill_tokens.router;
+        time.draft += r.model_time_s.draft;
+        time.target += r.model_time_s.target;
+        time.prm += r.model_time_s.prm;
+        time.router += r.model_time_s.router;
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Metrics {
+        format_version: FORMAT_VERSION,
+        run_type,
+        threshold,
+        dataset: dataset.to_owned(),
+        n,
+        accuracy: ratio(
+            results.iter().filter(|r| r.correct).count() as u64,
+            n as u64,
+        ),
+        mean_latency_s: if n == 0 {
+            0.0
+        } else {
+            latencies.iter().sum::<f64>() / n as f64
+        },
+        p50_latency_s: percentile(&latencies, 0.5),
+        p90_latency_s: percentile(&latencies, 0.9),
+        wall_time_s,
+        draft_tokens: results.iter().map(|r| r.tokens.draft).sum(),
+        target_tokens: results.iter().map(|r| r.tokens.target).sum(),
+        discarded_draft_tokens: results.iter().map(|r| r.tokens.discarded_draft).sum(),
+        steps,
+        target_step_fraction: ratio(target_steps, steps),
+        // Every run type but `target` proposes a draft step at every step.
+        acceptance_rate: (run_type != RunType::Target && steps > 0)
+            .then(|| ratio(steps - target_steps, steps)),
+        prefill_tokens: prefill,
+        model_time_s: time,
+        errors: results.iter().filter(|r| r.error.is_some()).count(),
+        prm,
+        router,
+    }
+}
+
+/// The files of one run directory.
+pub struct RunDir {
+    pub dir: PathBuf,
+    results_path: PathBuf,
+    steps_path: PathBuf,
+    results: File,
+    steps: Option<File>,
+    /// Results already in the file, in order.
+    pub done: Vec<ResultRecord>,
+    previous_wall_time_s: f64,
+}
+
+impl RunDir {
+    /// Opens (resuming) or creates the run directory.
+    pub fn open(
+        dir: &Path,
+        run_type: RunType,
+        threshold: f64,
+        overwrite: bool,
+    ) -> Result<RunDir, RunError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let results_path = dir.join("results.jsonl");
+        let steps_path = dir.join("steps.jsonl");
+        let metrics_path = dir.join("metrics.json");
+        if overwrite {
+            for path in [&results_path, &steps_path, &metrics_path] {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(RunError::Io {
+                            path: path.clone(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+        let done = read_results(&results_path)?;
+        if let Some(first) = done.first() {
+            let same = first.run_type == run_type
+                && (!run_type.uses_threshold() || first.threshold == threshold);
+            if !same {
+                return Err(RunError::Mismatch {
+                    path: results_path,
+                    found: format!("{} (threshold {})", first.run_type, first.threshold),
+                    wanted: format!("{run_type} (threshold {threshold})"),
+                });
+            }
+        }
+        let previous_wall_time_s = fs::read_to_string(&metrics_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Metrics>(&t).ok())
+            .map_or(0.0, |m| m.wall_time_s);
+        let steps = if run_type == RunType::Generate {
+            let finished: std::collections::HashSet<usize> = done.iter().map(|r| r.idx).collect();
+            keep_finished_steps(&steps_path, &finished)?;
+            Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&steps_path)
+                    .map_err(io(&steps_path))?,
+            )
+        } else {
+            None
+        };
+        let results = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&results_path)
+            .map_err(io(&results_path))?;
+        Ok(RunDir {
+            dir: dir.to_owned(),
+            results_path,
+            steps_path,
+            results,
+            steps,
+            done,
+            previous_wall_time_s,
+        })
+    }
+
+    pub fn is_done(&self, idx: usize) -> bool {
+        self.done.iter().any(|r| r.idx == idx)
+    }
+
+    /// Appends a finished problem (its step records first) and flushes both files to disk.
+    pub fn append(&mut self, result: ResultRecord, steps: &[StepsLine]) -> Result<(), RunError> {
+        if let Some(file) = &mut self.steps {
+            let mut buf = String::new();
+            for line in steps {
+                buf.push_str(&serde_json::to_string(line).expect("step record serialises"));
+                buf.push('\n');
+            }
+            file.write_all(buf.as_bytes())
+                .map_err(io(&self.steps_path))?;
+            file.sync_data().map_err(io(&self.steps_path))?;
+        }
+        let line = serde_json::to_string(&result).expect("result serialises") + "\n";
+        self.results
+            .write_all(line.as_bytes())
+            .map_err(io(&self.results_path))?;
+        self.results.sync_data().map_err(io(&self.results_path))?;
+        self.done.push(result);
+        Ok(())
+    }
+
+    /// Writes `metrics.json` (atomically: a temporary file renamed into place).
+    pub fn write_metrics(&self, metrics: &Metrics) -> Result<(), RunError> {
+        let path = self.dir.join("metrics.json");
+        let tmp = self.dir.join("metrics.json.tmp");
+        let text = serde_json::to_string_pretty(metrics).expect("metrics serialise") + "\n";
+        fs::write(&tmp, text).map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    pub fn previous_wall_time_s(&self) -> f64 {
+        self.previous_wall_time_s
+    }
+}
+
+/// Reads the finished results, dropping a last line cut short by a crash.
+pub fn read_results(path: &Path) -> Result<Vec<ResultRecord>, RunError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RunError::Io {
+                path: path.to_owned(),
+                source: e,
+            });
+        }
+    };
+    // Only newline-terminated lines were completely written.
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    if complete < bytes.len() {
+        tracing::warn!(path = %path.display(), "dropping an incomplete last line left by an interrupted run");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        file.set_len(complete as u64).map_err(io(path))?;
+    }
+    let mut out = Vec::new();
+    for (n, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record = serde_json::from_slice(line).map_err(|source| RunError::Corrupt {
+            path: path.to_owned(),
+            line: n + 1,
+            source,
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Drops step records of problems that have no result line (written just before a crash).
+fn keep_finished_steps(
+    path: &Path,
+    finished: &std::collections::HashSet<usize>,
+) -> Result<(), RunError> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut kept = String::new();
+    let mut dropped = 0usize;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(io(path))?;
+        let idx = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("idx").and_then(serde_json::Value::as_u64));
+        match idx {
+            Some(i) if finished.contains(&(i as usize)) => {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+            _ => dropped += 1,
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(path = %path.display(), dropped, "dropping step records of unfinished problems");
+        fs::write(path, kept).map_err(io(path))?;
+    }
+    Ok(())
+}
+
+/// Settings of one run.
+pub struct RunSpec<'a> {
+    pub run_type: RunType,
+    pub threshold: f64,
+    pub dataset_name: &'a str,
+    pub limits: Limits,
+    pub render_prompt: &'a dyn Fn(&str) -> String,
+    pub prm_name: Option<String>,
+    pub router_name: Option<String>,
+}
+
+/// What a run reports as it goes; the binary turns it into a progress bar.
+pub trait RunEvents {
+    fn problem_started(&mut self, _idx: usize) {}
+    fn problem_finished(&mut self, _result: &ResultRecord, _all: &[ResultRecord]) {}
+}
+
+/// Runs `problems` not yet in `dir`, then writes the metrics. Stops early, with everything
+/// finished saved, when `interrupted` turns true.
+pub fn run(
+    models: &Models<'_>,
+    spec: &RunSpec<'_>,
+    problems: &[Problem],
+    dir: &mut RunDir,
+    events: &mut dyn RunEvents,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Metrics, RunError> {
+    let started = Instant::now();
+    let mut outcome = Ok(());
+    for problem in problems {
+        if dir.is_done(problem.idx) {
+            continue;
+        }
+        if interrupted() {
+            outcome = Err(RunError::Interrupted);
+            break;
+        }
+        events.problem_started(problem.idx);
+        let prompt = (spec.render_prompt)(&problem.question);
+        let task = Task {
+            problem: problem.idx as u64,
+            question: &problem.question,
+            prompt: &prompt,
+        };
+        let rule = Rule {
+            run_type: spec.run_type,
+            threshold: spec.threshold,
+        };
+        let solved = speculate::solve(models, &task, rule, &spec.limits, interrupted);
+        let (record, steps) = match solved {
+            Ok(solution) => {
+                let text = solution.text();
+                let verdict = arbitrage_grader::grade(&problem.gold, &text);
+                let u = &solution.usage;
+                let steps = solution
+                    .records
+                    .iter()
+                    .map(|r| StepsLine {
+                        format_version: FORMAT_VERSION,
+                        idx: problem.idx,
+                        question: problem.question.clone(),
+                        feature_names: crate::features::FEATURE_NAMES
+                            .iter()
+                            .map(|s| (*s).to_owned())
+                            .collect(),
+                        record: r.clone(),
+                    })
+                    .collect::<Vec<_>>();
+                let record = ResultRecord {
+                    format_version: FORMAT_VERSION,
+                    idx: problem.idx,
+                    run_type: spec.run_type,
+                    threshold: spec.threshold,
+                    question: problem.question.clone(),
+                    gt: problem.gold.clone(),
+                    pred: verdict.pred,
+                    correct: verdict.equal,
+                    latency_s: solution.latency_s,
+                    tokens: TokenCounts {
+                        draft: solution.draft_tokens,
+                        target: solution.target_tokens,
+                        discarded_draft: solution.discarded_draft_tokens,
+                    },
+                    stop: Some(solution.stop),
+                    prefill_tokens: PerRole {
+                        draft: u.draft.prefill_tokens,
+                        target: u.target.prefill_tokens,
+                        prm: u.prm.prefill_tokens,
+                        router: u.router.prefill_tokens,
+                    },
+                    model_time_s: PerRole {
+                        draft: u.draft.seconds,
+                        target: u.target.seconds,
+                        prm: u.prm.seconds,
+                        router: u.router.seconds,
+                    },
+                    steps: solution.steps,
+                    error: None,
+                };
+                (record, steps)
+            }
+            Err(SolveError::Interrupted) => {
+                outcome = Err(RunError::Interrupted);
+                break;
+            }
+            Err(SolveError::Missing(..)) => {
+                return Err(solved.err().map(RunError::Solve).expect("matched an error"));
+            }
+            Err(e) => {
+                tracing::warn!(idx = problem.idx, error = %e, "problem failed");
+                let record = ResultRecord {
+                    format_version: FORMAT_VERSION,
+                    idx: problem.idx,
+                    run_type: spec.run_type,
+                    threshold: spec.threshold,
+                    question: problem.question.clone(),
+                    gt: problem.gold.clone(),
+                    pred: None,
+                    correct: false,
+                    latency_s: 0.0,
+                    tokens: TokenCounts::default(),
+                    stop: None,
+                    prefill_tokens: PerRole::default(),
+                    model_time_s: PerRole::default(),
+                    steps: Vec::new(),
+                    error: Some(error_chain(&e)),
+                };
+                (record, Vec::new())
+            }
+        };
+        dir.append(record, &steps)?;
+        let last = dir.done.last().expect("just appended");
+        events.problem_finished(last, &dir.done);
+    }
+    // Metrics cover exactly the requested problems that are finished.
+    let wanted: std::collections::HashSet<usize> = problems.iter().map(|p| p.idx).collect();
+    let finished: Vec<ResultRecord> = dir
+        .done
+        .iter()
+        .filter(|r| wanted.contains(&r.idx))
+        .cloned()
+        .collect();
+    let metrics = compute_metrics(
+        &finished,
+        spec.run_type,
+        spec.threshold,
+        spec.dataset_name,
+        dir.previous_wall_time_s() + started.elapsed().as_secs_f64(),
+        spec.prm_name.clone(),
+        spec.router_name.clone(),
+    );
+    dir.write_metrics(&metrics)?;
+    outcome.map(|()| metrics)
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(idx: usize, correct: bool, latency: f64, models: &[Author]) -> ResultRecord {
+        ResultRecord {
+            format_version: FORMAT_VERSION,
+            idx,
+            run_type: RunType::Rsd,
+            threshold: 0.5,
+            question: "q".into(),
+            gt: "1".into(),
+            pred: Some("1".into()),
+            correct,
+            latency_s: latency,
+            tokens: TokenCounts {
+                draft: 10,
+                target: 5,
+                discarded_draft: 2,
+            },
+            stop: Some(Stop::EndOfSequence),
+            prefill_tokens: PerRole {
+                draft: 1,
+                target: 2,
+                prm: 3,
+                router: 0,
+            },
+            model_time_s: PerRole {
+                draft: 0.5,
+                target: 0.25,
+                prm: 0.125,
+                router: 0.0,
+            },
+            steps: models
+                .iter()
+                .map(|m| TraceStep {
+                    model: *m,
+                    text: "s".into(),
+                    prm_score: None,
+                    target_prm_score: None,
+                    router_score: None,
+                    rejected_draft_text: None,
+                    tokens: 1,
+                })
+                .collect(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn percentiles_interpolate() {
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+        assert!(
+            (percentile(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.9) - 9.1).abs()
+                < 1e-9
+        );
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn metrics_add_up_from_results() {
+        use Author::*;
+        let results = [
+            record(0, true, 1.0, &[Draft, Target]),
+            record(1, false, 3.0, &[Draft, Draft]),
+        ];
+        let m = compute_metrics(&results, RunType::Rsd, 0.5, "gsm8k", 9.0, None, None);
+        assert_eq!(m.n, 2);
+        assert_eq!(m.accuracy, 0.5);
+        assert_eq!(m.mean_latency_s, 2.0);
+        assert_eq!(m.target_step_fraction, 0.25);
+        assert_eq!(m.acceptance_rate, Some(0.75));
+        assert_eq!(m.draft_tokens, 20);
+        assert_eq!(m.prefill_tokens.prm, 6);
+        assert_eq!(m.model_time_s.draft, 1.0);
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_dropped_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let good = serde_json::to_string(&record(0, true, 1.0, &[Author::Draft])).unwrap();
+        fs::write(&path, format!("{good}\n{}", &good[..good.len() / 2])).unwrap();
+        let results = read_results(&path).unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{good}\n"));
+    }
+
+    #[test]
+    fn a_corrupt_middle_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let good = serde_json::to_string(&record(0, true, 1.0, &[Author::Draft])).unwrap();
+        fs::write(&path, format!("{good}\n{{oops\n{good}\n")).unwrap();
+        let err = read_results(&path).unwrap_err().to_string();
+        assert!(err.contains("results.jsonl:2"), "{err}");
+    }
+
+    #[test]
+    fn resuming_a_different_run_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = serde_json::to_string(&record(0, true, 1.0, &[Author::Draft])).unwrap();
+        fs::write(dir.path().join("results.jsonl"), format!("{good}\n")).unwrap();
+        let err = RunDir::open(dir.path(), RunType::Router, 0.5, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--overwrite"), "{err}");
+        assert!(RunDir::open(dir.path(), RunType::Router, 0.5, true).is_ok());
+    }
+}

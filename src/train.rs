@@ -1,0 +1,563 @@
+//! Router training and evaluation from `generate` step records.
+//!
+//! - Examples: the draft-side features of each step, the advantage `Δ = target_prm_score −
+//!   prm_score`, and the label `y = 1[Δ > margin]` (margin 0, as in the paper).
+//! - The held-out split is by problem, never by step: steps of one problem are correlated.
+//! - The majority class of the training part is randomly down-sampled to balance (paper default).
+//! - The model is `linfa-logistic` logistic regression on standardised features.
+//! - Evaluation on the held-out part: Spearman ρ(ŷ, Δ), per-class accuracy, ROC-AUC, next to two
+//!   trivial baselines (draft confidence alone, and the draft step's PRM score as RSD uses it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::features::FEATURE_NAMES;
+use crate::router::{BudgetPoint, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a step record")]
+    Record {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Features {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Data(String),
+    #[error("fitting the logistic regression failed")]
+    Fit(#[source] linfa_logistic::error::Error),
+}
+
+/// The fields of a `steps.jsonl` line that training reads.
+#[derive(Debug, Deserialize)]
+struct StepLine {
+    idx: usize,
+    feature_names: Vec<String>,
+    features: Vec<f32>,
+    prm_score: f32,
+    target_prm_score: f32,
+}
+
+/// One training example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// (source file, problem idx): the unit of the held-out split.
+    pub problem: (usize, usize),
+    pub features: Vec<f32>,
+    pub draft_score: f32,
+    pub advantage: f32,
+}
+
+impl Example {
+    pub fn label(&self, margin: f32) -> bool {
+        self.advantage > margin
+    }
+}
+
+/// Reads step records from every file.
+pub fn read_examples(paths: &[PathBuf]) -> Result<Vec<Example>, TrainError> {
+    let mut out = Vec::new();
+    for (source, path) in paths.iter().enumerate() {
+        let file = std::fs::File::open(path).map_err(|e| TrainError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| TrainError::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let rec: StepLine = serde_json::from_str(&line).map_err(|e| TrainError::Record {
+                path: path.clone(),
+                line: n + 1,
+                source: e,
+            })?;
+            if rec.feature_names != FEATURE_NAMES {
+                return Err(TrainError::Features {
+                    path: path.clone(),
+                    line: n + 1,
+                    message: format!(
+                        "records carry features {:?}, this build computes {:?}; regenerate the data",
+                        rec.feature_names, FEATURE_NAMES
+                    ),
+                });
+            }
+            if rec.features.len() != FEATURE_NAMES.len()
+                || rec.features.iter().any(|x| !x.is_finite())
+            {
+                return Err(TrainError::Features {
+                    path: path.clone(),
+                    line: n + 1,
+                    message: "feature values are missing or not finite".into(),
+                });
+            }
+            out.push(Example {
+                problem: (source, rec.idx),
+                features: rec.features,
+                draft_score: rec.prm_score,
+                advantage: rec.target_prm_score - rec.prm_score,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits by problem: about `held_out` of the problems (chosen with `seed`) go to the test side.
+pub fn split_by_problem(
+    examples: &[Example],
+    held_out: f64,
+    seed: u64,
+) -> (Vec<Example>, Vec<Example>) {
+    let problems: BTreeSet<(usize, usize)> = examples.iter().map(|e| e.problem).collect();
+    let mut problems: Vec<_> = problems.into_iter().collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    problems.shuffle(&mut rng);
+    let n_test = ((problems.len() as f64) * held_out).round() as usize;
+    let test: BTreeSet<_> = problems[..n_test.min(problems.len())]
+        .iter()
+        .copied()
+        .collect();
+    examples
+        .iter()
+        .cloned()
+        .partition(|e| !test.contains(&e.problem))
+}
+
+/// Randomly drops majority-class examples until both classes are the same size.
+pub fn balance(examples: &[Example], margin: f32, seed: u64) -> Vec<Example> {
+    let (pos, neg): (Vec<_>, Vec<_>) = examples.iter().cloned().partition(|e| e.label(margin));
+    let (mut major, minor) = if pos.len() >= neg.len() {
+        (pos, neg)
+    } else {
+        (neg, pos)
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
+    major.shuffle(&mut rng);
+    major.truncate(minor.len());
+    let mut out = minor;
+    out.extend(major);
+    out.shuffle(&mut rng);
+    out
+}
+
+/// Average ranks (ties share their mean rank), 1-based.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut out = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            out[order[k]] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman rank correlation; 0 when either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        cov / (va * vb).sqrt()
+    }
+}
+
+/// ROC-AUC of `scores` for `labels` (Mann–Whitney); 0.5 when one class is absent.
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let r = ranks(scores);
+    let n_pos = labels.iter().filter(|&&l| l).count() as f64;
+    let n_neg = labels.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return 0.5;
+    }
+    let sum_pos: f64 = r
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l)
+        .map(|(r, _)| r)
+        .sum();
+    (sum_pos - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
+/// How well a score predicts the advantage on held-out steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub name: String,
+    pub n: usize,
+    pub spearman_rho: f64,
+    pub roc_auc: f64,
+    /// Accuracy on steps with y = 0 and y = 1, predicting 1 when the score ≥ `threshold`.
+    pub accuracy_class0: f64,
+    pub accuracy_class1: f64,
+    pub threshold: f64,
+}
+
+pub fn evaluate(
+    name: &str,
+    scores: &[f64],
+    examples: &[Example],
+    margin: f32,
+    threshold: f64,
+) -> Evaluation {
+    let labels: Vec<bool> = examples.iter().map(|e| e.label(margin)).collect();
+    let adv: Vec<f64> = examples.iter().map(|e| f64::from(e.advantage)).collect();
+    let acc = |class: bool| {
+        let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        if idx.is_empty() {
+            return f64::NAN;
+        }
+        idx.iter()
+            .filter(|&&i| (scores[i] >= threshold) == class)
+            .count() as f64
+            / idx.len() as f64
+    };
+    Evaluation {
+        name: name.to_owned(),
+        n: examples.len(),
+        spearman_rho: spearman(scores, &adv),
+        roc_auc: roc_auc(scores, &labels),
+        accuracy_class0: acc(false),
+        accuracy_class1: acc(true),
+        threshold,
+    }
+}
+
+/// Training options.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOptions {
+    pub margin: f32,
+    pub held_out: f64,
+    pub balance: bool,
+    pub seed: u64,
+    /// L2 penalty of the logistic regression.
+    pub alpha: f64,
+}
+
+/// The result of a training run: the router file and what it was evaluated on.
+pub struct Trained {
+    pub file: RouterFile,
+    pub evaluations: Vec<Evaluation>,
+    pub train_size: usize,
+    pub test_size: usize,
+    pub positives: usize,
+    pub examples: usize,
+}
+
+fn matrix(rows: &[Vec<f64>]) -> Array2<f64> {
+    let n = rows.len();
+    let d = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_fn((n, d), |(i, j)| rows[i][j])
+}
+
+/// Trains and evaluates a router on `examples`.
+pub fn train(
+    examples: &[Example],
+    sources: &[PathBuf],
+    options: &TrainOptions,
+) -> Result<Trained, TrainError> {
+    let positives = examples.iter().filter(|e| e.label(options.margin)).count();
+    if positives == 0 || positives == examples.len() {
+        return Err(TrainError::Data(format!(
+            "all {} examples have the same label (Δ > {}: {positives}); the router needs both classes",
+            examples.len(),
+            options.margin
+        )));
+    }
+    let (train_part, test_part) = split_by_problem(examples, options.held_out, options.seed);
+    let fit_on = if options.balance {
+        balance(&train_part, options.margin, options.seed)
+    } else {
+        train_part.clone()
+    };
+    let labels: Vec<bool> = fit_on.iter().map(|e| e.label(options.margin)).collect();
+    if labels.iter().all(|&l| l) || labels.iter().all(|&l| !l) {
+        return Err(TrainError::Data(
+            "the training part has a single class; add data or lower --held-out".into(),
+        ));
+    }
+    let d = FEATURE_NAMES.len();
+    let raw: Vec<Vec<f64>> = fit_on
+        .iter()
+        .map(|e| e.features.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let n = raw.len() as f64;
+    let mean: Vec<f64> = (0..d)
+        .map(|j| raw.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
+    let scale: Vec<f64> = (0..d)
+        .map(|j| {
+            let var = raw.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
+            if var > 1e-12 { var.sqrt() } else { 1.0 }
+        })
+        .collect();
+    let standard =
+        |r: &[f64]| -> Vec<f64> { (0..d).map(|j| (r[j] - mean[j]) / scale[j]).collect() };
+    let x = matrix(&raw.iter().map(|r| standard(r)).collect::<Vec<_>>());
+    let y = Array1::from(labels);
+    let dataset = Dataset::new(x, y);
+    let model = LogisticRegression::default()
+        .alpha(options.alpha)
+        .max_iterations(200)
+        .fit(&dataset)
+        .map_err(TrainError::Fit)?;
+    // linfa calls the larger class "positive"; express the model as P(y = 1).
+    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
+    let weights: Vec<f64> = model.params().iter().map(|w| w * sign).collect();
+    let bias = model.intercept() * sign;
+
+    let mut file = RouterFile {
+        format: ROUTER_FORMAT.into(),
+        version: ROUTER_VERSION,
+        kind: "logistic".into(),
+        features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+        mean,
+        scale,
+        weights,
+        bias,
+        default_threshold: 0.5,
+        budget: Vec::new(),
+        training: serde_json::Value::Null,
+        evaluation: serde_json::Value::Null,
+    };
+    let eval_on = if test_part.is_empty() {
+        &train_part
+    } else {
+        &test_part
+    };
+    let y_hat: Vec<f64> = eval_on
+        .iter()
+        .map(|e| f64::from(file.predict(&e.features)))
+        .collect();
+    // Baselines, oriented so that higher means "escalate".
+    let mean_lp = FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "mean_logprob")
+        .expect("feature exists");
+    let confidence: Vec<f64> = eval_on
+        .iter()
+        .map(|e| 1.0 - f64::from(e.features[mean_lp]).exp())
+        .collect();
+    let prm: Vec<f64> = eval_on
+        .iter()
+        .map(|e| 1.0 - f64::from(e.draft_score))
+        .collect();
+    // Baseline thresholds at their median, so both classes are predicted about equally often.
+    let median = |v: &[f64]| crate::run::percentile(v, 0.5);
+    let evaluations = vec![
+        evaluate(
+            "router (logistic)",
+            &y_hat,
+            eval_on,
+            options.margin,
+            file.default_threshold,
+        ),
+        evaluate(
+            "draft confidence (1 - exp mean logprob)",
+            &confidence,
+            eval_on,
+            options.margin,
+            median(&confidence),
+        ),
+        evaluate(
+            "draft PRM score (1 - score, as RSD)",
+            &prm,
+            eval_on,
+            options.margin,
+            median(&prm),
+        ),
+    ];
+    file.budget = (1..20)
+        .map(|k| {
+            let fraction = f64::from(k) * 0.05;
+            BudgetPoint {
+                target_fraction: fraction,
+                threshold: crate::run::percentile(&y_hat, 1.0 - fraction).clamp(0.0, 1.0),
+            }
+        })
+        .collect();
+    let per_source: BTreeMap<usize, usize> = examples.iter().fold(BTreeMap::new(), |mut m, e| {
+        *m.entry(e.problem.0).or_insert(0) += 1;
+        m
+    });
+    file.training = serde_json::json!({
+        "data": sources.iter().enumerate().map(|(i, p)| serde_json::json!({"path": p.display().to_string(), "steps": per_source.get(&i).copied().unwrap_or(0)})).collect::<Vec<_>>(),
+        "examples": examples.len(),
+        "positives": positives,
+        "train_examples": fit_on.len(),
+        "test_examples": test_part.len(),
+        "options": options,
+        "model": "linfa-logistic, L2-regularised, standardised features",
+    });
+    file.evaluation = serde_json::to_value(&evaluations).expect("evaluations serialise");
+    Ok(Trained {
+        file,
+        evaluations,
+        train_size: fit_on.len(),
+        test_size: test_part.len(),
+        positives,
+        examples: examples.len(),
+    })
+}
+
+/// Convenience for the CLI: read, train, save.
+pub fn train_files(
+    paths: &[PathBuf],
+    options: &TrainOptions,
+    out: &Path,
+) -> Result<Trained, Box<dyn std::error::Error + Send + Sync>> {
+    let examples = read_examples(paths)?;
+    let trained = train(&examples, paths, options)?;
+    trained.file.save(out)?;
+    Ok(trained)
+}
+
+/// Random but valid examples, for tests.
+#[doc(hidden)]
+pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Example> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for p in 0..n_problems {
+        for _ in 0..steps {
+            let conf: f32 = rng.random_range(-2.0..0.0);
+            let noise: f32 = rng.random_range(-0.3..0.3);
+            let mut features = vec![0.0; FEATURE_NAMES.len()];
+            features[0] = conf;
+            features[5] = rng.random_range(1.0..4.0);
+            out.push(Example {
+                problem: (0, p),
+                features,
+                draft_score: conf.exp(),
+                advantage: -conf * 0.3 - 0.25 + noise,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(problem: usize, adv: f32) -> Example {
+        Example {
+            problem: (0, problem),
+            features: vec![0.0; FEATURE_NAMES.len()],
+            draft_score: 0.5,
+            advantage: adv,
+        }
+    }
+
+    #[test]
+    fn labels_follow_the_margin() {
+        assert!(ex(0, 0.1).label(0.0));
+        assert!(!ex(0, 0.0).label(0.0), "no advantage is class 0");
+        assert!(!ex(0, 0.1).label(0.2));
+    }
+
+    #[test]
+    fn balancing_down_samples_the_majority_class() {
+        let mut v: Vec<Example> = (0..10).map(|i| ex(i, -0.1)).collect();
+        v.extend((0..3).map(|i| ex(i, 0.2)));
+        let b = balance(&v, 0.0, 1);
+        assert_eq!(b.len(), 6);
+        assert_eq!(b.iter().filter(|e| e.label(0.0)).count(), 3);
+    }
+
+    #[test]
+    fn the_split_never_puts_one_problem_on_both_sides() {
+        let v = synthetic_examples(40, 5, 3);
+        let (train, test) = split_by_problem(&v, 0.25, 9);
+        let a: BTreeSet<_> = train.iter().map(|e| e.problem).collect();
+        let b: BTreeSet<_> = test.iter().map(|e| e.problem).collect();
+        assert!(a.is_disjoint(&b));
+        assert_eq!(b.len(), 10);
+        assert_eq!(train.len() + test.len(), v.len());
+    }
+
+    #[test]
+    fn spearman_and_auc_on_known_cases() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(roc_auc(&[0.1, 0.9], &[false, true]), 1.0);
+        assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), 0.5);
+    }
+
+    #[test]
+    fn a_learnable_signal_is_learned() {
+        let v = synthetic_examples(200, 6, 5);
+        let opts = TrainOptions {
+            margin: 0.0,
+            held_out: 0.25,
+            balance: true,
+            seed: 1,
+            alpha: 1e-3,
+        };
+        let trained = train(&v, &[PathBuf::from("synthetic")], &opts).unwrap();
+        let router = &trained.evaluations[0];
+        assert!(router.spearman_rho > 0.5, "{router:?}");
+        assert!(router.roc_auc > 0.8, "{router:?}");
+        assert!(
+            trained
+                .file
+                .budget
+                .windows(2)
+                .all(|w| w[0].threshold >= w[1].threshold),
+            "more budget, lower threshold"
+        );
+    }
+
+    #[test]
+    fn one_class_only_is_a_clear_error() {
+        let v: Vec<Example> = (0..10).map(|i| ex(i, -0.5)).collect();
+        let opts = TrainOptions {
+            margin: 0.0,
+            held_out: 0.2,
+            balance: true,
+            seed: 1,
+            alpha: 1e-3,
+        };
+        let err = train(&v, &[], &opts).err().unwrap().to_string();
+        assert!(err.contains("same label"), "{err}");
+    }
+}

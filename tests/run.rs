@@ -1,0 +1,417 @@
+//! `arbitrage run` end to end with the smoke model: every run type obeys its rule in the trace,
+//! metrics add up from the results, and an interrupted run resumes without losing or repeating
+//! a problem.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const PROBLEMS: &str = r#"{"question": "What is 12 + 30?", "answer": "42"}
+{"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "7"}
+{"question": "A book costs $5. How much do 6 books cost?", "answer": "30"}
+"#;
+
+fn arbitrage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbitrage"))
+        .args(args)
+        .current_dir(common::repo())
+        .env_remove("ARBITRAGE_CONFIG")
+        .output()
+        .expect("run arbitrage")
+}
+
+fn dataset(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("problems.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `run_type` over the three problems and returns (results, metrics).
+fn run(run_type: &str, extra: &[&str]) -> (Vec<Value>, Value, PathBuf, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), PROBLEMS);
+    let out = tmp.path().join("out");
+    let mut args = vec![
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        run_type,
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = arbitrage(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = read_jsonl(&out.join("results.jsonl"));
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    (results, metrics, out, tmp)
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn steps(r: &Value) -> &Vec<Value> {
+    r["steps"].as_array().unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+/// Tokens the target wrote for kept steps: the only target work rsd and router may do.
+fn target_step_tokens(r: &Value) -> u64 {
+    steps(r)
+        .iter()
+        .filter(|s| s["model"] == "target")
+        .map(|s| s["tokens"].as_u64().unwrap())
+        .sum()
+}
+
+fn check_metrics_add_up(results: &[Value], metrics: &Value) {
+    let n = results.len() as f64;
+    assert_eq!(f(&metrics["n"]), n);
+    let correct = results.iter().filter(|r| r["correct"] == true).count() as f64;
+    assert!((f(&metrics["accuracy"]) - correct / n).abs() < 1e-12);
+    let mean = results.iter().map(|r| f(&r["latency_s"])).sum::<f64>() / n;
+    assert!((f(&metrics["mean_latency_s"]) - mean).abs() < 1e-9);
+    let all: Vec<&Value> = results.iter().flat_map(steps).collect();
+    let target = all.iter().filter(|s| s["model"] == "target").count() as f64;
+    assert!((f(&metrics["target_step_fraction"]) - target / all.len() as f64).abs() < 1e-12);
+    for key in ["draft", "target", "discarded_draft"] {
+        let sum: u64 = results
+            .iter()
+            .map(|r| r["tokens"][key].as_u64().unwrap())
+            .sum();
+        let metric = if key == "discarded_draft" {
+            "discarded_draft_tokens".to_owned()
+        } else {
+            format!("{key}_tokens")
+        };
+        assert_eq!(metrics[&metric].as_u64().unwrap(), sum, "{metric}");
+    }
+    for role in ["draft", "target", "prm", "router"] {
+        let sum: u64 = results
+            .iter()
+            .map(|r| r["prefill_tokens"][role].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            metrics["prefill_tokens"][role].as_u64().unwrap(),
+            sum,
+            "prefill {role}"
+        );
+        let time: f64 = results.iter().map(|r| f(&r["model_time_s"][role])).sum();
+        assert!(
+            (f(&metrics["model_time_s"][role]) - time).abs() < 1e-9,
+            "time {role}"
+        );
+    }
+    for key in [
+        "run_type",
+        "threshold",
+        "dataset",
+        "p50_latency_s",
+        "p90_latency_s",
+        "wall_time_s",
+        "acceptance_rate",
+    ] {
+        assert!(metrics.get(key).is_some(), "metrics lack {key}");
+    }
+    for r in results {
+        for key in ["idx", "question", "gt", "pred", "correct", "latency_s"] {
+            assert!(r.get(key).is_some(), "result lacks {key}");
+        }
+    }
+}
+
+#[test]
+fn draft_runs_use_only_the_draft() {
+    let (results, metrics, _, _tmp) = run("draft", &[]);
+    assert_eq!(results.len(), 3);
+    for r in &results {
+        assert!(steps(r).iter().all(|s| s["model"] == "draft"));
+        assert_eq!(r["tokens"]["target"], 0);
+        assert_eq!(r["prefill_tokens"]["target"], 0);
+    }
+    assert_eq!(f(&metrics["acceptance_rate"]), 1.0);
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn target_runs_use_only_the_target() {
+    let (results, metrics, _, _tmp) = run("target", &[]);
+    for r in &results {
+        assert!(steps(r).iter().all(|s| s["model"] == "target"));
+        assert_eq!(r["tokens"]["draft"], 0);
+    }
+    assert!(metrics["acceptance_rate"].is_null());
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn rsd_keeps_exactly_the_draft_steps_that_reach_the_threshold() {
+    let threshold = 0.6;
+    let (results, metrics, _, _tmp) = run("rsd", &["--threshold", "0.6"]);
+    let mut seen = BTreeMap::new();
+    for r in &results {
+        for s in steps(r) {
+            let score = f(&s["prm_score"]);
+            *seen
+                .entry(s["model"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+            if s["model"] == "draft" {
+                assert!(score >= threshold, "{s}");
+                assert!(s.get("rejected_draft_text").is_none());
+            } else {
+                assert!(score < threshold, "{s}");
+                assert!(
+                    s["rejected_draft_text"].is_string(),
+                    "a target step follows a rejected draft"
+                );
+            }
+        }
+        // The target wrote only the steps it was asked for: kept draft steps cost it nothing.
+        assert_eq!(
+            r["tokens"]["target"].as_u64().unwrap(),
+            target_step_tokens(r)
+        );
+        assert!(r["prefill_tokens"]["prm"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "the threshold should split the steps: {seen:?}"
+    );
+    assert_eq!(metrics["threshold"], threshold);
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn router_runs_call_neither_the_prm_nor_the_target_on_kept_steps() {
+    let threshold = 0.5;
+    let (results, metrics, _, _tmp) = run("router", &["--threshold", "0.5"]);
+    let mut models = BTreeMap::new();
+    for r in &results {
+        assert_eq!(r["prefill_tokens"]["prm"], 0);
+        assert_eq!(f(&r["model_time_s"]["prm"]), 0.0);
+        for s in steps(r) {
+            assert!(s.get("prm_score").is_none(), "no PRM in router runs");
+            let y = f(&s["router_score"]);
+            assert!((0.0..=1.0).contains(&y));
+            assert_eq!(s["model"] == "target", y >= threshold, "{s}");
+            *models
+                .entry(s["model"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            r["tokens"]["target"].as_u64().unwrap(),
+            target_step_tokens(r)
+        );
+    }
+    assert!(
+        metrics["router"]
+            .as_str()
+            .unwrap()
+            .contains("smoke-router.json")
+    );
+    eprintln!("router decisions: {models:?}");
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn oracle_takes_the_target_step_exactly_when_its_advantage_exceeds_the_threshold() {
+    // The smoke config uses one model in both roles, so advantages are near zero: a negative
+    // threshold makes the rule pick the target on ties, which exercises both branches' bookkeeping.
+    let threshold = -0.01;
+    let (results, metrics, _, _tmp) = run("oracle", &["--threshold=-0.01"]);
+    for r in &results {
+        for s in steps(r) {
+            let delta = f(&s["target_prm_score"]) - f(&s["prm_score"]);
+            assert_eq!(s["model"] == "target", delta > threshold, "{s}");
+        }
+    }
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn generate_runs_dump_one_record_per_step_with_both_scores() {
+    let (results, metrics, out, _tmp) = run("generate", &[]);
+    let records = read_jsonl(&out.join("steps.jsonl"));
+    let total: usize = results.iter().map(|r| steps(r).len()).sum();
+    assert_eq!(records.len(), total);
+    for rec in &records {
+        let (sd, st) = (f(&rec["prm_score"]), f(&rec["target_prm_score"]));
+        assert!((0.0..=1.0).contains(&sd) && (0.0..=1.0).contains(&st));
+        assert_eq!(
+            rec["features"].as_array().unwrap().len(),
+            rec["feature_names"].as_array().unwrap().len()
+        );
+        assert!(rec["draft_step"].is_string() && rec["target_step"].is_string());
+    }
+    for r in &results {
+        for s in steps(r) {
+            let better = f(&s["target_prm_score"]) > f(&s["prm_score"]);
+            assert_eq!(s["model"] == "target", better);
+        }
+    }
+    check_metrics_add_up(&results, &metrics);
+}
+
+#[test]
+fn a_killed_run_resumes_with_every_problem_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let many: String = (0..8)
+        .map(|i| {
+            format!(
+                "{{\"question\": \"What is {i} + {i}?\", \"answer\": \"{}\"}}\n",
+                2 * i
+            )
+        })
+        .collect();
+    let data = dataset(tmp.path(), &many);
+    let out = tmp.path().join("out");
+    let args = [
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "draft",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arbitrage"))
+        .args(args)
+        .current_dir(common::repo())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = out.join("results.jsonl");
+    // Kill it once some, not all, problems are written.
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run finished before it could be killed: {status}");
+        }
+        let lines = std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 2 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = read_jsonl(&results).len();
+    assert!(before < 8, "killed after {before} problems");
+
+    let output = arbitrage(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let idx: Vec<u64> = read_jsonl(&results)
+        .iter()
+        .map(|r| r["idx"].as_u64().unwrap())
+        .collect();
+    let mut sorted = idx.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..8).collect::<Vec<_>>(),
+        "each problem exactly once: {idx:?}"
+    );
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["n"], 8);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = dataset(
+        tmp.path(),
+        "{\"question\": \"ok\", \"answer\": \"1\"}\n{\"question\": \n",
+    );
+    let out = tmp.path().join("out");
+    let base = [
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["--run-type", "draft", "--dataset", bad.to_str().unwrap()],
+            vec![format!("{}:2", bad.display())],
+        ),
+        (
+            vec!["--run-type", "draft", "--dataset", "no_such_set"],
+            vec!["no_such_set".into(), "gsm8k".into()],
+        ),
+        (
+            vec!["--run-type", "speculate", "--dataset", "gsm8k"],
+            vec!["speculate".into()],
+        ),
+        (
+            vec![
+                "--run-type",
+                "rsd",
+                "--threshold",
+                "1.5",
+                "--dataset",
+                bad.to_str().unwrap(),
+            ],
+            vec!["1.5".into(), "[0, 1]".into()],
+        ),
+        (
+            vec![
+                "--run-type",
+                "router",
+                "--router",
+                "/nonexistent/r.json",
+                "--dataset",
+                bad.to_str().unwrap(),
+            ],
+            vec!["/nonexistent/r.json".into()],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let mut args = base.to_vec();
+        args.extend(extra.iter());
+        let output = arbitrage(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for n in &needles {
+            assert!(
+                stderr.contains(n.as_str()),
+                "{args:?}: stderr lacks {n:?}: {stderr}"
+            );
+        }
+        assert!(
+            !out.join("results.jsonl").exists(),
+            "{args:?} wrote results"
+        );
+    }
+}
