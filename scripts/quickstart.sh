@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: system packages, both default models (1.6 GB, checked by
-# sha256), a release build, then a small GSM8K run. Arguments are passed to the final command.
+# sha256), a release build, then ARBITRAGE on 5 GSM8K problems. Arguments go to `arbitrage run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/fetch-models.sh draft target
 cargo build --release
-exec target/release/arbitrage steps --dataset gsm8k --index 0 "$@"
+exec target/release/arbitrage run --run-type router --dataset gsm8k --limit 5 "$@"
