@@ -23,6 +23,13 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
+/// A one-problem dataset, so model errors are reached without ../shared/data.
+fn one_problem(dir: &Path) -> String {
+    let path = dir.join("q.jsonl");
+    std::fs::write(&path, "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n").unwrap();
+    path.display().to_string()
+}
+
 fn config_with_model(dir: &Path, model: &Path) -> std::path::PathBuf {
     let path = dir.join("c.toml");
     std::fs::write(
@@ -41,7 +48,8 @@ fn config_with_model(dir: &Path, model: &Path) -> std::path::PathBuf {
 fn a_missing_model_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with_model(dir.path(), &dir.path().join("absent.gguf"));
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    let data = one_problem(dir.path());
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
     fails_with(&out, &["absent.gguf", "fetch-models"]);
 }
 
@@ -51,7 +59,8 @@ fn a_file_that_is_not_gguf_is_named() {
     let model = dir.path().join("model.gguf");
     std::fs::write(&model, b"<html>not a model</html>").unwrap();
     let config = config_with_model(dir.path(), &model);
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    let data = one_problem(dir.path());
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
     fails_with(&out, &["model.gguf", "not a GGUF file"]);
 }
 
@@ -62,7 +71,8 @@ fn a_truncated_gguf_is_an_error_not_a_crash() {
     let model = dir.path().join("truncated.gguf");
     std::fs::write(&model, &full[..full.len() / 3]).unwrap();
     let config = config_with_model(dir.path(), &model);
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap()]);
+    let data = one_problem(dir.path());
+    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
     fails_with(&out, &["truncated.gguf"]);
 }
 
