@@ -408,7 +408,7 @@ pub fn train(
     ];
     file.budget = (1..20)
         .map(|k| {
-            let fraction = f64::from(k) * 0.05;
+            let fraction = f64::from(k) / 20.0;
             BudgetPoint {
                 target_fraction: fraction,
                 threshold: crate::run::percentile(&y_hat, 1.0 - fraction).clamp(0.0, 1.0),

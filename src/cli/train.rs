@@ -23,8 +23,8 @@ pub struct TrainArgs {
     /// Keep every example instead of down-sampling the majority class.
     #[arg(long)]
     no_balance: bool,
-    /// L2 penalty.
-    #[arg(long, default_value_t = 1e-2)]
+    /// L2 penalty on the standardised weights (strong by default: step data sets are small).
+    #[arg(long, default_value_t = 1.0)]
     alpha: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
