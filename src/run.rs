@@ -95,6 +95,29 @@ pub struct ResultRecord {
     pub error: Option<String>,
 }
 
+impl ResultRecord {
+    /// The record of a problem before (or without) a solution: nothing solved, nothing spent.
+    fn unsolved(problem: &Problem, spec: &RunSpec<'_>) -> ResultRecord {
+        ResultRecord {
+            format_version: FORMAT_VERSION,
+            idx: problem.idx,
+            run_type: spec.run_type,
+            threshold: spec.threshold,
+            question: problem.question.clone(),
+            gt: problem.gold.clone(),
+            pred: None,
+            correct: false,
+            latency_s: 0.0,
+            tokens: TokenCounts::default(),
+            stop: None,
+            prefill_tokens: PerRole::default(),
+            model_time_s: PerRole::default(),
+            steps: Vec::new(),
+            error: None,
+        }
+    }
+}
+
 /// One line of `steps.jsonl` (generate runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepsLine {
@@ -450,12 +473,12 @@ pub fn run(
             threshold: spec.threshold,
         };
         let solved = speculate::solve(models, &task, rule, &spec.limits, interrupted);
-        let (record, steps) = match solved {
+        let mut record = ResultRecord::unsolved(problem, spec);
+        let mut steps = Vec::new();
+        match solved {
             Ok(solution) => {
-                let text = solution.text();
-                let verdict = arbitrage_grader::grade(&problem.gold, &text);
-                let u = &solution.usage;
-                let steps = solution
+                let verdict = arbitrage_grader::grade(&problem.gold, &solution.text());
+                steps = solution
                     .records
                     .iter()
                     .map(|r| StepsLine {
@@ -468,69 +491,32 @@ pub fn run(
                             .collect(),
                         record: r.clone(),
                     })
-                    .collect::<Vec<_>>();
-                let record = ResultRecord {
-                    format_version: FORMAT_VERSION,
-                    idx: problem.idx,
-                    run_type: spec.run_type,
-                    threshold: spec.threshold,
-                    question: problem.question.clone(),
-                    gt: problem.gold.clone(),
-                    pred: verdict.pred,
-                    correct: verdict.equal,
-                    latency_s: solution.latency_s,
-                    tokens: TokenCounts {
-                        draft: solution.draft_tokens,
-                        target: solution.target_tokens,
-                        discarded_draft: solution.discarded_draft_tokens,
-                    },
-                    stop: Some(solution.stop),
-                    prefill_tokens: PerRole {
-                        draft: u.draft.prefill_tokens,
-                        target: u.target.prefill_tokens,
-                        prm: u.prm.prefill_tokens,
-                        router: u.router.prefill_tokens,
-                    },
-                    model_time_s: PerRole {
-                        draft: u.draft.seconds,
-                        target: u.target.seconds,
-                        prm: u.prm.seconds,
-                        router: u.router.seconds,
-                    },
-                    steps: solution.steps,
-                    error: None,
+                    .collect();
+                let u = &solution.usage;
+                record.pred = verdict.pred;
+                record.correct = verdict.equal;
+                record.latency_s = solution.latency_s;
+                record.tokens = TokenCounts {
+                    draft: solution.draft_tokens,
+                    target: solution.target_tokens,
+                    discarded_draft: solution.discarded_draft_tokens,
                 };
-                (record, steps)
+                record.stop = Some(solution.stop);
+                record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
+                record.model_time_s = u.per_role(|u| u.seconds);
+                record.steps = solution.steps;
             }
             Err(SolveError::Interrupted) => {
                 outcome = Err(RunError::Interrupted);
                 break;
             }
-            Err(SolveError::Missing(..)) => {
-                return Err(solved.err().map(RunError::Solve).expect("matched an error"));
-            }
+            // A run that cannot work at all stops; one problem failing does not.
+            Err(e @ SolveError::Missing(..)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(idx = problem.idx, error = %e, "problem failed");
-                let record = ResultRecord {
-                    format_version: FORMAT_VERSION,
-                    idx: problem.idx,
-                    run_type: spec.run_type,
-                    threshold: spec.threshold,
-                    question: problem.question.clone(),
-                    gt: problem.gold.clone(),
-                    pred: None,
-                    correct: false,
-                    latency_s: 0.0,
-                    tokens: TokenCounts::default(),
-                    stop: None,
-                    prefill_tokens: PerRole::default(),
-                    model_time_s: PerRole::default(),
-                    steps: Vec::new(),
-                    error: Some(error_chain(&e)),
-                };
-                (record, Vec::new())
+                record.error = Some(error_chain(&e));
             }
-        };
+        }
         dir.append(record, &steps)?;
         let last = dir.done.last().expect("just appended");
         events.problem_finished(last, &dir.done);

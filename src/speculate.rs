@@ -61,11 +61,14 @@ pub struct RoleUsage {
 }
 
 impl RoleUsage {
-    pub fn add(&mut self, other: &RoleUsage) {
-        self.draft.add(&other.draft);
-        self.target.add(&other.target);
-        self.prm.add(&other.prm);
-        self.router.add(&other.router);
+    /// One number per role.
+    pub fn per_role<T>(&self, f: impl Fn(&Usage) -> T) -> crate::run::PerRole<T> {
+        crate::run::PerRole {
+            draft: f(&self.draft),
+            target: f(&self.target),
+            prm: f(&self.prm),
+            router: f(&self.router),
+        }
     }
 }
 

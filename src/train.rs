@@ -495,6 +495,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hand_made_steps_file_gives_labels_by_advantage_and_balances() {
+        let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let line = |idx: usize, d: f32, t: f32| {
+            format!(
+                "{{\"idx\": {idx}, \"feature_names\": {names}, \"features\": {:?}, \"prm_score\": {d}, \"target_prm_score\": {t}, \"draft_step\": \"x\"}}\n",
+                [0.5f32; FEATURE_NAMES.len()]
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        let text = [line(0, 0.9, 0.8), line(0, 0.5, 0.7), line(1, 0.6, 0.6), line(1, 0.2, 0.9), line(2, 0.7, 0.3)].concat();
+        std::fs::write(&path, text).unwrap();
+        let examples = read_examples(std::slice::from_ref(&path)).unwrap();
+        let labels: Vec<bool> = examples.iter().map(|e| e.label(0.0)).collect();
+        assert_eq!(labels, [false, true, false, true, false], "y = 1 exactly when the target scores higher");
+        assert!((examples[3].advantage - 0.7).abs() < 1e-6);
+        assert_eq!(examples[4].problem, (0, 2));
+        let balanced = balance(&examples, 0.0, 3);
+        assert_eq!(balanced.len(), 4);
+        assert_eq!(balanced.iter().filter(|e| e.label(0.0)).count(), 2);
+
+        std::fs::write(&path, format!("{}{{\"idx\": 1}}\n", line(0, 0.1, 0.2))).unwrap();
+        let err = read_examples(std::slice::from_ref(&path)).unwrap_err().to_string();
+        assert!(err.contains("steps.jsonl:2"), "{err}");
+    }
+
+    #[test]
     fn balancing_down_samples_the_majority_class() {
         let mut v: Vec<Example> = (0..10).map(|i| ex(i, -0.1)).collect();
         v.extend((0..3).map(|i| ex(i, 0.2)));

@@ -3,16 +3,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn arbitrage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_arbitrage"))
-        .args(args)
-        .current_dir(common::repo())
-        .env_remove("ARBITRAGE_CONFIG")
-        .output()
-        .expect("run arbitrage")
-}
+use std::process::Output;
 
 fn fails_with(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -26,7 +17,11 @@ fn fails_with(out: &Output, needles: &[&str]) {
 /// A one-problem dataset, so model errors are reached without ../shared/data.
 fn one_problem(dir: &Path) -> String {
     let path = dir.join("q.jsonl");
-    std::fs::write(&path, "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n").unwrap();
+    std::fs::write(
+        &path,
+        "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n",
+    )
+    .unwrap();
     path.display().to_string()
 }
 
@@ -49,7 +44,13 @@ fn a_missing_model_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with_model(dir.path(), &dir.path().join("absent.gguf"));
     let data = one_problem(dir.path());
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
+    let out = common::arbitrage(&[
+        "steps",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        &data,
+    ]);
     fails_with(&out, &["absent.gguf", "fetch-models"]);
 }
 
@@ -60,7 +61,13 @@ fn a_file_that_is_not_gguf_is_named() {
     std::fs::write(&model, b"<html>not a model</html>").unwrap();
     let config = config_with_model(dir.path(), &model);
     let data = one_problem(dir.path());
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
+    let out = common::arbitrage(&[
+        "steps",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        &data,
+    ]);
     fails_with(&out, &["model.gguf", "not a GGUF file"]);
 }
 
@@ -72,13 +79,19 @@ fn a_truncated_gguf_is_an_error_not_a_crash() {
     std::fs::write(&model, &full[..full.len() / 3]).unwrap();
     let config = config_with_model(dir.path(), &model);
     let data = one_problem(dir.path());
-    let out = arbitrage(&["steps", "--config", config.to_str().unwrap(), "--dataset", &data]);
+    let out = common::arbitrage(&[
+        "steps",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        &data,
+    ]);
     fails_with(&out, &["truncated.gguf"]);
 }
 
 #[test]
 fn an_unreadable_config_is_named() {
-    let out = arbitrage(&["steps", "--config", "/nonexistent/arb.toml"]);
+    let out = common::arbitrage(&["steps", "--config", "/nonexistent/arb.toml"]);
     fails_with(&out, &["/nonexistent/arb.toml"]);
 }
 
@@ -91,7 +104,7 @@ fn an_unknown_config_key_is_named() {
         "[models.draft]\nfile = \"a\"\n[models.target]\nfile = \"b\"\n[engine]\nthreds = 2\n",
     )
     .unwrap();
-    let out = arbitrage(&["steps", "--config", path.to_str().unwrap()]);
+    let out = common::arbitrage(&["steps", "--config", path.to_str().unwrap()]);
     fails_with(&out, &["c.toml", "threds"]);
 }
 
@@ -104,7 +117,7 @@ fn steps_prints_a_solution_with_the_smoke_model() {
         "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n",
     )
     .unwrap();
-    let out = arbitrage(&[
+    let out = common::arbitrage(&[
         "steps",
         "--config",
         "configs/smoke.toml",
@@ -130,7 +143,7 @@ fn grade_pairs_prints_one_verdict_per_line_in_order() {
         "{\"gold\": \"50\", \"pred\": \"0.5\"}\n{\"gold\": \"\\\\frac{1}{2}\", \"pred\": \"The answer is \\\\boxed{0.5}.\"}\n",
     )
     .unwrap();
-    let out = arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
+    let out = common::arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -154,6 +167,6 @@ fn grade_pairs_names_a_bad_line() {
         "{\"gold\": \"1\", \"pred\": \"1\"}\n{\"gold\": 1}\n",
     )
     .unwrap();
-    let out = arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
+    let out = common::arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
     fails_with(&out, &[&format!("{}:2", pairs.display())]);
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use arbitrage::config::Config;
 use arbitrage::llama::EmbeddedModel;
@@ -23,4 +24,14 @@ pub fn smoke_config() -> Config {
 
 pub fn smoke_model() -> EmbeddedModel {
     EmbeddedModel::load(&smoke_config().draft.engine).expect("load smoke model")
+}
+
+/// Runs the binary from the repository root, without a config from the environment.
+pub fn arbitrage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbitrage"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("ARBITRAGE_CONFIG")
+        .output()
+        .expect("run arbitrage")
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -14,15 +14,6 @@ const PROBLEMS: &str = r#"{"question": "What is 12 + 30?", "answer": "42"}
 {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "7"}
 {"question": "A book costs $5. How much do 6 books cost?", "answer": "30"}
 "#;
-
-fn arbitrage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_arbitrage"))
-        .args(args)
-        .current_dir(common::repo())
-        .env_remove("ARBITRAGE_CONFIG")
-        .output()
-        .expect("run arbitrage")
-}
 
 fn dataset(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("problems.jsonl");
@@ -47,7 +38,7 @@ fn run(run_type: &str, extra: &[&str]) -> (Vec<Value>, Value, PathBuf, tempfile:
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let output = arbitrage(&args);
+    let output = common::arbitrage(&args);
     assert!(
         output.status.success(),
         "{}",
@@ -323,7 +314,7 @@ fn a_killed_run_resumes_with_every_problem_exactly_once() {
     let before = read_jsonl(&results).len();
     assert!(before < 8, "killed after {before} problems");
 
-    let output = arbitrage(&args);
+    let output = common::arbitrage(&args);
     assert!(
         output.status.success(),
         "{}",
@@ -399,7 +390,7 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     for (extra, needles) in cases {
         let mut args = base.to_vec();
         args.extend(extra.iter());
-        let output = arbitrage(&args);
+        let output = common::arbitrage(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?} should fail");
         assert!(!stderr.contains("panicked"), "{stderr}");
