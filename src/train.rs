@@ -505,11 +505,22 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steps.jsonl");
-        let text = [line(0, 0.9, 0.8), line(0, 0.5, 0.7), line(1, 0.6, 0.6), line(1, 0.2, 0.9), line(2, 0.7, 0.3)].concat();
+        let text = [
+            line(0, 0.9, 0.8),
+            line(0, 0.5, 0.7),
+            line(1, 0.6, 0.6),
+            line(1, 0.2, 0.9),
+            line(2, 0.7, 0.3),
+        ]
+        .concat();
         std::fs::write(&path, text).unwrap();
         let examples = read_examples(std::slice::from_ref(&path)).unwrap();
         let labels: Vec<bool> = examples.iter().map(|e| e.label(0.0)).collect();
-        assert_eq!(labels, [false, true, false, true, false], "y = 1 exactly when the target scores higher");
+        assert_eq!(
+            labels,
+            [false, true, false, true, false],
+            "y = 1 exactly when the target scores higher"
+        );
         assert!((examples[3].advantage - 0.7).abs() < 1e-6);
         assert_eq!(examples[4].problem, (0, 2));
         let balanced = balance(&examples, 0.0, 3);
@@ -517,7 +528,9 @@ mod tests {
         assert_eq!(balanced.iter().filter(|e| e.label(0.0)).count(), 2);
 
         std::fs::write(&path, format!("{}{{\"idx\": 1}}\n", line(0, 0.1, 0.2))).unwrap();
-        let err = read_examples(std::slice::from_ref(&path)).unwrap_err().to_string();
+        let err = read_examples(std::slice::from_ref(&path))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("steps.jsonl:2"), "{err}");
     }
 
