@@ -111,18 +111,13 @@ fn an_unknown_config_key_is_named() {
 #[test]
 fn steps_prints_a_solution_with_the_smoke_model() {
     let data = tempfile::tempdir().unwrap();
-    let file = data.path().join("q.jsonl");
-    std::fs::write(
-        &file,
-        "{\"question\": \"What is 2 + 3?\", \"answer\": \"5\"}\n",
-    )
-    .unwrap();
+    let file = one_problem(data.path());
     let out = common::arbitrage(&[
         "steps",
         "--config",
         "configs/smoke.toml",
         "--dataset",
-        file.to_str().unwrap(),
+        &file,
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -30,15 +30,7 @@ pub fn eval(node: &Node, env: &Env) -> Result<Val, EvalError> {
     Evaluator::with_mask(env, 0).eval(node)
 }
 
-fn approx(v: C64) -> Result<Val, EvalError> {
-    if v.re.is_nan() || v.im.is_nan() {
-        Err(EvalError::Domain)
-    } else if !v.is_finite() {
-        Err(EvalError::TooBig)
-    } else {
-        Ok(Val::Approx(v))
-    }
-}
+use value::checked as approx;
 
 fn real_fn(v: &Val, f: fn(f64) -> f64) -> Result<Val, EvalError> {
     let x = v.approx_checked()?;

@@ -109,7 +109,8 @@ fn bits(r: &BigRational) -> u64 {
     r.numer().bits() + r.denom().bits()
 }
 
-fn checked(v: C64) -> Result<Val, EvalError> {
+/// A floating value, or the error that says why it is not one (NaN: domain; infinite: too big).
+pub(crate) fn checked(v: C64) -> Result<Val, EvalError> {
     if v.re.is_nan() || v.im.is_nan() {
         Err(EvalError::Domain)
     } else if !v.is_finite() {
