@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use arbitrage::backend::{StepGenerator, StepScorer};
+use arbitrage::config::{Config, ModelConfig, PrmConfig};
 use arbitrage::datasets::{Dataset, data_dir};
+use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
 use arbitrage::policy::RunType;
 use arbitrage::prm::ProbePrm;
+use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
 use arbitrage::router::{FeatureRouter, Router, RouterFile};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::{Limits, Models};
@@ -67,6 +71,10 @@ pub struct RunArgs {
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
+    /// Problems in flight at once. Needs remote engines (the servers batch them); each problem's
+    /// latency is still its own.
+    #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
+    concurrency: usize,
 }
 
 struct Progress {
@@ -95,9 +103,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     let config = args.config.load()?;
     let run_type = args.run_type;
 
-    let router_file = if run_type == RunType::Router {
+    // The router: --router FILE, else a served router, else the config's router file.
+    let remote_router = match (&args.router, &config.remote_router) {
+        (None, Some(server)) if run_type == RunType::Router => Some(server.clone()),
+        _ => None,
+    };
+    let router_file = if run_type == RunType::Router && remote_router.is_none() {
         let path = args.router.clone().or(config.router_file.clone()).context(
-            "run type `router` needs a router file: set [router] file in the config or pass --router",
+            "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url",
         )?;
         Some((RouterFile::load(&path)?, path))
     } else {
@@ -105,6 +118,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     if args.target_fraction.is_some() && run_type != RunType::Router {
         bail!("--target-fraction applies to --run-type router only");
+    }
+    if args.target_fraction.is_some() && remote_router.is_some() {
+        bail!(
+            "--target-fraction reads a router file's budget table; a served router has none: pass --threshold"
+        );
     }
     let threshold = match (args.threshold, args.target_fraction, &router_file) {
         (Some(t), _, _) => t,
@@ -162,42 +180,111 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Load only the models the run type calls.
     let needs_draft = run_type != RunType::Target;
     let needs_target = run_type != RunType::Draft;
+    let embedded_in_use: Vec<&str> = [
+        ("draft", needs_draft && config.draft.embedded().is_some()),
+        ("target", needs_target && config.target.embedded().is_some()),
+        (
+            "PRM (the stand-in runs on the embedded target)",
+            run_type.needs_prm() && matches!(config.prm, PrmConfig::Embedded(_)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(role, embedded)| embedded.then_some(role))
+    .collect();
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.concurrency > 1 && !embedded_in_use.is_empty() {
+        bail!(
+            "--concurrency {} needs remote engines, but the {} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency",
+            args.concurrency,
+            embedded_in_use.join(" and ")
+        );
+    }
+    // The feature router and `generate` records read the draft's token statistics.
+    let draft_logprobs = run_type == RunType::Generate || router_file.is_some();
     let draft = if needs_draft {
-        Some(Arc::new(super::load_model(&config.draft.engine)?))
+        Some(Engine::load(
+            &config.draft,
+            "draft",
+            &config,
+            draft_logprobs,
+        )?)
     } else {
         None
     };
     let target = if needs_target {
         // The same file in both roles (the smoke config) shares one loaded model.
-        match &draft {
-            Some(d) if config.draft.engine == renamed(&config.target.engine, "draft") => {
-                Some(Arc::clone(d))
+        match (&draft, config.draft.embedded(), config.target.embedded()) {
+            (Some(Engine::Embedded(d)), Some(ds), Some(ts)) if *ds == renamed(ts, "draft") => {
+                Some(Engine::Embedded(Arc::clone(d)))
             }
-            _ => Some(Arc::new(super::load_model(&config.target.engine)?)),
+            _ => Some(Engine::load(&config.target, "target", &config, false)?),
         }
     } else {
         None
     };
-    let prm = match (&target, run_type.needs_prm()) {
-        (Some(t), true) => Some(ProbePrm::new(t.clone(), config.prm, config.prompt)),
-        _ => None,
+    let prm: Option<Box<dyn StepScorer>> = if run_type.needs_prm() {
+        Some(match &config.prm {
+            PrmConfig::Embedded(kind) => {
+                let Some(Engine::Embedded(t)) = &target else {
+                    bail!(
+                        "run type `{run_type}` needs a PRM: the embedded stand-in runs on an embedded target, and the target is remote. Serve a PRM and set [prm] url (or --prm-url)"
+                    );
+                };
+                Box::new(ProbePrm::new(t.clone(), *kind, config.prompt))
+            }
+            PrmConfig::Remote(p) => {
+                let tokenizer = match &p.server.tokenizer {
+                    Some(path) => Some(Arc::new(
+                        LocalTokenizer::load(path).context("the PRM tokenizer")?,
+                    )),
+                    None => None,
+                };
+                let client = Client::new(
+                    "PRM",
+                    &p.server.endpoints,
+                    config.remote.retry.clone(),
+                    p.server.api_key.clone(),
+                );
+                let separator = config.generation.step.separator.clone().unwrap_or_default();
+                Box::new(
+                    RemotePrm::new(client, &p.server.model, p.api, tokenizer, &separator)?
+                        .with_skywork_tokens(&p.bos, &p.step_token),
+                )
+            }
+        })
+    } else {
+        None
     };
-    let router = router_file.map(|(file, path)| FeatureRouter::new(file, &path));
+    let router: Option<Box<dyn Router>> = match (router_file, &remote_router) {
+        (Some((file, path)), _) => Some(Box::new(FeatureRouter::new(file, &path))),
+        (None, Some(server)) => Some(Box::new(RemoteRouter::new(
+            Client::new(
+                "router",
+                &server.endpoints,
+                config.remote.retry.clone(),
+                server.api_key.clone(),
+            ),
+            &server.model,
+        ))),
+        (None, None) => None,
+    };
     let draft_gen = draft
-        .as_deref()
-        .or(target.as_deref())
-        .expect("one model is loaded");
+        .as_ref()
+        .or(target.as_ref())
+        .expect("one model is loaded")
+        .generator();
     let target_gen = target
-        .as_deref()
-        .or(draft.as_deref())
-        .expect("one model is loaded");
+        .as_ref()
+        .or(draft.as_ref())
+        .expect("one model is loaded")
+        .generator();
     let models = Models {
         draft: draft_gen,
         target: target_gen,
-        prm: prm
-            .as_ref()
-            .map(|p| p as &dyn arbitrage::backend::StepScorer),
-        router: router.as_ref().map(|r| r as &dyn Router),
+        prm: prm.as_deref(),
+        router: router.as_deref(),
     };
 
     let mut limits = Limits {
@@ -219,10 +306,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         dataset_name: &dataset.name,
         limits,
         render_prompt: &render,
-        prm_name: prm
-            .as_ref()
-            .map(|p| arbitrage::backend::StepScorer::name(p).to_owned()),
+        prm_name: prm.as_ref().map(|p| p.name().to_owned()),
         router_name: router.as_ref().map(|r| r.name().to_owned()),
+        concurrency: args.concurrency,
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -281,10 +367,36 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn renamed(
-    settings: &arbitrage::llama::EmbeddedSettings,
-    name: &str,
-) -> arbitrage::llama::EmbeddedSettings {
+/// A loaded model role.
+enum Engine {
+    Embedded(Arc<EmbeddedModel>),
+    Remote(Box<RemoteGenerator>),
+}
+
+impl Engine {
+    fn load(model: &ModelConfig, role: &str, config: &Config, logprobs: bool) -> Result<Engine> {
+        Ok(match model {
+            ModelConfig::Embedded(settings) => {
+                Engine::Embedded(Arc::new(super::load_model(settings)?))
+            }
+            ModelConfig::Remote(server) => Engine::Remote(Box::new(super::remote_generator(
+                role,
+                server,
+                &config.remote,
+                logprobs,
+            )?)),
+        })
+    }
+
+    fn generator(&self) -> &dyn StepGenerator {
+        match self {
+            Engine::Embedded(m) => m.as_ref(),
+            Engine::Remote(g) => g.as_ref(),
+        }
+    }
+}
+
+fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {
     let mut s = settings.clone();
     s.name = name.to_owned();
     s
