@@ -745,4 +745,137 @@ mod tests {
             .to_string();
         assert!(err.contains("nope"), "{err}");
     }
+
+    const REMOTE: &str = "[models.draft]\nurl = \"http://d:8000/v1\"\nmodel = \"D\"\n\
+        [models.target]\nurl = [\"http://t1:8001/v1\", \"http://t2:8001/v1\"]\nmodel = \"T\"\n";
+
+    fn err(toml: &str) -> String {
+        let e = Config::from_toml(toml, "cfg.toml", None).unwrap_err();
+        match std::error::Error::source(&e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_role_with_a_url_is_remote_with_every_endpoint() {
+        let c = Config::from_toml(REMOTE, "x", None).unwrap();
+        let t = c.target.remote().unwrap();
+        assert_eq!(t.endpoints, ["http://t1:8001/v1", "http://t2:8001/v1"]);
+        assert_eq!(t.model, "T");
+        assert_eq!(c.draft.remote().unwrap().endpoints, ["http://d:8000/v1"]);
+        assert_eq!(c.prm, PrmConfig::Embedded(PrmKind::TargetLogprob));
+    }
+
+    #[test]
+    fn remote_keys_are_checked_and_named() {
+        assert!(
+            err(&REMOTE.replace("model = \"D\"\n", ""))
+                .contains("`models.draft.model` is required")
+        );
+        assert!(
+            err(&REMOTE.replace("url = \"http://d:8000/v1\"", "url = \"d:8000\""))
+                .contains("not an http")
+        );
+        assert!(
+            err(&REMOTE.replace("model = \"D\"", "model = \"D\"\nfile = \"x.gguf\""))
+                .contains("both given")
+        );
+        assert!(err(&format!("{REMOTE}[models.extra]\n")).contains("extra"));
+        assert!(err(&format!("{REMOTE}[remote]\nretries = 3\n")).contains("retries"));
+        assert!(
+            err(&format!("{REMOTE}[remote]\nrequest_timeout_s = 0\n"))
+                .contains("remote.request_timeout_s")
+        );
+        assert!(
+            err(&format!("{REMOTE}[prm]\nmodel = \"P\"\n"))
+                .contains("`prm.model` applies to a remote PRM")
+        );
+        assert!(
+            err(&format!(
+                "{REMOTE}[prm]\nurl = \"http://p/v1\"\nmodel = \"P\"\napi = \"embeddings\"\n"
+            ))
+            .contains("needs `prm.tokenizer`")
+        );
+        assert!(
+            err(&format!(
+                "{REMOTE}[router]\nfile = \"r.json\"\nurl = \"http://r/v1\"\nmodel = \"R\"\n"
+            ))
+            .contains("both given")
+        );
+    }
+
+    #[test]
+    fn a_remote_prm_and_router_resolve_with_their_defaults() {
+        let toml = format!(
+            "{REMOTE}[prm]\nurl = \"http://p/v1\"\nmodel = \"P\"\ntokenizer = \"tok.json\"\n[router]\nurl = \"http://r/v1\"\nmodel = \"R\"\n[remote]\nmax_attempts = 2\n"
+        );
+        let c = Config::from_toml(&toml, "x", Some(Path::new("/etc/arb"))).unwrap();
+        let PrmConfig::Remote(p) = &c.prm else {
+            panic!("{:?}", c.prm)
+        };
+        assert_eq!(p.api, PrmApi::Pooling);
+        assert_eq!(
+            p.server.tokenizer.as_deref(),
+            Some(Path::new("/etc/arb/tok.json"))
+        );
+        assert_eq!(c.remote_router.as_ref().unwrap().model, "R");
+        assert_eq!(c.remote.retry.max_attempts, 2);
+    }
+
+    #[test]
+    fn flags_override_the_config_role_by_role() {
+        let c = Config::from_toml(MINIMAL, "x", None).unwrap();
+        let o = RemoteOverrides {
+            target_url: Some(vec!["http://t:1/v1".into()]),
+            target_model: Some("T".into()),
+            ..RemoteOverrides::default()
+        };
+        let c = c.with_overrides(&o).unwrap();
+        assert!(
+            c.draft.embedded().is_some(),
+            "the draft stays as configured"
+        );
+        assert_eq!(c.target.remote().unwrap().model, "T");
+
+        let c = Config::from_toml(REMOTE, "x", None).unwrap();
+        let o = RemoteOverrides {
+            draft_model: Some("D2".into()),
+            prm_url: Some(vec!["http://p/v1".into()]),
+            prm_model: Some("P".into()),
+            ..RemoteOverrides::default()
+        };
+        let c = c.with_overrides(&o).unwrap();
+        assert_eq!(c.draft.remote().unwrap().model, "D2");
+        assert!(matches!(&c.prm, PrmConfig::Remote(p) if p.api == PrmApi::Pooling));
+
+        let bad = |o: RemoteOverrides| {
+            Config::from_toml(MINIMAL, "x", None)
+                .unwrap()
+                .with_overrides(&o)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad(RemoteOverrides {
+                draft_url: Some(vec!["http://d/v1".into()]),
+                ..Default::default()
+            })
+            .contains("--draft-url needs --draft-model")
+        );
+        assert!(
+            bad(RemoteOverrides {
+                router_model: Some("R".into()),
+                ..Default::default()
+            })
+            .contains("--router-model applies to a remote router")
+        );
+        assert!(
+            bad(RemoteOverrides {
+                prm_api: Some(PrmApi::Embeddings),
+                ..Default::default()
+            })
+            .contains("--prm-api applies to a remote PRM")
+        );
+    }
 }

@@ -103,6 +103,35 @@ pub fn run(args: RunArgs) -> Result<()> {
     let config = args.config.load()?;
     let run_type = args.run_type;
 
+    // Several problems in flight only make sense against servers that batch them.
+    let embedded_in_use: Vec<&str> = [
+        (
+            "draft",
+            run_type != RunType::Target && config.draft.embedded().is_some(),
+        ),
+        (
+            "target",
+            run_type != RunType::Draft && config.target.embedded().is_some(),
+        ),
+        (
+            "PRM (the stand-in runs on the embedded target)",
+            run_type.needs_prm() && matches!(config.prm, PrmConfig::Embedded(_)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(role, embedded)| embedded.then_some(role))
+    .collect();
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.concurrency > 1 && !embedded_in_use.is_empty() {
+        bail!(
+            "--concurrency {} needs remote engines, but the {} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency",
+            args.concurrency,
+            embedded_in_use.join(" and ")
+        );
+    }
+
     // The router: --router FILE, else a served router, else the config's router file.
     let remote_router = match (&args.router, &config.remote_router) {
         (None, Some(server)) if run_type == RunType::Router => Some(server.clone()),
@@ -180,27 +209,6 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Load only the models the run type calls.
     let needs_draft = run_type != RunType::Target;
     let needs_target = run_type != RunType::Draft;
-    let embedded_in_use: Vec<&str> = [
-        ("draft", needs_draft && config.draft.embedded().is_some()),
-        ("target", needs_target && config.target.embedded().is_some()),
-        (
-            "PRM (the stand-in runs on the embedded target)",
-            run_type.needs_prm() && matches!(config.prm, PrmConfig::Embedded(_)),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(role, embedded)| embedded.then_some(role))
-    .collect();
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if args.concurrency > 1 && !embedded_in_use.is_empty() {
-        bail!(
-            "--concurrency {} needs remote engines, but the {} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency",
-            args.concurrency,
-            embedded_in_use.join(" and ")
-        );
-    }
     // The feature router and `generate` records read the draft's token statistics.
     let draft_logprobs = run_type == RunType::Generate || router_file.is_some();
     let draft = if needs_draft {

@@ -45,3 +45,39 @@ impl LocalTokenizer {
         self.inner.token_to_id(token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tests/data/byte-tokenizer.json: one token per byte (ids 0–255 are the byte values), plus
+    /// `<|endoftext|>` 256, `<extra_0>` 257, `<|im_start|>` 258, `<|im_end|>` 259.
+    fn bytes() -> LocalTokenizer {
+        LocalTokenizer::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/byte-tokenizer.json"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn special_markup_is_one_token_and_text_is_bytes() {
+        let t = bytes();
+        assert_eq!(t.encode("a\n", false).unwrap(), vec![97, 10]);
+        assert_eq!(
+            t.encode("<|endoftext|>x<extra_0>", false).unwrap(),
+            vec![256, 120, 257]
+        );
+        assert_eq!(t.token_id("<extra_0>"), Some(257));
+    }
+
+    #[test]
+    fn a_missing_tokenizer_file_is_named() {
+        let err = LocalTokenizer::load(Path::new("/nonexistent/tokenizer.json"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
+    }
+}
