@@ -878,4 +878,21 @@ mod tests {
             .contains("--prm-api applies to a remote PRM")
         );
     }
+
+    #[test]
+    fn every_shipped_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "{n} configs");
+        let c = Config::from_file(&dir.join("remote-vllm.toml")).unwrap();
+        assert!(c.draft.remote().is_some() && c.target.remote().is_some());
+        assert!(matches!(c.prm, PrmConfig::Remote(_)) && c.remote_router.is_some());
+    }
 }
