@@ -393,6 +393,12 @@ fn rsd_with_a_pooling_prm_sends_low_scoring_draft_steps_to_the_target() {
         "{input}"
     );
     assert!(out.metrics["prm"].as_str().unwrap().contains("prm-model"));
+    // The PRM's work is read from its answers' usage (10 prompt tokens each here).
+    let prm_calls = server.count("/pooling") as u64;
+    assert_eq!(
+        out.metrics["prefill_tokens"]["prm"].as_u64().unwrap(),
+        10 * prm_calls
+    );
 }
 
 #[test]

@@ -122,7 +122,12 @@ impl RemotePrm {
         }
     }
 
-    fn score_pooling(&self, transcript: &Transcript<'_>, step: &str) -> Result<f32, EngineError> {
+    /// The score and the prompt tokens the server read (from its `usage`, else 0).
+    fn score_pooling(
+        &self,
+        transcript: &Transcript<'_>,
+        step: &str,
+    ) -> Result<(f32, u64), EngineError> {
         let steps = self.steps(transcript, step);
         let text = qwen_prm_input(transcript.question, &steps);
         let tag_position = match &self.tokenizer {
@@ -154,7 +159,7 @@ impl RemotePrm {
                     ));
                 };
                 let row = row.ok_or("no row at the last step tag")?;
-                positive_probability(row)
+                Ok((positive_probability(row)?, prompt_tokens(v)))
             })
             .map_err(self.engine_err())
     }
@@ -163,7 +168,7 @@ impl RemotePrm {
         &self,
         transcript: &Transcript<'_>,
         step: &str,
-    ) -> Result<f32, EngineError> {
+    ) -> Result<(f32, u64), EngineError> {
         let tokenizer = self.tokenizer.as_ref().expect("checked in new()");
         let steps = self.steps(transcript, step);
         let ids = skywork_input(
@@ -185,7 +190,7 @@ impl RemotePrm {
                         last + 1
                     )
                 })?;
-                Ok(sigmoid(*value))
+                Ok((sigmoid(*value), prompt_tokens(v)))
             })
             .map_err(self.engine_err())
     }
@@ -198,7 +203,7 @@ impl StepScorer for RemotePrm {
 
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError> {
         let started = Instant::now();
-        let score = match self.api {
+        let (score, prefill_tokens) = match self.api {
             PrmApi::Pooling => self.score_pooling(transcript, step)?,
             PrmApi::Embeddings => self.score_embeddings(transcript, step)?,
         };
@@ -206,12 +211,19 @@ impl StepScorer for RemotePrm {
         Ok(Scored {
             score,
             usage: Usage {
+                prefill_tokens,
                 seconds,
                 prefill_seconds: seconds,
                 ..Usage::default()
             },
         })
     }
+}
+
+/// `usage.prompt_tokens` of an answer, less any cached prefix the server reports.
+fn prompt_tokens(v: &Value) -> u64 {
+    let read = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    read("/usage/prompt_tokens").saturating_sub(read("/usage/prompt_tokens_details/cached_tokens"))
 }
 
 /// Qwen2.5-Math-PRM's input: its chat format, each step followed by `<extra_0>`.
