@@ -62,9 +62,29 @@ fn numbers(prompt: &str) -> (i64, i64) {
     (a, b)
 }
 
+/// Text of ids from tests/data/byte-tokenizer.json: ids below 256 are bytes, then four specials.
+fn byte_tokens(ids: &[Value]) -> String {
+    let mut bytes = Vec::new();
+    for id in ids {
+        match id.as_u64().unwrap() {
+            b @ 0..=255 => bytes.push(b as u8),
+            256 => bytes.extend(b"<|endoftext|>"),
+            257 => bytes.extend(b"<extra_0>"),
+            258 => bytes.extend(b"<|im_start|>"),
+            259 => bytes.extend(b"<|im_end|>"),
+            other => panic!("unknown id {other}"),
+        }
+    }
+    String::from_utf8(bytes).unwrap()
+}
+
 /// A completion answer in `flavour`'s shape.
 fn completion(req: &Value, flavour: Flavour) -> Value {
-    let prompt = req["prompt"].as_str().expect("a text prompt");
+    let decoded = req["prompt"].as_array().map(|ids| byte_tokens(ids));
+    let prompt = decoded
+        .as_deref()
+        .or(req["prompt"].as_str())
+        .expect("a text or token-id prompt");
     let model = req["model"].as_str().unwrap();
     let (text, last) = script(prompt, model);
     let words = text.split(' ').count() as u64 + 1;
@@ -344,6 +364,73 @@ fn a_vllm_draft_run_ends_steps_at_the_separator_and_the_solution_at_end_of_seque
             .unwrap()
             .ends_with("Step 1: draft-model works on 12 and 30.\n\n"),
         "{second}"
+    );
+}
+
+#[test]
+fn with_a_tokenizer_the_prompt_is_sent_as_token_ids_and_the_run_is_unchanged() {
+    let server = FakeServer::start(cluster(Flavour::Vllm));
+    let text = run(&server, "rsd", &["--threshold", "0.5"]);
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/byte-tokenizer.json");
+    let extra = format!(
+        "[models.draft]\nurl = {url:?}\nmodel = \"draft-model\"\ntokenizer = {t:?}\n",
+        url = server.base_url(),
+        t = tokenizer.to_str().unwrap()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(config(tmp.path(), &[server.base_url()], "")).unwrap();
+    let base = base.replace(
+        &format!(
+            "[models.draft]\nurl = [{:?}]\nmodel = \"draft-model\"\n",
+            server.base_url()
+        ),
+        &extra,
+    );
+    assert!(base.contains("tokenizer"), "{base}");
+    let cfg = tmp.path().join("ids.toml");
+    std::fs::write(&cfg, base).unwrap();
+    let data = tmp.path().join("p.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let out_dir = tmp.path().join("out");
+    let before = server.requests().len();
+    let output = common::arbitrage(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-type",
+        "rsd",
+        "--threshold",
+        "0.5",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut results: Vec<Value> = std::fs::read_to_string(out_dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    results.sort_by_key(|r| r["idx"].as_u64());
+    assert_eq!(decisions(&results), decisions(&text.results));
+    // The draft's prompts were ids (chat markup as single special tokens), the target's text.
+    let sent: Vec<Value> = server.requests()[before..]
+        .iter()
+        .map(Request::json)
+        .filter(|r| r.get("prompt").is_some())
+        .collect();
+    let draft = sent.iter().find(|r| r["model"] == "draft-model").unwrap();
+    let ids = draft["prompt"].as_array().expect("token ids");
+    assert_eq!(ids[0], 258, "<|im_start|> is one token");
+    assert!(
+        sent.iter()
+            .filter(|r| r["model"] == "target-model")
+            .all(|r| r["prompt"].is_string())
     );
 }
 

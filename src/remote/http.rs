@@ -165,7 +165,7 @@ pub struct Client {
 const BODY_LIMIT: u64 = 256 * 1024 * 1024;
 
 impl Client {
-    /// `endpoints` are base URLs ending in `/v1` (a trailing `/` is dropped).
+    /// `endpoints` are base URLs ending in `/v1` (a trailing `/` is dropped); at least one.
     pub fn new(
         role: &str,
         endpoints: &[String],
@@ -179,6 +179,10 @@ impl Client {
             .max_idle_connections(256)
             .max_idle_connections_per_host(64)
             .build();
+        assert!(
+            !endpoints.is_empty(),
+            "a remote {role} needs at least one endpoint"
+        );
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
