@@ -69,7 +69,7 @@ pub trait TextProbe: Send + Sync {
 }
 
 /// A scored step, with what scoring it cost.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scored {
     pub score: f32,
     pub usage: Usage,

@@ -14,7 +14,9 @@
 //! - [`features`], [`router`]: the draft-side features and the router that reads them.
 //! - [`policy`]: run types and their pure decision rules.
 //! - [`speculate`]: the speculation loop for one problem.
+//! - [`step_cache`]: finished steps and scores on disk, replayed by sweeps.
 //! - [`run`]: a run over a dataset: results, resume, metrics.
+//! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
 //! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
@@ -30,5 +32,7 @@ pub mod prompts;
 pub mod router;
 pub mod run;
 pub mod speculate;
+pub mod step_cache;
+pub mod sweep;
 pub mod train;
 pub mod types;

@@ -4,6 +4,7 @@ mod bench;
 mod grade;
 mod run;
 mod steps;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub enum Command {
     Steps(steps::StepsArgs),
     /// Measure prefill and decode tokens/s of the configured models.
     Bench(bench::BenchArgs),
+    /// Run a grid of run types × thresholds (plus baselines) and write sweep.csv.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Options shared by commands that load models.
@@ -77,6 +80,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }
 

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use arbitrage::backend::StepScorer;
 use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::policy::RunType;
 use arbitrage::prm::ProbePrm;
 use arbitrage::router::{FeatureRouter, Router, RouterFile};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::{Limits, Models};
+use arbitrage::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::types::Author;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,6 +69,11 @@ pub struct RunArgs {
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
+    /// Step cache file: greedy steps and PRM scores already computed for the same context are
+    /// replayed from it, at the cost measured when they were computed (reported as
+    /// `replayed_latency_s`). Off unless given; `arbitrage sweep` turns it on.
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
 }
 
 struct Progress {
@@ -191,13 +198,48 @@ pub fn run(args: RunArgs) -> Result<()> {
         .as_deref()
         .or(draft.as_deref())
         .expect("one model is loaded");
-    let models = Models {
-        draft: draft_gen,
-        target: target_gen,
-        prm: prm
-            .as_ref()
-            .map(|p| p as &dyn arbitrage::backend::StepScorer),
-        router: router.as_ref().map(|r| r as &dyn Router),
+    let prm_scorer = prm
+        .as_ref()
+        .map(|p| p as &dyn arbitrage::backend::StepScorer);
+    let cache = match &args.cache {
+        Some(path) => Some(StepCache::open(path)?),
+        None => None,
+    };
+    let cached = cache.as_ref().map(|cache| {
+        let draft = CachedGenerator::new(
+            draft_gen,
+            model_identity(&config.draft.engine),
+            cache.clone(),
+        );
+        let target = CachedGenerator::new(
+            target_gen,
+            model_identity(&config.target.engine),
+            cache.clone(),
+        );
+        let prm = prm_scorer.map(|p| {
+            let identity = format!(
+                "{}|{}|{}",
+                p.name(),
+                model_identity(&config.target.engine),
+                config.prompt
+            );
+            CachedScorer::new(p, identity, cache.clone())
+        });
+        (draft, target, prm)
+    });
+    let models = match &cached {
+        Some((draft, target, prm)) => Models {
+            draft,
+            target,
+            prm: prm.as_ref().map(|p| p as &dyn StepScorer),
+            router: router.as_ref().map(|r| r as &dyn Router),
+        },
+        None => Models {
+            draft: draft_gen,
+            target: target_gen,
+            prm: prm_scorer,
+            router: router.as_ref().map(|r| r as &dyn Router),
+        },
     };
 
     let mut limits = Limits {
@@ -219,9 +261,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         dataset_name: &dataset.name,
         limits,
         render_prompt: &render,
-        prm_name: prm
-            .as_ref()
-            .map(|p| arbitrage::backend::StepScorer::name(p).to_owned()),
+        prm_name: prm_scorer.map(|p| p.name().to_owned()),
         router_name: router.as_ref().map(|r| r.name().to_owned()),
     };
 
@@ -266,6 +306,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         &move || flag.load(Ordering::SeqCst),
     );
     progress.bar.finish_and_clear();
+    if let Some(cache) = &cache {
+        let stats = cache.stats();
+        eprintln!(
+            "step cache {}: {} calls replayed, {} computed",
+            cache.path().display(),
+            stats.hits,
+            stats.misses
+        );
+    }
     let metrics = match outcome {
         Ok(m) => m,
         Err(run::RunError::Interrupted) => {
@@ -279,6 +328,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&metrics)?);
     Ok(())
+}
+
+/// What makes a model write what it writes: the weights file, by name and size. Keys the step
+/// cache, so a replaced model file never replays the old one's steps.
+fn model_identity(settings: &arbitrage::llama::EmbeddedSettings) -> String {
+    let size = std::fs::metadata(&settings.path).map_or(0, |m| m.len());
+    let file = settings.path.file_name().map_or_else(
+        || settings.path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    format!("embedded:{file}:{size}")
 }
 
 fn renamed(
