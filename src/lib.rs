@@ -17,6 +17,7 @@
 //! - [`step_cache`]: finished steps and scores on disk, replayed by sweeps.
 //! - [`run`]: a run over a dataset: results, resume, metrics.
 //! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
+//! - [`report`]: plots and the HTML page of a sweep.
 //! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
@@ -29,6 +30,7 @@ pub mod llama;
 pub mod policy;
 pub mod prm;
 pub mod prompts;
+pub mod report;
 pub mod router;
 pub mod run;
 pub mod speculate;

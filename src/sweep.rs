@@ -284,6 +284,10 @@ pub struct MatchedSpeedup {
     pub fast_latency: f64,
     /// `slow_latency / fast_latency`: above 1 when `fast` is faster.
     pub speedup: f64,
+    /// The accuracy is below every point of that curve, so its latency is its cheapest point's:
+    /// an upper bound, not an interpolation.
+    pub slow_clamped: bool,
+    pub fast_clamped: bool,
 }
 
 /// The speed-up at every accuracy on either frontier that both curves reach, from the lowest to
@@ -307,11 +311,14 @@ pub fn matched_speedups(slow: &[CurvePoint], fast: &[CurvePoint]) -> Vec<Matched
         .filter_map(|accuracy| {
             let slow_latency = latency_at_accuracy(slow, accuracy)?;
             let fast_latency = latency_at_accuracy(fast, accuracy)?;
+            let below = |c: &[CurvePoint]| c.iter().all(|p| accuracy < p.accuracy);
             Some(MatchedSpeedup {
                 accuracy,
                 slow_latency,
                 fast_latency,
                 speedup: slow_latency / fast_latency,
+                slow_clamped: below(slow),
+                fast_clamped: below(fast),
             })
         })
         .collect()
@@ -357,6 +364,11 @@ mod tests {
         assert!((top.accuracy - 0.7).abs() < 1e-12);
         assert!((top.fast_latency - 25.0).abs() < 1e-9);
         assert!((top.speedup - 2.0).abs() < 1e-9);
+        // 0.4 is below RSD's cheapest point: its latency there is a bound.
+        let low = at(0.4).unwrap();
+        assert!(low.slow_clamped && !low.fast_clamped);
+        assert_eq!(low.slow_latency, 30.0);
+        assert!(!m.slow_clamped && !m.fast_clamped);
         // 0.8 is beyond RSD's reach: not matched.
         assert!(at(0.8).is_none());
         assert!(matched_speedups(&rsd, &[]).is_empty());

@@ -2,6 +2,7 @@
 
 mod bench;
 mod grade;
+mod report;
 mod run;
 mod steps;
 mod sweep;
@@ -39,6 +40,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run a grid of run types × thresholds (plus baselines) and write sweep.csv.
     Sweep(sweep::SweepArgs),
+    /// Plot a sweep's curves and write its HTML page with traces.
+    Report(report::ReportArgs),
 }
 
 /// Options shared by commands that load models.
@@ -81,6 +84,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Steps(args) => steps::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 
