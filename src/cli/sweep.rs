@@ -139,6 +139,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
             }
         }
         forward(&mut cmd, &args, cache.as_deref());
+        // Each point's metrics are in its metrics.json and in sweep.csv; its progress bar and
+        // messages stay on stderr.
+        cmd.stdout(std::process::Stdio::null());
         let status = cmd
             .status()
             .with_context(|| format!("cannot start {}", exe.display()))?;
@@ -155,9 +158,20 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 dir.display()
             ),
         }
-        rows.push(row(point, &dir)?);
+        let done = row(point, &dir)?;
+        eprintln!(
+            "  {point}: accuracy {:.1}%, mean latency {:.1} s, target steps {:.0}%",
+            done.accuracy * 100.0,
+            done.mean_latency_s,
+            done.target_step_fraction * 100.0
+        );
+        rows.push(done);
         write_table(&table, &rows)?;
     }
+    eprintln!(
+        "plots and the HTML page: arbitrage report {}",
+        out.display()
+    );
     println!("{}", table.display());
     Ok(())
 }
