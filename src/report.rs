@@ -295,6 +295,47 @@ pub fn write_html(dir: &Path, title: &str, rows: &[SweepRow]) -> Result<PathBuf,
     Ok(path)
 }
 
+/// The table and the speed-ups as Markdown, for pasting into docs.
+pub fn markdown(rows: &[SweepRow]) -> String {
+    let mut s = String::from(
+        "| point | run type | threshold | n | accuracy | mean latency (s) | p50 (s) | p90 (s) | target-step fraction | draft tokens | target tokens | discarded draft tokens | replayed (s) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1}% | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {:.0} |\n",
+            r.point,
+            r.run_type,
+            r.threshold.map_or_else(|| "–".into(), |t| format!("{t:.3}")),
+            r.n,
+            r.accuracy * 100.0,
+            r.mean_latency_s,
+            r.p50_latency_s,
+            r.p90_latency_s,
+            r.target_step_fraction,
+            r.draft_tokens,
+            r.target_tokens,
+            r.discarded_draft_tokens,
+            r.replayed_latency_s
+        ));
+    }
+    let speedups = router_over_rsd(rows);
+    if !speedups.is_empty() {
+        s.push_str("\n| accuracy | rsd latency (s) | router latency (s) | router speed-up |\n|---|---|---|---|\n");
+        for m in &speedups {
+            let [slow, fast, speedup] = m.marks();
+            s.push_str(&format!(
+                "| {:.1}% | {slow}{:.1} | {fast}{:.1} | {speedup}{:.2}× |\n",
+                m.accuracy * 100.0,
+                m.slow_latency,
+                m.fast_latency,
+                m.speedup
+            ));
+        }
+    }
+    s
+}
+
 fn table_html(rows: &[SweepRow]) -> String {
     let mut s = String::from(
         "<h2>Points</h2>\n<table><thead><tr><th>point</th><th>run type</th><th>threshold</th><th>n</th>\
@@ -338,18 +379,11 @@ fn speedup_html(speedups: &[MatchedSpeedup]) -> String {
          <table><thead><tr><th>accuracy</th><th>rsd s</th><th>router s</th><th>speed-up</th></tr></thead><tbody>\n",
     );
     for m in speedups {
-        let bound = |clamped: bool| if clamped { "≤ " } else { "" };
-        let speedup_bound = match (m.slow_clamped, m.fast_clamped) {
-            (true, false) => "≤ ",
-            (false, true) => "≥ ",
-            _ => "",
-        };
+        let [slow, fast, speedup] = m.marks();
         s.push_str(&format!(
-            "<tr><td>{:.1}%</td><td>{}{:.1}</td><td>{}{:.1}</td><td>{speedup_bound}{:.2}×</td></tr>\n",
+            "<tr><td>{:.1}%</td><td>{slow}{:.1}</td><td>{fast}{:.1}</td><td>{speedup}{:.2}×</td></tr>\n",
             m.accuracy * 100.0,
-            bound(m.slow_clamped),
             m.slow_latency,
-            bound(m.fast_clamped),
             m.fast_latency,
             m.speedup
         ));

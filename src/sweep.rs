@@ -290,6 +290,24 @@ pub struct MatchedSpeedup {
     pub fast_clamped: bool,
 }
 
+impl MatchedSpeedup {
+    /// Prefixes for the slow latency, the fast latency and the speed-up: `"≤ "` / `"≥ "` where the
+    /// value rests on a curve's cheapest point and is a bound, `""` where it is interpolated.
+    pub fn marks(&self) -> [&'static str; 3] {
+        let latency = |clamped: bool| if clamped { "≤ " } else { "" };
+        let speedup = match (self.slow_clamped, self.fast_clamped) {
+            (true, false) => "≤ ",
+            (false, true) => "≥ ",
+            _ => "",
+        };
+        [
+            latency(self.slow_clamped),
+            latency(self.fast_clamped),
+            speedup,
+        ]
+    }
+}
+
 /// The speed-up at every accuracy on either frontier that both curves reach, from the lowest to
 /// the highest (the last is the highest accuracy both reach).
 pub fn matched_speedups(slow: &[CurvePoint], fast: &[CurvePoint]) -> Vec<MatchedSpeedup> {
@@ -367,6 +385,7 @@ mod tests {
         // 0.4 is below RSD's cheapest point: its latency there is a bound.
         let low = at(0.4).unwrap();
         assert!(low.slow_clamped && !low.fast_clamped);
+        assert_eq!(low.marks(), ["≤ ", "", "≤ "]);
         assert_eq!(low.slow_latency, 30.0);
         assert!(!m.slow_clamped && !m.fast_clamped);
         // 0.8 is beyond RSD's reach: not matched.

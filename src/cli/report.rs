@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::report::{XAxis, plot, router_over_rsd, write_html};
+use arbitrage::report::{XAxis, markdown, plot, router_over_rsd, write_html};
 use arbitrage::sweep::read_table;
 use clap::Args;
 
@@ -41,6 +41,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
             .with_context(|| format!("plotting {what}"))?;
     }
     let page = write_html(&args.dir, &title, &rows)?;
+    let summary = args.dir.join("report.md");
+    std::fs::write(&summary, markdown(&rows))
+        .with_context(|| format!("cannot write {}", summary.display()))?;
 
     println!(
         "{:<16} {:>9} {:>9} {:>10} {:>8}",
@@ -78,5 +81,6 @@ pub fn run(args: ReportArgs) -> Result<()> {
         println!("{}", args.dir.join(format!("{}.png", x.stem())).display());
     }
     println!("{}", page.display());
+    println!("{}", summary.display());
     Ok(())
 }
