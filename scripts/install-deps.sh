@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the system packages the build needs (llama.cpp is built from source by the
+# Install the system packages the build and tests need (llama.cpp is built from source by the
 # llama-cpp-2 crate: it needs cmake and libclang). Skips what is already there.
+#
+#   scripts/install-deps.sh [--test]
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -9,6 +11,12 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/de
   missing+=(libclang-dev)
 fi
 command -v c++ >/dev/null || missing+=(g++)
+# The sweep plots measure and draw text with a TrueType font.
+ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
+# `--test`: the report test opens the HTML page in headless Chromium.
+if [ "${1:-}" = --test ]; then
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+fi
 command -v cargo >/dev/null || { echo "install-deps: cargo is required (https://rustup.rs)" >&2; exit 1; }
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "install-deps: installing ${missing[*]}" >&2

@@ -3,6 +3,6 @@
 # is far too slow unoptimised, and one profile means one llama.cpp build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 scripts/fetch-models.sh smoke
 cargo test --release --workspace "$@"

@@ -29,7 +29,7 @@ pub enum EngineError {
     Remote {
         role: String,
         #[source]
-        source: crate::remote::RemoteError,
+        source: Box<crate::remote::RemoteError>,
     },
     #[error("tokenizer {path} could not be used")]
     Tokenizer {
@@ -81,7 +81,7 @@ pub trait TextProbe: Send + Sync {
 }
 
 /// A scored step, with what scoring it cost.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scored {
     pub score: f32,
     pub usage: Usage,

@@ -15,7 +15,10 @@
 //! - [`features`], [`router`]: the draft-side features and the router that reads them.
 //! - [`policy`]: run types and their pure decision rules.
 //! - [`speculate`]: the speculation loop for one problem.
+//! - [`step_cache`]: finished steps and scores on disk, replayed by sweeps.
 //! - [`run`]: a run over a dataset: results, resume, metrics.
+//! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
+//! - [`report`]: plots and the HTML page of a sweep.
 //! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
@@ -29,8 +32,11 @@ pub mod policy;
 pub mod prm;
 pub mod prompts;
 pub mod remote;
+pub mod report;
 pub mod router;
 pub mod run;
 pub mod speculate;
+pub mod step_cache;
+pub mod sweep;
 pub mod train;
 pub mod types;

@@ -88,6 +88,9 @@ pub struct ResultRecord {
     pub pred: Option<String>,
     pub correct: bool,
     pub latency_s: f64,
+    /// The part of `latency_s` replayed from the step cache (measured when first computed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed_s: f64,
     pub tokens: TokenCounts,
     pub stop: Option<Stop>,
     pub prefill_tokens: PerRole<u64>,
@@ -111,6 +114,7 @@ impl ResultRecord {
             pred: None,
             correct: false,
             latency_s: 0.0,
+            replayed_s: 0.0,
             tokens: TokenCounts::default(),
             stop: None,
             prefill_tokens: PerRole::default(),
@@ -144,6 +148,10 @@ pub struct Metrics {
     pub mean_latency_s: f64,
     pub p50_latency_s: f64,
     pub p90_latency_s: f64,
+    /// Seconds of the latencies above replayed from the step cache: costs measured when the
+    /// work was first done, by an earlier run or grid point.
+    #[serde(default)]
+    pub replayed_latency_s: f64,
     /// Wall-clock seconds of every invocation that contributed, summed.
     pub wall_time_s: f64,
     pub draft_tokens: u64,
@@ -159,6 +167,10 @@ pub struct Metrics {
     /// What scored steps, where the run type uses a PRM (the embedded ones are stand-ins).
     pub prm: Option<String>,
     pub router: Option<String>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Linear-interpolated percentile (`q` in [0, 1]) of unsorted values.
@@ -221,6 +233,7 @@ pub fn compute_metrics(
         },
         p50_latency_s: percentile(&latencies, 0.5),
         p90_latency_s: percentile(&latencies, 0.9),
+        replayed_latency_s: results.iter().map(|r| r.replayed_s).sum(),
         wall_time_s,
         draft_tokens: results.iter().map(|r| r.tokens.draft).sum(),
         target_tokens: results.iter().map(|r| r.tokens.target).sum(),
@@ -601,6 +614,7 @@ fn solve_problem(
             record.pred = verdict.pred;
             record.correct = verdict.equal;
             record.latency_s = solution.latency_s;
+            record.replayed_s = solution.replayed_s;
             record.tokens = TokenCounts {
                 draft: solution.draft_tokens,
                 target: solution.target_tokens,
@@ -648,6 +662,7 @@ mod tests {
             pred: Some("1".into()),
             correct,
             latency_s: latency,
+            replayed_s: 0.0,
             tokens: TokenCounts {
                 draft: 10,
                 target: 5,

@@ -44,6 +44,21 @@ pub struct Usage {
     pub seconds: f64,
     /// The part of `seconds` spent reading input (the rest is spent sampling).
     pub prefill_seconds: f64,
+    /// Calls answered from the step cache instead of the engine.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub replayed_calls: u64,
+    /// The part of `seconds` replayed from the step cache: measured when the work was first done,
+    /// not spent now.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub replayed_seconds: f64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Usage {
@@ -52,6 +67,8 @@ impl Usage {
         self.generated_tokens += other.generated_tokens;
         self.seconds += other.seconds;
         self.prefill_seconds += other.prefill_seconds;
+        self.replayed_calls += other.replayed_calls;
+        self.replayed_seconds += other.replayed_seconds;
     }
 }
 

@@ -2,8 +2,10 @@
 
 mod bench;
 mod grade;
+mod report;
 mod run;
 mod steps;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -39,6 +41,10 @@ pub enum Command {
     Steps(steps::StepsArgs),
     /// Measure prefill and decode tokens/s of the configured models.
     Bench(bench::BenchArgs),
+    /// Run a grid of run types × thresholds (plus baselines) and write sweep.csv.
+    Sweep(sweep::SweepArgs),
+    /// Plot a sweep's curves and write its HTML page with traces.
+    Report(report::ReportArgs),
 }
 
 /// Options shared by commands that load models.
@@ -163,6 +169,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -15,6 +15,7 @@ use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, Remo
 use arbitrage::router::{FeatureRouter, Router, RouterFile};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::{Limits, Models};
+use arbitrage::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::types::Author;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +76,11 @@ pub struct RunArgs {
     /// latency is still its own.
     #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
     concurrency: usize,
+    /// Step cache file: greedy steps and PRM scores already computed for the same context are
+    /// replayed from it, at the cost measured when they were computed (reported as
+    /// `replayed_latency_s`). Off unless given; `arbitrage sweep` turns it on.
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
 }
 
 struct Progress {
@@ -288,11 +294,43 @@ pub fn run(args: RunArgs) -> Result<()> {
         .or(draft.as_ref())
         .expect("one model is loaded")
         .generator();
-    let models = Models {
-        draft: draft_gen,
-        target: target_gen,
-        prm: prm.as_deref(),
-        router: router.as_deref(),
+    let prm_scorer = prm.as_deref();
+    let cache = match &args.cache {
+        Some(path) => Some(StepCache::open(path)?),
+        None => None,
+    };
+    let cached = cache.as_ref().map(|cache| {
+        let draft = CachedGenerator::new(draft_gen, model_identity(&config.draft), cache.clone());
+        let target =
+            CachedGenerator::new(target_gen, model_identity(&config.target), cache.clone());
+        let prm = prm_scorer.map(|p| {
+            let identity = match &config.prm {
+                // The stand-in runs on the target model.
+                PrmConfig::Embedded(_) => format!(
+                    "{}|{}|{}",
+                    p.name(),
+                    model_identity(&config.target),
+                    config.prompt
+                ),
+                PrmConfig::Remote(r) => format!("remote:{}:{}", r.server.model, r.api),
+            };
+            CachedScorer::new(p, identity, cache.clone())
+        });
+        (draft, target, prm)
+    });
+    let models = match &cached {
+        Some((draft, target, prm)) => Models {
+            draft,
+            target,
+            prm: prm.as_ref().map(|p| p as &dyn StepScorer),
+            router: router.as_deref(),
+        },
+        None => Models {
+            draft: draft_gen,
+            target: target_gen,
+            prm: prm_scorer,
+            router: router.as_deref(),
+        },
     };
 
     let mut limits = Limits {
@@ -314,7 +352,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         dataset_name: &dataset.name,
         limits,
         render_prompt: &render,
-        prm_name: prm.as_ref().map(|p| p.name().to_owned()),
+        prm_name: prm_scorer.map(|p| p.name().to_owned()),
         router_name: router.as_ref().map(|r| r.name().to_owned()),
         concurrency: args.concurrency,
     };
@@ -360,6 +398,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         &move || flag.load(Ordering::SeqCst),
     );
     progress.bar.finish_and_clear();
+    if let Some(cache) = &cache {
+        let stats = cache.stats();
+        eprintln!(
+            "step cache {}: {} calls replayed, {} computed",
+            cache.path().display(),
+            stats.hits,
+            stats.misses
+        );
+    }
     let metrics = match outcome {
         Ok(m) => m,
         Err(run::RunError::Interrupted) => {
@@ -401,6 +448,23 @@ impl Engine {
             Engine::Embedded(m) => m.as_ref(),
             Engine::Remote(g) => g.as_ref(),
         }
+    }
+}
+
+/// What makes a model write what it writes: the weights file by name and size, or the model a
+/// server serves by name. Keys the step cache, so a replaced model never replays the old one's
+/// steps.
+fn model_identity(model: &ModelConfig) -> String {
+    match model {
+        ModelConfig::Embedded(settings) => {
+            let size = std::fs::metadata(&settings.path).map_or(0, |m| m.len());
+            let file = settings.path.file_name().map_or_else(
+                || settings.path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            format!("embedded:{file}:{size}")
+        }
+        ModelConfig::Remote(server) => format!("remote:{}", server.model),
     }
 }
 

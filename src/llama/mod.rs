@@ -767,9 +767,9 @@ impl Worker<'_> {
             candidate_logprobs,
             usage: Usage {
                 prefill_tokens: plan.feed.len() as u64,
-                generated_tokens: 0,
                 seconds,
                 prefill_seconds: seconds,
+                ..Usage::default()
             },
         })
     }

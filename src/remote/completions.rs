@@ -156,7 +156,7 @@ impl StepGenerator for RemoteGenerator {
             })
             .map_err(|source| EngineError::Remote {
                 role: self.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if parsed.stop_unreported && !self.warned_unreported_stop.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -285,8 +285,7 @@ pub fn parse_completion(v: &Value, separator: Option<&str>) -> Result<ParsedComp
             usage: Usage {
                 prefill_tokens: prompt_tokens.saturating_sub(cached),
                 generated_tokens: generated,
-                seconds: 0.0,
-                prefill_seconds: 0.0,
+                ..Usage::default()
             },
         },
     })

@@ -118,7 +118,7 @@ impl RemotePrm {
     fn engine_err(&self) -> impl Fn(super::RemoteError) -> EngineError + '_ {
         move |source| EngineError::Remote {
             role: "PRM".into(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -66,7 +66,7 @@ impl Router for RemoteRouter {
             })
             .map_err(|source| EngineError::Remote {
                 role: "router".into(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::trace!(
             seconds = started.elapsed().as_secs_f64(),

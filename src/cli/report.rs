@@ -1,0 +1,86 @@
+//! `arbitrage report DIR`: plots, HTML page and the matched-accuracy speed-up of a finished sweep.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use arbitrage::report::{XAxis, markdown, plot, router_over_rsd, write_html};
+use arbitrage::sweep::read_table;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A sweep's output directory (holding sweep.csv and one directory per point).
+    dir: PathBuf,
+    /// Title of the plots and the page (default: the directory's name).
+    #[arg(long)]
+    title: Option<String>,
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let table = args.dir.join("sweep.csv");
+    if !table.is_file() {
+        bail!(
+            "{} not found: `arbitrage report` reads the directory `arbitrage sweep` wrote",
+            table.display()
+        );
+    }
+    let rows = read_table(&table)?;
+    if rows.is_empty() {
+        bail!("{} has no finished points yet", table.display());
+    }
+    let title = args.title.clone().unwrap_or_else(|| {
+        let name = args.dir.canonicalize().unwrap_or_else(|_| args.dir.clone());
+        name.file_name()
+            .map_or_else(|| "sweep".into(), |n| n.to_string_lossy().into_owned())
+    });
+    for (x, what) in [
+        (XAxis::MeanLatency, "accuracy vs latency"),
+        (XAxis::TargetFraction, "accuracy vs target steps"),
+    ] {
+        plot(&args.dir, &rows, x, &format!("{title}: {what}"))
+            .with_context(|| format!("plotting {what}"))?;
+    }
+    let page = write_html(&args.dir, &title, &rows)?;
+    let summary = args.dir.join("report.md");
+    std::fs::write(&summary, markdown(&rows))
+        .with_context(|| format!("cannot write {}", summary.display()))?;
+
+    println!(
+        "{:<16} {:>9} {:>9} {:>10} {:>8}",
+        "point", "accuracy", "latency", "target st", "replayed"
+    );
+    for r in &rows {
+        println!(
+            "{:<16} {:>8.1}% {:>8.1}s {:>9.0}% {:>7.0}s",
+            r.point,
+            r.accuracy * 100.0,
+            r.mean_latency_s,
+            r.target_step_fraction * 100.0,
+            r.replayed_latency_s
+        );
+    }
+    let speedups = router_over_rsd(&rows);
+    if speedups.is_empty() {
+        println!("router over rsd: no accuracy reached by both curves");
+    }
+    for m in &speedups {
+        let note = match (m.slow_clamped, m.fast_clamped) {
+            (true, false) => " (at most: rsd has no point this low)",
+            (false, true) => " (at least: router has no point this low)",
+            _ => "",
+        };
+        println!(
+            "router over rsd at {:.1}% accuracy: {:.2}× ({:.1} s vs {:.1} s){note}",
+            m.accuracy * 100.0,
+            m.speedup,
+            m.fast_latency,
+            m.slow_latency
+        );
+    }
+    for x in [XAxis::MeanLatency, XAxis::TargetFraction] {
+        println!("{}", args.dir.join(format!("{}.png", x.stem())).display());
+    }
+    println!("{}", page.display());
+    println!("{}", summary.display());
+    Ok(())
+}

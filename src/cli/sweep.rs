@@ -1,0 +1,218 @@
+//! `arbitrage sweep`: the grid of run types × thresholds, each point an `arbitrage run` in its own
+//! directory (so each resumes on its own), sharing one step cache, then `sweep.csv`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use arbitrage::policy::RunType;
+use arbitrage::run::Metrics;
+use arbitrage::sweep::{Grid, Point, Setting, SweepRow, write_table};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Configuration file (TOML); without it the embedded default models are used.
+    #[arg(long, env = "ARBITRAGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Run types to sweep (rsd, oracle, router), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "rsd,router")]
+    run_types: Vec<RunType>,
+    /// Thresholds for every swept run type without its own list, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    thresholds: Vec<f64>,
+    /// Thresholds for rsd (PRM score of the draft step, in [0, 1]).
+    #[arg(long, value_delimiter = ',')]
+    rsd_thresholds: Option<Vec<f64>>,
+    /// Thresholds for oracle (advantage of the target's step, in [-1, 1]).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    oracle_thresholds: Option<Vec<f64>>,
+    /// Thresholds for router (ŷ, in [0, 1]).
+    #[arg(long, value_delimiter = ',')]
+    router_thresholds: Option<Vec<f64>>,
+    /// Router points set by target-step fraction instead, read from the router file's budget table.
+    #[arg(long, value_delimiter = ',')]
+    router_fractions: Vec<f64>,
+    /// Baselines run once each.
+    #[arg(long, value_delimiter = ',', default_value = "draft,target")]
+    baselines: Vec<RunType>,
+    /// Skip the baselines.
+    #[arg(long, conflicts_with = "baselines")]
+    no_baselines: bool,
+    /// Dataset name (gsm8k, math500, ...) or a .jsonl file.
+    #[arg(long)]
+    dataset: String,
+    /// Problems per point (after --start/--end).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long)]
+    start: Option<usize>,
+    #[arg(long)]
+    end: Option<usize>,
+    /// Directory holding NAME/test.jsonl files.
+    #[arg(long, env = "ARBITRAGE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    max_steps: Option<u32>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    #[arg(long)]
+    question_field: Option<String>,
+    #[arg(long)]
+    answer_field: Option<String>,
+    /// Router file (overrides the config's).
+    #[arg(long)]
+    router: Option<PathBuf>,
+    /// Where the points and sweep.csv go (default runs/sweeps/DATASET).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Rerun every point from scratch (the step cache is kept; add --no-cache for fresh timings).
+    #[arg(long)]
+    overwrite: bool,
+    /// Step cache file (default OUTPUT_DIR/step-cache.redb).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Compute every step afresh: latencies are then all measured in this sweep.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+pub fn run(args: SweepArgs) -> Result<()> {
+    let grid = Grid {
+        baselines: if args.no_baselines {
+            Vec::new()
+        } else {
+            args.baselines.clone()
+        },
+        run_types: args.run_types.clone(),
+        thresholds: args.thresholds.clone(),
+        rsd_thresholds: args.rsd_thresholds.clone(),
+        oracle_thresholds: args.oracle_thresholds.clone(),
+        router_thresholds: args.router_thresholds.clone(),
+        router_fractions: args.router_fractions.clone(),
+    };
+    let points = grid.points()?;
+    let dataset_label = Path::new(&args.dataset).file_stem().map_or_else(
+        || args.dataset.clone(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let out = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&dataset_label));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let cache = (!args.no_cache).then(|| {
+        args.cache
+            .clone()
+            .unwrap_or_else(|| out.join("step-cache.redb"))
+    });
+    let exe = std::env::current_exe().context("cannot find the arbitrage executable")?;
+    let table = out.join("sweep.csv");
+
+    eprintln!(
+        "sweep: {} points on {} → {}{}",
+        points.len(),
+        args.dataset,
+        out.display(),
+        match &cache {
+            Some(c) => format!(" (step cache {})", c.display()),
+            None => " (no step cache: every latency measured now)".into(),
+        }
+    );
+    let mut rows = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        let dir = out.join(point.dir_name());
+        eprintln!("[{}/{}] {point}", i + 1, points.len());
+        let mut cmd = Command::new(&exe);
+        cmd.arg("run")
+            .args(["--run-type", point.run_type.name()])
+            .args(["--dataset", &args.dataset])
+            .arg("--output-dir")
+            .arg(&dir);
+        match point.setting {
+            Setting::None => {}
+            Setting::Threshold(t) => {
+                cmd.args(["--threshold", &t.to_string()]);
+            }
+            Setting::TargetFraction(f) => {
+                cmd.args(["--target-fraction", &f.to_string()]);
+            }
+        }
+        forward(&mut cmd, &args, cache.as_deref());
+        // Each point's metrics are in its metrics.json and in sweep.csv; its progress bar and
+        // messages stay on stderr.
+        cmd.stdout(std::process::Stdio::null());
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        match status.code() {
+            Some(0) => {}
+            // The point saved what it finished; the sweep stops with it.
+            Some(130) => {
+                write_table(&table, &rows)?;
+                eprintln!("interrupted: run the same command again to resume");
+                std::process::exit(130);
+            }
+            _ => bail!(
+                "point {point} failed ({status}); its directory is {}",
+                dir.display()
+            ),
+        }
+        let done = row(point, &dir)?;
+        eprintln!(
+            "  {point}: accuracy {:.1}%, mean latency {:.1} s, target steps {:.0}%",
+            done.accuracy * 100.0,
+            done.mean_latency_s,
+            done.target_step_fraction * 100.0
+        );
+        rows.push(done);
+        write_table(&table, &rows)?;
+    }
+    eprintln!(
+        "plots and the HTML page: arbitrage report {}",
+        out.display()
+    );
+    println!("{}", table.display());
+    Ok(())
+}
+
+/// The options every point shares.
+fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
+    if let Some(c) = &args.config {
+        cmd.arg("--config").arg(c);
+    }
+    for (flag, value) in [
+        ("--limit", args.limit.map(|v| v.to_string())),
+        ("--start", args.start.map(|v| v.to_string())),
+        ("--end", args.end.map(|v| v.to_string())),
+        ("--max-steps", args.max_steps.map(|v| v.to_string())),
+        ("--max-tokens", args.max_tokens.map(|v| v.to_string())),
+        ("--question-field", args.question_field.clone()),
+        ("--answer-field", args.answer_field.clone()),
+    ] {
+        if let Some(v) = value {
+            cmd.args([flag, &v]);
+        }
+    }
+    for (flag, path) in [
+        ("--data-dir", args.data_dir.as_deref()),
+        ("--router", args.router.as_deref()),
+        ("--cache", cache),
+    ] {
+        if let Some(p) = path {
+            cmd.arg(flag).arg(p);
+        }
+    }
+    if args.overwrite {
+        cmd.arg("--overwrite");
+    }
+}
+
+fn row(point: &Point, dir: &Path) -> Result<SweepRow> {
+    let path = dir.join("metrics.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let metrics: Metrics =
+        serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
+    Ok(SweepRow::new(&point.dir_name(), &metrics))
+}

@@ -1,0 +1,473 @@
+//! Threshold sweeps: the grid of (run type, threshold) points, the `sweep.csv` table they produce,
+//! and the arithmetic of trade-off curves (the accuracy–latency frontier and the speed-up of one
+//! rule over another at matched accuracy).
+//!
+//! Running a point is `arbitrage run` into its own directory; this module only names the points
+//! and reads what they wrote.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::RunType;
+use crate::run::Metrics;
+
+/// How a grid point sets its rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setting {
+    /// Baselines (`draft`, `target`) have no threshold.
+    None,
+    Threshold(f64),
+    /// Router only: the threshold the router file's budget table gives for this target fraction.
+    TargetFraction(f64),
+}
+
+/// One point of the grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub run_type: RunType,
+    pub setting: Setting,
+}
+
+impl Point {
+    /// The point's directory under the sweep directory, e.g. `rsd-t0.7`, `router-f0.3`, `target`.
+    pub fn dir_name(&self) -> String {
+        match self.setting {
+            Setting::None => self.run_type.to_string(),
+            Setting::Threshold(t) => format!("{}-t{t}", self.run_type),
+            Setting::TargetFraction(f) => format!("{}-f{f}", self.run_type),
+        }
+    }
+}
+
+impl fmt::Display for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.dir_name())
+    }
+}
+
+/// What to sweep.
+#[derive(Debug, Clone, Default)]
+pub struct Grid {
+    pub baselines: Vec<RunType>,
+    pub run_types: Vec<RunType>,
+    /// Thresholds for run types without their own list.
+    pub thresholds: Vec<f64>,
+    pub rsd_thresholds: Option<Vec<f64>>,
+    pub oracle_thresholds: Option<Vec<f64>>,
+    pub router_thresholds: Option<Vec<f64>>,
+    pub router_fractions: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error(
+        "`{0}` is not a swept run type (sweep rsd, oracle and router; draft and target are baselines)"
+    )]
+    NotSwept(RunType),
+    #[error("`{0}` is not a baseline (baselines are draft and target)")]
+    NotBaseline(RunType),
+    #[error("threshold {value} is out of range for `{run_type}`: expected a value in [{lo}, {hi}]")]
+    OutOfRange {
+        run_type: RunType,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    #[error("target fraction {0} is out of range: expected a value in [0, 1]")]
+    Fraction(f64),
+    #[error("`{0}` has no thresholds: pass --thresholds or --{0}-thresholds")]
+    NoThresholds(RunType),
+    #[error("the grid is empty")]
+    Empty,
+}
+
+impl Grid {
+    /// Every point, baselines first, in a stable order; checks every value.
+    pub fn points(&self) -> Result<Vec<Point>, GridError> {
+        let mut points = Vec::new();
+        for &b in &self.baselines {
+            if !matches!(b, RunType::Draft | RunType::Target) {
+                return Err(GridError::NotBaseline(b));
+            }
+            points.push(Point {
+                run_type: b,
+                setting: Setting::None,
+            });
+        }
+        for &run_type in &self.run_types {
+            let own = match run_type {
+                RunType::Rsd => &self.rsd_thresholds,
+                RunType::Oracle => &self.oracle_thresholds,
+                RunType::Router => &self.router_thresholds,
+                other => return Err(GridError::NotSwept(other)),
+            };
+            let thresholds = own.as_ref().unwrap_or(&self.thresholds);
+            let fractions: &[f64] = if run_type == RunType::Router {
+                &self.router_fractions
+            } else {
+                &[]
+            };
+            if thresholds.is_empty() && fractions.is_empty() {
+                return Err(GridError::NoThresholds(run_type));
+            }
+            let (lo, hi) = run_type.threshold_range();
+            for &t in thresholds {
+                if !(lo..=hi).contains(&t) {
+                    return Err(GridError::OutOfRange {
+                        run_type,
+                        value: t,
+                        lo,
+                        hi,
+                    });
+                }
+                points.push(Point {
+                    run_type,
+                    setting: Setting::Threshold(t),
+                });
+            }
+            for &f in fractions {
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(GridError::Fraction(f));
+                }
+                points.push(Point {
+                    run_type,
+                    setting: Setting::TargetFraction(f),
+                });
+            }
+        }
+        if points.is_empty() {
+            return Err(GridError::Empty);
+        }
+        // The same point asked for twice runs once.
+        let mut seen = std::collections::HashSet::new();
+        points.retain(|p| seen.insert(p.dir_name()));
+        Ok(points)
+    }
+}
+
+/// One row of `sweep.csv`: a finished grid point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    /// The point's directory, relative to the sweep directory.
+    pub point: String,
+    pub run_type: RunType,
+    /// The threshold the rule ran with (resolved from the budget table for `-f` points); empty
+    /// for baselines.
+    pub threshold: Option<f64>,
+    pub n: usize,
+    pub accuracy: f64,
+    pub mean_latency_s: f64,
+    pub p50_latency_s: f64,
+    pub p90_latency_s: f64,
+    pub target_step_fraction: f64,
+    pub acceptance_rate: Option<f64>,
+    pub draft_tokens: u64,
+    pub target_tokens: u64,
+    pub discarded_draft_tokens: u64,
+    /// Seconds of the latencies replayed from the step cache (costs measured when first computed).
+    pub replayed_latency_s: f64,
+    pub errors: usize,
+}
+
+impl SweepRow {
+    pub fn new(point: &str, m: &Metrics) -> SweepRow {
+        SweepRow {
+            point: point.to_owned(),
+            run_type: m.run_type,
+            threshold: m.run_type.uses_threshold().then_some(m.threshold),
+            n: m.n,
+            accuracy: m.accuracy,
+            mean_latency_s: m.mean_latency_s,
+            p50_latency_s: m.p50_latency_s,
+            p90_latency_s: m.p90_latency_s,
+            target_step_fraction: m.target_step_fraction,
+            acceptance_rate: m.acceptance_rate,
+            draft_tokens: m.draft_tokens,
+            target_tokens: m.target_tokens,
+            discarded_draft_tokens: m.discarded_draft_tokens,
+            replayed_latency_s: m.replayed_latency_s,
+            errors: m.errors,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TableError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Writes `sweep.csv` whole (it is small), through a temporary file so a reader never sees half.
+pub fn write_table(path: &Path, rows: &[SweepRow]) -> Result<(), TableError> {
+    let error = |message: String| TableError {
+        path: path.to_owned(),
+        message,
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        w.serialize(row).map_err(|e| error(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| error(e.to_string()))?;
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| error(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| error(e.to_string()))
+}
+
+/// Reads `sweep.csv`; a bad row is an error naming its line.
+pub fn read_table(path: &Path) -> Result<Vec<SweepRow>, TableError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| TableError {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| {
+            row.map_err(|e| TableError {
+                path: path.to_owned(),
+                // Line 1 is the header.
+                message: format!("line {}: {e}", i + 2),
+            })
+        })
+        .collect()
+}
+
+/// A point of a trade-off curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    pub latency: f64,
+    pub accuracy: f64,
+}
+
+/// The points no other point beats: sorted by latency, each more accurate than every cheaper one.
+pub fn frontier(points: &[CurvePoint]) -> Vec<CurvePoint> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| {
+        a.latency
+            .total_cmp(&b.latency)
+            .then(b.accuracy.total_cmp(&a.accuracy))
+    });
+    let mut out: Vec<CurvePoint> = Vec::new();
+    for p in sorted {
+        if out.last().is_none_or(|last| p.accuracy > last.accuracy) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The latency a curve needs to reach `accuracy`, interpolating linearly along its frontier.
+/// `None` when no point reaches it. Below the cheapest point's accuracy, that point's latency (no
+/// extrapolation).
+pub fn latency_at_accuracy(points: &[CurvePoint], accuracy: f64) -> Option<f64> {
+    let f = frontier(points);
+    let first = f.first()?;
+    if accuracy <= first.accuracy {
+        return Some(first.latency);
+    }
+    f.windows(2).find_map(|w| {
+        let (a, b) = (w[0], w[1]);
+        (accuracy > a.accuracy && accuracy <= b.accuracy).then(|| {
+            let t = (accuracy - a.accuracy) / (b.accuracy - a.accuracy);
+            a.latency + t * (b.latency - a.latency)
+        })
+    })
+}
+
+/// How much faster `fast` reaches an accuracy than `slow`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchedSpeedup {
+    pub accuracy: f64,
+    pub slow_latency: f64,
+    pub fast_latency: f64,
+    /// `slow_latency / fast_latency`: above 1 when `fast` is faster.
+    pub speedup: f64,
+    /// The accuracy is below every point of that curve, so its latency is its cheapest point's:
+    /// an upper bound, not an interpolation.
+    pub slow_clamped: bool,
+    pub fast_clamped: bool,
+}
+
+impl MatchedSpeedup {
+    /// Prefixes for the slow latency, the fast latency and the speed-up: `"≤ "` / `"≥ "` where the
+    /// value rests on a curve's cheapest point and is a bound, `""` where it is interpolated.
+    pub fn marks(&self) -> [&'static str; 3] {
+        let latency = |clamped: bool| if clamped { "≤ " } else { "" };
+        let speedup = match (self.slow_clamped, self.fast_clamped) {
+            (true, false) => "≤ ",
+            (false, true) => "≥ ",
+            _ => "",
+        };
+        [
+            latency(self.slow_clamped),
+            latency(self.fast_clamped),
+            speedup,
+        ]
+    }
+}
+
+/// The speed-up at every accuracy on either frontier that both curves reach, from the lowest to
+/// the highest (the last is the highest accuracy both reach).
+pub fn matched_speedups(slow: &[CurvePoint], fast: &[CurvePoint]) -> Vec<MatchedSpeedup> {
+    let reach = |c: &[CurvePoint]| c.iter().map(|p| p.accuracy).fold(f64::NAN, f64::max);
+    let top = reach(slow).min(reach(fast));
+    if top.is_nan() {
+        return Vec::new();
+    }
+    let mut levels: Vec<f64> = frontier(slow)
+        .into_iter()
+        .chain(frontier(fast))
+        .map(|p| p.accuracy)
+        .filter(|a| *a <= top)
+        .collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    levels
+        .into_iter()
+        .filter_map(|accuracy| {
+            let slow_latency = latency_at_accuracy(slow, accuracy)?;
+            let fast_latency = latency_at_accuracy(fast, accuracy)?;
+            let below = |c: &[CurvePoint]| c.iter().all(|p| accuracy < p.accuracy);
+            Some(MatchedSpeedup {
+                accuracy,
+                slow_latency,
+                fast_latency,
+                speedup: slow_latency / fast_latency,
+                slow_clamped: below(slow),
+                fast_clamped: below(fast),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(latency: f64, accuracy: f64) -> CurvePoint {
+        CurvePoint { latency, accuracy }
+    }
+
+    #[test]
+    fn frontier_drops_dominated_points() {
+        let f = frontier(&[p(30.0, 0.5), p(10.0, 0.3), p(20.0, 0.25), p(40.0, 0.5)]);
+        assert_eq!(f, vec![p(10.0, 0.3), p(30.0, 0.5)]);
+    }
+
+    #[test]
+    fn latency_interpolates_along_the_frontier() {
+        let curve = [p(10.0, 0.3), p(30.0, 0.5), p(20.0, 0.2)];
+        assert_eq!(latency_at_accuracy(&curve, 0.4), Some(20.0));
+        assert_eq!(latency_at_accuracy(&curve, 0.5), Some(30.0));
+        assert_eq!(latency_at_accuracy(&curve, 0.1), Some(10.0));
+        assert_eq!(latency_at_accuracy(&curve, 0.51), None);
+        assert_eq!(latency_at_accuracy(&[], 0.1), None);
+    }
+
+    #[test]
+    fn matched_speedup_on_a_hand_made_table() {
+        // RSD reaches 0.6 at 40 s (between 0.5@30 and 0.7@50); the router at 20 s
+        // (between 0.4@10 and 0.6@20): 2x. At 0.7 (the highest both reach): 50 vs 25 s.
+        let rsd = [p(30.0, 0.5), p(50.0, 0.7)];
+        let router = [p(10.0, 0.4), p(20.0, 0.6), p(30.0, 0.8)];
+        let s = matched_speedups(&rsd, &router);
+        let at = |a: f64| s.iter().find(|m| (m.accuracy - a).abs() < 1e-12).copied();
+        let m = at(0.6).unwrap();
+        assert!((m.slow_latency - 40.0).abs() < 1e-9);
+        assert!((m.fast_latency - 20.0).abs() < 1e-9);
+        assert!((m.speedup - 2.0).abs() < 1e-9);
+        let top = s.last().unwrap();
+        assert!((top.accuracy - 0.7).abs() < 1e-12);
+        assert!((top.fast_latency - 25.0).abs() < 1e-9);
+        assert!((top.speedup - 2.0).abs() < 1e-9);
+        // 0.4 is below RSD's cheapest point: its latency there is a bound.
+        let low = at(0.4).unwrap();
+        assert!(low.slow_clamped && !low.fast_clamped);
+        assert_eq!(low.marks(), ["≤ ", "", "≤ "]);
+        assert_eq!(low.slow_latency, 30.0);
+        assert!(!m.slow_clamped && !m.fast_clamped);
+        // 0.8 is beyond RSD's reach: not matched.
+        assert!(at(0.8).is_none());
+        assert!(matched_speedups(&rsd, &[]).is_empty());
+    }
+
+    #[test]
+    fn grid_names_points_and_rejects_bad_values() {
+        let grid = Grid {
+            baselines: vec![RunType::Draft, RunType::Target],
+            run_types: vec![RunType::Rsd, RunType::Router],
+            thresholds: vec![0.5, 0.7],
+            router_fractions: vec![0.3],
+            ..Grid::default()
+        };
+        let names: Vec<String> = grid.points().unwrap().iter().map(Point::dir_name).collect();
+        assert_eq!(
+            names,
+            [
+                "draft",
+                "target",
+                "rsd-t0.5",
+                "rsd-t0.7",
+                "router-t0.5",
+                "router-t0.7",
+                "router-f0.3"
+            ]
+        );
+        let bad = Grid {
+            run_types: vec![RunType::Rsd],
+            thresholds: vec![1.5],
+            ..Grid::default()
+        };
+        assert!(bad.points().unwrap_err().to_string().contains("1.5"));
+        let oracle = Grid {
+            run_types: vec![RunType::Oracle],
+            oracle_thresholds: Some(vec![-0.2]),
+            ..Grid::default()
+        };
+        assert_eq!(oracle.points().unwrap()[0].dir_name(), "oracle-t-0.2");
+        let target = Grid {
+            run_types: vec![RunType::Target],
+            ..Grid::default()
+        };
+        assert!(target.points().is_err());
+        assert!(Grid::default().points().is_err());
+    }
+
+    #[test]
+    fn table_round_trips_and_names_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.csv");
+        let row = SweepRow {
+            point: "rsd-t0.7".into(),
+            run_type: RunType::Rsd,
+            threshold: Some(0.7),
+            n: 3,
+            accuracy: 2.0 / 3.0,
+            mean_latency_s: 1.5,
+            p50_latency_s: 1.0,
+            p90_latency_s: 2.5,
+            target_step_fraction: 0.25,
+            acceptance_rate: Some(0.75),
+            draft_tokens: 10,
+            target_tokens: 5,
+            discarded_draft_tokens: 2,
+            replayed_latency_s: 0.5,
+            errors: 0,
+        };
+        let baseline = SweepRow {
+            point: "target".into(),
+            run_type: RunType::Target,
+            threshold: None,
+            acceptance_rate: None,
+            ..row.clone()
+        };
+        write_table(&path, &[row.clone(), baseline.clone()]).unwrap();
+        assert_eq!(read_table(&path).unwrap(), vec![row, baseline]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("rsd,", "nonsense,", 1)).unwrap();
+        let err = read_table(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! `arbitrage sweep` and `arbitrage report` end to end with the smoke model: one row per grid point
+//! matching that point's metrics, a repeated sweep replaying every step from the cache with the same
+//! text, and a report page that renders in headless Chromium without console errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const PROBLEMS: &str = r#"{"question": "What is 12 + 30?", "answer": "42"}
+{"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "7"}
+"#;
+
+const POINTS: [&str; 5] = ["draft", "target", "rsd-t0.3", "rsd-t0.9", "router-t0.5"];
+
+struct Sweep {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    out: PathBuf,
+    stderr: String,
+}
+
+fn sweep_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "sweep",
+        "--config",
+        "configs/smoke.toml",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--run-types",
+        "rsd,router",
+        "--rsd-thresholds",
+        "0.3,0.9",
+        "--router-thresholds",
+        "0.5",
+        "--max-tokens",
+        "96",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]
+}
+
+fn ok(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+/// One sweep over two problems, shared by the tests that only read it.
+fn first_sweep() -> &'static Sweep {
+    static SWEEP: OnceLock<Sweep> = OnceLock::new();
+    SWEEP.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("problems.jsonl");
+        std::fs::write(&data, PROBLEMS).unwrap();
+        let out = tmp.path().join("sweep");
+        let stderr = ok(common::arbitrage(&sweep_args(&data, &out)));
+        Sweep {
+            _tmp: tmp,
+            data,
+            out,
+            stderr,
+        }
+    })
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+fn metrics(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+fn results(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// "step cache FILE: H calls replayed, M computed" lines printed by the points.
+fn cache_lines(stderr: &str) -> Vec<(u64, u64)> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("step cache "))
+        .map(|l| {
+            let numbers: Vec<u64> = l
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (numbers[0], numbers[1])
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_writes_one_row_per_point_that_matches_its_metrics() {
+    let s = first_sweep();
+    let rows = csv_rows(&s.out.join("sweep.csv"));
+    let header = &rows[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let names: Vec<&str> = rows[1..].iter().map(|r| r[col("point")].as_str()).collect();
+    assert_eq!(names, POINTS);
+    for row in &rows[1..] {
+        let m = metrics(&s.out.join(&row[col("point")]));
+        assert_eq!(row[col("run_type")], m["run_type"].as_str().unwrap());
+        assert_eq!(row[col("n")], "2");
+        for key in ["accuracy", "mean_latency_s", "target_step_fraction"] {
+            let v: f64 = row[col(key)].parse().unwrap();
+            assert!((v - m[key].as_f64().unwrap()).abs() < 1e-9, "{key}");
+        }
+        if m["run_type"] == "rsd" || m["run_type"] == "router" {
+            let t: f64 = row[col("threshold")].parse().unwrap();
+            assert_eq!(t, m["threshold"].as_f64().unwrap());
+        } else {
+            assert_eq!(row[col("threshold")], "");
+        }
+    }
+    // Every point read the cache, and later points found steps earlier ones had computed
+    // (every rule proposes the same first draft step).
+    let lines = cache_lines(&s.stderr);
+    assert_eq!(lines.len(), POINTS.len(), "{}", s.stderr);
+    assert!(lines.iter().map(|l| l.0).sum::<u64>() > 0, "{}", s.stderr);
+}
+
+#[test]
+fn a_repeated_sweep_replays_every_step_with_identical_text() {
+    let s = first_sweep();
+    let tmp = tempfile::tempdir().unwrap();
+    let again = tmp.path().join("again");
+    let cache = s.out.join("step-cache.redb");
+    let copy = tmp.path().join("cache.redb");
+    std::fs::copy(&cache, &copy).unwrap();
+    let mut args = sweep_args(&s.data, &again);
+    args.extend(["--cache", copy.to_str().unwrap()]);
+    let stderr = ok(common::arbitrage(&args));
+    let lines = cache_lines(&stderr);
+    assert_eq!(lines.len(), POINTS.len(), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|&(hits, computed)| hits > 0 && computed == 0),
+        "{stderr}"
+    );
+    for point in POINTS {
+        let before = results(&s.out.join(point));
+        let after = results(&again.join(point));
+        let texts = |rs: &[Value]| -> Vec<(u64, Vec<String>)> {
+            rs.iter()
+                .map(|r| {
+                    let steps = r["steps"].as_array().unwrap();
+                    (
+                        r["idx"].as_u64().unwrap(),
+                        steps
+                            .iter()
+                            .map(|s| s["text"].as_str().unwrap().to_owned())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(texts(&before), texts(&after), "{point}");
+        // Latency is reported at the cost measured the first time: all of it replayed.
+        let m = metrics(&again.join(point));
+        let latency = m["mean_latency_s"].as_f64().unwrap() * 2.0;
+        let replayed = m["replayed_latency_s"].as_f64().unwrap();
+        assert!(replayed > 0.0 && replayed <= latency, "{point}: {m}");
+        assert!(replayed > 0.9 * latency, "{point}: {replayed} of {latency}");
+    }
+}
+
+#[test]
+fn bad_grids_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    for (args, needle) in [
+        (vec!["--run-types", "rsd", "--thresholds", "1.5"], "1.5"),
+        (vec!["--run-types", "draft", "--thresholds", "0.5"], "draft"),
+        (vec!["--run-types", "rsd"], "--thresholds"),
+    ] {
+        let mut all = vec!["sweep", "--dataset", "gsm8k", "--output-dir"];
+        all.push(out.to_str().unwrap());
+        all.extend(args);
+        let output = common::arbitrage(&all);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.exists());
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {name}")])
+                .output()
+                .ok()?;
+            found
+                .status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&found.stdout).trim()))
+        })
+}
+
+#[test]
+fn report_draws_plots_and_a_page_that_renders_without_console_errors() {
+    let s = first_sweep();
+    let output = common::arbitrage(&["report", s.out.to_str().unwrap()]);
+    ok(output);
+    for stem in ["accuracy-latency", "accuracy-target-fraction"] {
+        let png = std::fs::read(s.out.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let svg = std::fs::read_to_string(s.out.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("rsd") && svg.contains("router"));
+    }
+    let page = s.out.join("report.html");
+    assert!(page.is_file());
+
+    let Some(browser) = chromium() else {
+        if std::env::var_os("ARBITRAGE_SKIP_BROWSER").is_some() {
+            eprintln!("skipping the browser check: ARBITRAGE_SKIP_BROWSER is set");
+            return;
+        }
+        panic!(
+            "chromium is needed to check the report page (apt-get install chromium, which \
+             scripts/install-deps.sh does); set ARBITRAGE_SKIP_BROWSER=1 to skip"
+        );
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    // The script ran: it marked the page and drew the first trace, one box per step.
+    assert!(dom.contains("data-ready=\"yes\""), "{dom}");
+    let first = &results(&s.out.join(POINTS[0]))[0];
+    let steps = first["steps"].as_array().unwrap().len();
+    assert_eq!(dom.matches("class=\"step draft\"").count(), steps, "{dom}");
+}
