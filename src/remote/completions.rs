@@ -79,8 +79,14 @@ impl RemoteGenerator {
             }
             return Ok(Value::String(text));
         };
-        let mut cache = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        let segments = cache.entry(transcript.problem).or_default();
+        // Take this problem's segments out, so other problems are not held up while this one
+        // tokenises (a problem is solved by one thread at a time).
+        let mut segments = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&transcript.problem)
+            .unwrap_or_default();
         let texts =
             std::iter::once(transcript.prompt).chain(transcript.steps.iter().map(String::as_str));
         let mut ids = Vec::new();
@@ -94,6 +100,10 @@ impl RemoteGenerator {
             ids.extend_from_slice(&segments[i].1);
         }
         segments.truncate(transcript.steps.len() + 1);
+        self.segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(transcript.problem, segments);
         Ok(json!(ids))
     }
 

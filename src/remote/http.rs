@@ -244,7 +244,7 @@ impl Client {
                 Err(e) => e,
             };
             if attempt >= self.policy.max_attempts {
-                tracing::warn!(role = %self.role, attempts = attempt, error = %crate::run::error_chain(&error), "giving up");
+                tracing::warn!(role = %self.role, attempts = attempt, error = %chain(&error), "giving up");
                 return Err(RemoteError::GaveUp {
                     attempts: attempt,
                     endpoints: n,
@@ -257,10 +257,10 @@ impl Client {
                 let wait = self
                     .policy
                     .delay(round, self.jitter(), round_retry_after.take());
-                tracing::warn!(role = %self.role, attempt, wait_ms = wait.as_millis() as u64, error = %crate::run::error_chain(&error), "retrying after a wait");
+                tracing::warn!(role = %self.role, attempt, wait_ms = wait.as_millis() as u64, error = %chain(&error), "retrying after a wait");
                 (self.sleep)(wait);
             } else {
-                tracing::warn!(role = %self.role, attempt, error = %crate::run::error_chain(&error), "failing over to the next endpoint");
+                tracing::warn!(role = %self.role, attempt, error = %chain(&error), "failing over to the next endpoint");
             }
         }
     }
@@ -314,6 +314,18 @@ impl Client {
         self.jitter_state.store(x, Ordering::Relaxed);
         0.5 + (x >> 11) as f64 / (1u64 << 53) as f64 / 2.0
     }
+}
+
+/// An error and its causes on one line, for the logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by inference servers).
