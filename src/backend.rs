@@ -25,6 +25,18 @@ pub enum EngineError {
     WorkerGone { model: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("the remote {role} engine failed")]
+    Remote {
+        role: String,
+        #[source]
+        source: Box<crate::remote::RemoteError>,
+    },
+    #[error("tokenizer {path} could not be used")]
+    Tokenizer {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A model that continues a transcript by one step.

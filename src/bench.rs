@@ -72,6 +72,7 @@ pub fn run(
         let step = model.generate_step(
             &Transcript {
                 problem,
+                question: "",
                 prompt: &long,
                 steps: &[],
             },
@@ -85,6 +86,7 @@ pub fn run(
         let step = model.generate_step(
             &Transcript {
                 problem: problem + 1,
+                question: "",
                 prompt: short,
                 steps: &[],
             },

@@ -7,6 +7,7 @@
 //! - [`types`]: plain data shared by every part (steps, usage, sampling).
 //! - [`backend`]: the traits the loop drives — a model that writes a step, a text probe.
 //! - [`llama`]: the embedded engine (llama.cpp on a worker thread, KV cache per problem).
+//! - [`remote`]: remote engines (vLLM, SGLang): generation, PRM and router over HTTP.
 //! - [`config`]: the TOML configuration, validated.
 //! - [`prompts`]: prompt templates.
 //! - [`datasets`]: benchmark files and their field mappings.
@@ -30,6 +31,7 @@ pub mod llama;
 pub mod policy;
 pub mod prm;
 pub mod prompts;
+pub mod remote;
 pub mod report;
 pub mod router;
 pub mod run;

@@ -41,8 +41,8 @@ pub enum RouterError {
 /// Something that predicts whether the target would write a better step.
 pub trait Router: Send + Sync {
     fn name(&self) -> &str;
-    /// ŷ in [0, 1].
-    fn score(&self, input: &RouterInput<'_>) -> f32;
+    /// ŷ in [0, 1]. Fails only where the router is a remote model.
+    fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError>;
 }
 
 /// A point of the budget curve: escalating when ŷ ≥ `threshold` sent about `target_fraction`
@@ -201,8 +201,8 @@ impl Router for FeatureRouter {
         &self.name
     }
 
-    fn score(&self, input: &RouterInput<'_>) -> f32 {
-        self.file.predict(&step_features(input).0)
+    fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError> {
+        Ok(self.file.predict(&step_features(input).0))
     }
 }
 

@@ -1,5 +1,6 @@
-//! A run over a dataset: problems in order, one at a time (latency is per problem at batch size
-//! 1, as in the paper), results appended and flushed as each finishes, metrics at the end.
+//! A run over a dataset: problems in order, one at a time by default (latency is per problem at
+//! batch size 1, as in the paper) or several in flight against remote engines
+//! (`concurrency`), results appended and flushed as each finishes, metrics at the end.
 //!
 //! - `results.jsonl` is the source of truth. A run into a directory that has one resumes: finished
 //!   problems are skipped, and a line cut short by a crash is dropped. `metrics.json` is always
@@ -10,6 +11,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -443,9 +446,11 @@ pub struct RunSpec<'a> {
     pub threshold: f64,
     pub dataset_name: &'a str,
     pub limits: Limits,
-    pub render_prompt: &'a dyn Fn(&str) -> String,
+    pub render_prompt: &'a (dyn Fn(&str) -> String + Sync),
     pub prm_name: Option<String>,
     pub router_name: Option<String>,
+    /// Problems in flight at once (remote engines; 1 for the embedded engine).
+    pub concurrency: usize,
 }
 
 /// What a run reports as it goes; the binary turns it into a progress bar.
@@ -456,84 +461,92 @@ pub trait RunEvents {
 
 /// Runs `problems` not yet in `dir`, then writes the metrics. Stops early, with everything
 /// finished saved, when `interrupted` turns true.
+///
+/// `spec.concurrency` workers take problems in order, each solving one at a time; this thread
+/// appends each result as it arrives (so `results.jsonl` is in finishing order, one line per
+/// problem, and a resumed run skips by `idx`). Each problem's latency is measured by its own
+/// solve, from its first step to its last.
 pub fn run(
     models: &Models<'_>,
     spec: &RunSpec<'_>,
     problems: &[Problem],
     dir: &mut RunDir,
     events: &mut dyn RunEvents,
-    interrupted: &dyn Fn() -> bool,
+    interrupted: &(dyn Fn() -> bool + Sync),
 ) -> Result<Metrics, RunError> {
     let started = Instant::now();
-    let mut outcome = Ok(());
-    for problem in problems {
-        if dir.is_done(problem.idx) {
-            continue;
+    let todo: Vec<&Problem> = problems.iter().filter(|p| !dir.is_done(p.idx)).collect();
+    let workers = spec.concurrency.clamp(1, todo.len().max(1));
+    let next = AtomicUsize::new(0);
+    // Set when the run must stop: interrupted, or a problem showed the run cannot work at all.
+    let stop = AtomicBool::new(false);
+    let halted = || stop.load(Ordering::SeqCst) || interrupted();
+    let mut outcome: Result<(), RunError> = Ok(());
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Message>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, todo, halted) = (&next, &todo, &halted);
+            scope.spawn(move || {
+                loop {
+                    if halted() {
+                        return;
+                    }
+                    let Some(problem) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        return;
+                    };
+                    if tx.send(Message::Started(problem.idx)).is_err() {
+                        return;
+                    }
+                    let solved = solve_problem(models, spec, problem, halted);
+                    if tx.send(Message::Finished(Box::new(solved))).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        if interrupted() {
-            outcome = Err(RunError::Interrupted);
-            break;
+        drop(tx);
+        for message in rx {
+            let solved = match message {
+                Message::Started(idx) => {
+                    events.problem_started(idx);
+                    continue;
+                }
+                Message::Finished(solved) => *solved,
+            };
+            if outcome.is_err() {
+                // Stopping: work still in flight is not recorded.
+                continue;
+            }
+            let (record, steps) = match solved {
+                Ok(done) => done,
+                Err(SolveError::Interrupted) => {
+                    stop.store(true, Ordering::SeqCst);
+                    outcome = Err(RunError::Interrupted);
+                    continue;
+                }
+                // A run that cannot work at all stops; one problem failing does not.
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    outcome = Err(e.into());
+                    continue;
+                }
+            };
+            if let Err(e) = dir.append(record, &steps) {
+                stop.store(true, Ordering::SeqCst);
+                outcome = Err(e);
+                continue;
+            }
+            let last = dir.done.last().expect("just appended");
+            events.problem_finished(last, &dir.done);
         }
-        events.problem_started(problem.idx);
-        let prompt = (spec.render_prompt)(&problem.question);
-        let task = Task {
-            problem: problem.idx as u64,
-            question: &problem.question,
-            prompt: &prompt,
-        };
-        let rule = Rule {
-            run_type: spec.run_type,
-            threshold: spec.threshold,
-        };
-        let solved = speculate::solve(models, &task, rule, &spec.limits, interrupted);
-        let mut record = ResultRecord::unsolved(problem, spec);
-        let mut steps = Vec::new();
-        match solved {
-            Ok(solution) => {
-                let verdict = arbitrage_grader::grade(&problem.gold, &solution.text());
-                steps = solution
-                    .records
-                    .iter()
-                    .map(|r| StepsLine {
-                        format_version: FORMAT_VERSION,
-                        idx: problem.idx,
-                        question: problem.question.clone(),
-                        feature_names: crate::features::FEATURE_NAMES
-                            .iter()
-                            .map(|s| (*s).to_owned())
-                            .collect(),
-                        record: r.clone(),
-                    })
-                    .collect();
-                let u = &solution.usage;
-                record.pred = verdict.pred;
-                record.correct = verdict.equal;
-                record.latency_s = solution.latency_s;
-                record.replayed_s = solution.replayed_s;
-                record.tokens = TokenCounts {
-                    draft: solution.draft_tokens,
-                    target: solution.target_tokens,
-                    discarded_draft: solution.discarded_draft_tokens,
-                };
-                record.stop = Some(solution.stop);
-                record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
-                record.model_time_s = u.per_role(|u| u.seconds);
-                record.steps = solution.steps;
-            }
-            Err(SolveError::Interrupted) => {
-                outcome = Err(RunError::Interrupted);
-                break;
-            }
-            // A run that cannot work at all stops; one problem failing does not.
-            Err(e @ SolveError::Missing(..)) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(idx = problem.idx, error = %e, "problem failed");
-                record.error = Some(error_chain(&e));
-            }
-        }
-        dir.append(record, &steps)?;
-        let last = dir.done.last().expect("just appended");
-        events.problem_finished(last, &dir.done);
+    });
+    // Interrupted between problems: nothing in flight reported it.
+    if outcome.is_ok() && interrupted() && !problems.iter().all(|p| dir.is_done(p.idx)) {
+        outcome = Err(RunError::Interrupted);
+    }
+    if let Err(e @ RunError::Solve(_)) = outcome {
+        return Err(e);
     }
     // Metrics cover exactly the requested problems that are finished.
     let wanted: std::collections::HashSet<usize> = problems.iter().map(|p| p.idx).collect();
@@ -554,6 +567,72 @@ pub fn run(
     );
     dir.write_metrics(&metrics)?;
     outcome.map(|()| metrics)
+}
+
+enum Message {
+    Started(usize),
+    Finished(Box<Result<(ResultRecord, Vec<StepsLine>), SolveError>>),
+}
+
+/// Solves one problem into its result record and step records. A failed problem is a record
+/// with its error; only an interruption or a run that cannot work at all is an `Err`.
+fn solve_problem(
+    models: &Models<'_>,
+    spec: &RunSpec<'_>,
+    problem: &Problem,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<(ResultRecord, Vec<StepsLine>), SolveError> {
+    let prompt = (spec.render_prompt)(&problem.question);
+    let task = Task {
+        problem: problem.idx as u64,
+        question: &problem.question,
+        prompt: &prompt,
+    };
+    let rule = Rule {
+        run_type: spec.run_type,
+        threshold: spec.threshold,
+    };
+    let mut record = ResultRecord::unsolved(problem, spec);
+    match speculate::solve(models, &task, rule, &spec.limits, interrupted) {
+        Ok(solution) => {
+            let verdict = arbitrage_grader::grade(&problem.gold, &solution.text());
+            let steps = solution
+                .records
+                .iter()
+                .map(|r| StepsLine {
+                    format_version: FORMAT_VERSION,
+                    idx: problem.idx,
+                    question: problem.question.clone(),
+                    feature_names: crate::features::FEATURE_NAMES
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .collect(),
+                    record: r.clone(),
+                })
+                .collect();
+            let u = &solution.usage;
+            record.pred = verdict.pred;
+            record.correct = verdict.equal;
+            record.latency_s = solution.latency_s;
+            record.replayed_s = solution.replayed_s;
+            record.tokens = TokenCounts {
+                draft: solution.draft_tokens,
+                target: solution.target_tokens,
+                discarded_draft: solution.discarded_draft_tokens,
+            };
+            record.stop = Some(solution.stop);
+            record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
+            record.model_time_s = u.per_role(|u| u.seconds);
+            record.steps = solution.steps;
+            Ok((record, steps))
+        }
+        Err(e @ (SolveError::Interrupted | SolveError::Missing(..))) => Err(e),
+        Err(e) => {
+            tracing::warn!(idx = problem.idx, error = %error_chain(&e), "problem failed");
+            record.error = Some(error_chain(&e));
+            Ok((record, Vec::new()))
+        }
+    }
 }
 
 /// An error and its causes on one line.

@@ -221,6 +221,7 @@ pub fn solve(
             options.max_tokens = options.max_tokens.min(remaining as u32);
             let transcript = Transcript {
                 problem,
+                question,
                 prompt,
                 steps: &texts,
             };
@@ -288,12 +289,14 @@ pub fn solve(
                     let d = draft()?;
                     let router = router.expect("checked above");
                     let t0 = Instant::now();
-                    let y = router.score(&RouterInput {
-                        question,
-                        previous_authors: &authors,
-                        previous_steps: &texts,
-                        step: &d,
-                    });
+                    let y = router
+                        .score(&RouterInput {
+                            question,
+                            previous_authors: &authors,
+                            previous_steps: &texts,
+                            step: &d,
+                        })
+                        .map_err(engine("router"))?;
                     out.usage.router.add(&Usage {
                         seconds: t0.elapsed().as_secs_f64(),
                         ..Usage::default()

@@ -293,6 +293,7 @@ mod tests {
         };
         let steps = vec!["a\n\n".to_string()];
         let transcript = Transcript {
+            question: "",
             problem: 1,
             prompt: "p",
             steps: &steps,
@@ -341,6 +342,7 @@ mod tests {
         };
         let g = CachedGenerator::new(&inner, "m".into(), cache.clone());
         let transcript = Transcript {
+            question: "",
             problem: 1,
             prompt: "p",
             steps: &[],

@@ -98,6 +98,8 @@ pub struct GeneratedStep {
 #[derive(Debug, Clone, Copy)]
 pub struct Transcript<'a> {
     pub problem: u64,
+    /// The question as asked, without the prompt template (a remote PRM formats it its own way).
+    pub question: &'a str,
     pub prompt: &'a str,
     pub steps: &'a [String],
 }

@@ -74,7 +74,15 @@ fn a_file_that_is_not_gguf_is_named() {
 #[test]
 fn a_truncated_gguf_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let full = std::fs::read(common::smoke_config().draft.engine.path).unwrap();
+    let full = std::fs::read(
+        common::smoke_config()
+            .draft
+            .embedded()
+            .expect("embedded")
+            .path
+            .clone(),
+    )
+    .unwrap();
     let model = dir.path().join("truncated.gguf");
     std::fs::write(&model, &full[..full.len() / 3]).unwrap();
     let config = config_with_model(dir.path(), &model);

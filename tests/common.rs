@@ -15,15 +15,16 @@ pub fn repo() -> PathBuf {
 pub fn smoke_config() -> Config {
     let config = Config::from_file(&repo().join("configs/smoke.toml")).expect("configs/smoke.toml");
     assert!(
-        config.draft.engine.path.is_file(),
+        config.draft.embedded().expect("embedded").path.is_file(),
         "smoke model {} is missing: run scripts/fetch-models.sh smoke",
-        config.draft.engine.path.display()
+        config.draft.embedded().expect("embedded").path.display()
     );
     config
 }
 
 pub fn smoke_model() -> EmbeddedModel {
-    EmbeddedModel::load(&smoke_config().draft.engine).expect("load smoke model")
+    EmbeddedModel::load(smoke_config().draft.embedded().expect("embedded"))
+        .expect("load smoke model")
 }
 
 /// Runs the binary from the repository root, without a config from the environment.

@@ -24,6 +24,7 @@ fn options(separator: Option<&str>, max_tokens: u32) -> StepOptions {
 fn t<'a>(problem: u64, prompt: &'a str, steps: &'a [String]) -> Transcript<'a> {
     Transcript {
         problem,
+        question: "",
         prompt,
         steps,
     }
@@ -251,7 +252,11 @@ fn counters_add_up() {
 
 #[test]
 fn a_context_larger_than_the_window_is_an_error_not_a_crash() {
-    let mut settings = common::smoke_config().draft.engine;
+    let mut settings = common::smoke_config()
+        .draft
+        .embedded()
+        .expect("embedded")
+        .clone();
     settings.n_ctx = 256;
     let model = arbitrage::llama::EmbeddedModel::load(&settings).unwrap();
     let long = "word ".repeat(2000);

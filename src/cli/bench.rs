@@ -35,10 +35,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     for role in &args.roles {
-        let settings = match role.as_str() {
-            "draft" => &config.draft.engine,
-            "target" => &config.target.engine,
+        let model_config = match role.as_str() {
+            "draft" => &config.draft,
+            "target" => &config.target,
             other => anyhow::bail!("unknown role `{other}` in --roles (expected draft or target)"),
+        };
+        let Some(settings) = model_config.embedded() else {
+            anyhow::bail!(
+                "the {role} model is remote; `bench` measures embedded models (see docs/remote.md for the remote overhead benchmark)"
+            );
         };
         let model = super::load_model(settings)?;
         let bar = indicatif::ProgressBar::new(2 * args.reps as u64)

@@ -10,8 +10,11 @@ mod train;
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
-use arbitrage::config::Config;
+use arbitrage::config::{Config, RemoteModelConfig, RemoteOverrides, RemoteSettings};
+use arbitrage::remote::{Client, LocalTokenizer, PrmApi, RemoteGenerator};
 use clap::{Args, Parser, Subcommand};
 
 /// Step-level speculative reasoning: a draft model writes each step, a target model is called
@@ -50,15 +53,98 @@ pub struct ConfigArgs {
     /// Configuration file (TOML); without it the embedded default models are used.
     #[arg(long, env = "ARBITRAGE_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Remote engines, overriding the config: a role given a URL is served remotely, the others
+/// stay as configured.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Draft server base URL(s) ending in /v1, comma-separated (several: round-robin, fail-over).
+    #[arg(long, value_delimiter = ',', env = "ARBITRAGE_DRAFT_URL")]
+    pub draft_url: Option<Vec<String>>,
+    /// Target server base URL(s) ending in /v1, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "ARBITRAGE_TARGET_URL")]
+    pub target_url: Option<Vec<String>>,
+    /// PRM server base URL(s) ending in /v1, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "ARBITRAGE_PRM_URL")]
+    pub prm_url: Option<Vec<String>>,
+    /// Router server base URL(s) ending in /v1, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "ARBITRAGE_ROUTER_URL")]
+    pub router_url: Option<Vec<String>>,
+    /// Model name sent to the draft server.
+    #[arg(long, env = "ARBITRAGE_DRAFT_MODEL")]
+    pub draft_model: Option<String>,
+    /// Model name sent to the target server.
+    #[arg(long, env = "ARBITRAGE_TARGET_MODEL")]
+    pub target_model: Option<String>,
+    /// Model name sent to the PRM server.
+    #[arg(long, env = "ARBITRAGE_PRM_MODEL")]
+    pub prm_model: Option<String>,
+    /// Model name sent to the router server.
+    #[arg(long, env = "ARBITRAGE_ROUTER_MODEL")]
+    pub router_model: Option<String>,
+    /// How the remote PRM is served: pooling (vLLM /pooling, Qwen2.5-Math-PRM style) or
+    /// embeddings (legacy /v1/embeddings value head, Skywork style).
+    #[arg(long, value_parser = ["pooling", "embeddings"])]
+    pub prm_api: Option<String>,
+}
+
+impl RemoteArgs {
+    fn overrides(&self) -> Result<RemoteOverrides> {
+        Ok(RemoteOverrides {
+            draft_url: self.draft_url.clone(),
+            target_url: self.target_url.clone(),
+            prm_url: self.prm_url.clone(),
+            router_url: self.router_url.clone(),
+            draft_model: self.draft_model.clone(),
+            target_model: self.target_model.clone(),
+            prm_model: self.prm_model.clone(),
+            router_model: self.router_model.clone(),
+            prm_api: self
+                .prm_api
+                .as_deref()
+                .map(str::parse::<PrmApi>)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+        })
+    }
 }
 
 impl ConfigArgs {
     pub fn load(&self) -> Result<Config> {
-        match &self.config {
-            Some(path) => Config::from_file(path).map_err(Into::into),
-            None => Config::embedded_default().context("the built-in default config is broken"),
-        }
+        let config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::embedded_default().context("the built-in default config is broken")?,
+        };
+        Ok(config.with_overrides(&self.remote.overrides()?)?)
     }
+}
+
+/// A generator for a remote role, with its tokenizer when one is configured.
+pub fn remote_generator(
+    role: &str,
+    server: &RemoteModelConfig,
+    settings: &RemoteSettings,
+    logprobs: bool,
+) -> Result<RemoteGenerator> {
+    let client = Client::new(
+        role,
+        &server.endpoints,
+        settings.retry.clone(),
+        server.api_key.clone(),
+    );
+    let mut generator = RemoteGenerator::new(role, client, &server.model);
+    if let Some(path) = &server.tokenizer {
+        generator = generator.with_tokenizer(Arc::new(
+            LocalTokenizer::load(path).with_context(|| format!("the {role} tokenizer"))?,
+        ));
+    }
+    if logprobs {
+        generator = generator.with_logprobs(settings.logprobs);
+    }
+    Ok(generator)
 }
 
 pub fn init_logging(verbose: u8) {

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use arbitrage::backend::StepScorer;
+use arbitrage::backend::{StepGenerator, StepScorer};
+use arbitrage::config::{Config, ModelConfig, PrmConfig};
 use arbitrage::datasets::{Dataset, data_dir};
+use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
 use arbitrage::policy::RunType;
 use arbitrage::prm::ProbePrm;
+use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
 use arbitrage::router::{FeatureRouter, Router, RouterFile};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::{Limits, Models};
@@ -69,6 +72,10 @@ pub struct RunArgs {
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
+    /// Problems in flight at once. Needs remote engines (the servers batch them); each problem's
+    /// latency is still its own.
+    #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
+    concurrency: usize,
     /// Step cache file: greedy steps and PRM scores already computed for the same context are
     /// replayed from it, at the cost measured when they were computed (reported as
     /// `replayed_latency_s`). Off unless given; `arbitrage sweep` turns it on.
@@ -102,9 +109,43 @@ pub fn run(args: RunArgs) -> Result<()> {
     let config = args.config.load()?;
     let run_type = args.run_type;
 
-    let router_file = if run_type == RunType::Router {
+    // Several problems in flight only make sense against servers that batch them.
+    let embedded_in_use: Vec<&str> = [
+        (
+            "draft",
+            run_type != RunType::Target && config.draft.embedded().is_some(),
+        ),
+        (
+            "target",
+            run_type != RunType::Draft && config.target.embedded().is_some(),
+        ),
+        (
+            "PRM (the stand-in runs on the embedded target)",
+            run_type.needs_prm() && matches!(config.prm, PrmConfig::Embedded(_)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(role, embedded)| embedded.then_some(role))
+    .collect();
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.concurrency > 1 && !embedded_in_use.is_empty() {
+        bail!(
+            "--concurrency {} needs remote engines, but the {} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency",
+            args.concurrency,
+            embedded_in_use.join(" and ")
+        );
+    }
+
+    // The router: --router FILE, else a served router, else the config's router file.
+    let remote_router = match (&args.router, &config.remote_router) {
+        (None, Some(server)) if run_type == RunType::Router => Some(server.clone()),
+        _ => None,
+    };
+    let router_file = if run_type == RunType::Router && remote_router.is_none() {
         let path = args.router.clone().or(config.router_file.clone()).context(
-            "run type `router` needs a router file: set [router] file in the config or pass --router",
+            "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url",
         )?;
         Some((RouterFile::load(&path)?, path))
     } else {
@@ -112,6 +153,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     if args.target_fraction.is_some() && run_type != RunType::Router {
         bail!("--target-fraction applies to --run-type router only");
+    }
+    if args.target_fraction.is_some() && remote_router.is_some() {
+        bail!(
+            "--target-fraction reads a router file's budget table; a served router has none: pass --threshold"
+        );
     }
     let threshold = match (args.threshold, args.target_fraction, &router_file) {
         (Some(t), _, _) => t,
@@ -169,60 +215,105 @@ pub fn run(args: RunArgs) -> Result<()> {
     // Load only the models the run type calls.
     let needs_draft = run_type != RunType::Target;
     let needs_target = run_type != RunType::Draft;
+    // The feature router and `generate` records read the draft's token statistics.
+    let draft_logprobs = run_type == RunType::Generate || router_file.is_some();
     let draft = if needs_draft {
-        Some(Arc::new(super::load_model(&config.draft.engine)?))
+        Some(Engine::load(
+            &config.draft,
+            "draft",
+            &config,
+            draft_logprobs,
+        )?)
     } else {
         None
     };
     let target = if needs_target {
         // The same file in both roles (the smoke config) shares one loaded model.
-        match &draft {
-            Some(d) if config.draft.engine == renamed(&config.target.engine, "draft") => {
-                Some(Arc::clone(d))
+        match (&draft, config.draft.embedded(), config.target.embedded()) {
+            (Some(Engine::Embedded(d)), Some(ds), Some(ts)) if *ds == renamed(ts, "draft") => {
+                Some(Engine::Embedded(Arc::clone(d)))
             }
-            _ => Some(Arc::new(super::load_model(&config.target.engine)?)),
+            _ => Some(Engine::load(&config.target, "target", &config, false)?),
         }
     } else {
         None
     };
-    let prm = match (&target, run_type.needs_prm()) {
-        (Some(t), true) => Some(ProbePrm::new(t.clone(), config.prm, config.prompt)),
-        _ => None,
+    let prm: Option<Box<dyn StepScorer>> = if run_type.needs_prm() {
+        Some(match &config.prm {
+            PrmConfig::Embedded(kind) => {
+                let Some(Engine::Embedded(t)) = &target else {
+                    bail!(
+                        "run type `{run_type}` needs a PRM: the embedded stand-in runs on an embedded target, and the target is remote. Serve a PRM and set [prm] url (or --prm-url)"
+                    );
+                };
+                Box::new(ProbePrm::new(t.clone(), *kind, config.prompt))
+            }
+            PrmConfig::Remote(p) => {
+                let tokenizer = match &p.server.tokenizer {
+                    Some(path) => Some(Arc::new(
+                        LocalTokenizer::load(path).context("the PRM tokenizer")?,
+                    )),
+                    None => None,
+                };
+                let client = Client::new(
+                    "PRM",
+                    &p.server.endpoints,
+                    config.remote.retry.clone(),
+                    p.server.api_key.clone(),
+                );
+                let separator = config.generation.step.separator.clone().unwrap_or_default();
+                Box::new(
+                    RemotePrm::new(client, &p.server.model, p.api, tokenizer, &separator)?
+                        .with_skywork_tokens(&p.bos, &p.step_token),
+                )
+            }
+        })
+    } else {
+        None
     };
-    let router = router_file.map(|(file, path)| FeatureRouter::new(file, &path));
+    let router: Option<Box<dyn Router>> = match (router_file, &remote_router) {
+        (Some((file, path)), _) => Some(Box::new(FeatureRouter::new(file, &path))),
+        (None, Some(server)) => Some(Box::new(RemoteRouter::new(
+            Client::new(
+                "router",
+                &server.endpoints,
+                config.remote.retry.clone(),
+                server.api_key.clone(),
+            ),
+            &server.model,
+        ))),
+        (None, None) => None,
+    };
     let draft_gen = draft
-        .as_deref()
-        .or(target.as_deref())
-        .expect("one model is loaded");
-    let target_gen = target
-        .as_deref()
-        .or(draft.as_deref())
-        .expect("one model is loaded");
-    let prm_scorer = prm
         .as_ref()
-        .map(|p| p as &dyn arbitrage::backend::StepScorer);
+        .or(target.as_ref())
+        .expect("one model is loaded")
+        .generator();
+    let target_gen = target
+        .as_ref()
+        .or(draft.as_ref())
+        .expect("one model is loaded")
+        .generator();
+    let prm_scorer = prm.as_deref();
     let cache = match &args.cache {
         Some(path) => Some(StepCache::open(path)?),
         None => None,
     };
     let cached = cache.as_ref().map(|cache| {
-        let draft = CachedGenerator::new(
-            draft_gen,
-            model_identity(&config.draft.engine),
-            cache.clone(),
-        );
-        let target = CachedGenerator::new(
-            target_gen,
-            model_identity(&config.target.engine),
-            cache.clone(),
-        );
+        let draft = CachedGenerator::new(draft_gen, model_identity(&config.draft), cache.clone());
+        let target =
+            CachedGenerator::new(target_gen, model_identity(&config.target), cache.clone());
         let prm = prm_scorer.map(|p| {
-            let identity = format!(
-                "{}|{}|{}",
-                p.name(),
-                model_identity(&config.target.engine),
-                config.prompt
-            );
+            let identity = match &config.prm {
+                // The stand-in runs on the target model.
+                PrmConfig::Embedded(_) => format!(
+                    "{}|{}|{}",
+                    p.name(),
+                    model_identity(&config.target),
+                    config.prompt
+                ),
+                PrmConfig::Remote(r) => format!("remote:{}:{}", r.server.model, r.api),
+            };
             CachedScorer::new(p, identity, cache.clone())
         });
         (draft, target, prm)
@@ -232,13 +323,13 @@ pub fn run(args: RunArgs) -> Result<()> {
             draft,
             target,
             prm: prm.as_ref().map(|p| p as &dyn StepScorer),
-            router: router.as_ref().map(|r| r as &dyn Router),
+            router: router.as_deref(),
         },
         None => Models {
             draft: draft_gen,
             target: target_gen,
             prm: prm_scorer,
-            router: router.as_ref().map(|r| r as &dyn Router),
+            router: router.as_deref(),
         },
     };
 
@@ -263,6 +354,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         render_prompt: &render,
         prm_name: prm_scorer.map(|p| p.name().to_owned()),
         router_name: router.as_ref().map(|r| r.name().to_owned()),
+        concurrency: args.concurrency,
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -330,21 +422,53 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// What makes a model write what it writes: the weights file, by name and size. Keys the step
-/// cache, so a replaced model file never replays the old one's steps.
-fn model_identity(settings: &arbitrage::llama::EmbeddedSettings) -> String {
-    let size = std::fs::metadata(&settings.path).map_or(0, |m| m.len());
-    let file = settings.path.file_name().map_or_else(
-        || settings.path.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
-    format!("embedded:{file}:{size}")
+/// A loaded model role.
+enum Engine {
+    Embedded(Arc<EmbeddedModel>),
+    Remote(Box<RemoteGenerator>),
 }
 
-fn renamed(
-    settings: &arbitrage::llama::EmbeddedSettings,
-    name: &str,
-) -> arbitrage::llama::EmbeddedSettings {
+impl Engine {
+    fn load(model: &ModelConfig, role: &str, config: &Config, logprobs: bool) -> Result<Engine> {
+        Ok(match model {
+            ModelConfig::Embedded(settings) => {
+                Engine::Embedded(Arc::new(super::load_model(settings)?))
+            }
+            ModelConfig::Remote(server) => Engine::Remote(Box::new(super::remote_generator(
+                role,
+                server,
+                &config.remote,
+                logprobs,
+            )?)),
+        })
+    }
+
+    fn generator(&self) -> &dyn StepGenerator {
+        match self {
+            Engine::Embedded(m) => m.as_ref(),
+            Engine::Remote(g) => g.as_ref(),
+        }
+    }
+}
+
+/// What makes a model write what it writes: the weights file by name and size, or the model a
+/// server serves by name. Keys the step cache, so a replaced model never replays the old one's
+/// steps.
+fn model_identity(model: &ModelConfig) -> String {
+    match model {
+        ModelConfig::Embedded(settings) => {
+            let size = std::fs::metadata(&settings.path).map_or(0, |m| m.len());
+            let file = settings.path.file_name().map_or_else(
+                || settings.path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            format!("embedded:{file}:{size}")
+        }
+        ModelConfig::Remote(server) => format!("remote:{}", server.model),
+    }
+}
+
+fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {
     let mut s = settings.clone();
     s.name = name.to_owned();
     s

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::backend::StepGenerator;
+use arbitrage::config::ModelConfig;
 use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::types::{FinishReason, Transcript, Usage};
 use clap::{Args, ValueEnum};
@@ -52,11 +53,16 @@ pub fn run(args: StepsArgs) -> Result<()> {
             args.index
         );
     };
-    let settings = match args.role {
-        Role::Draft => &config.draft.engine,
-        Role::Target => &config.target.engine,
+    let (name, model_config) = match args.role {
+        Role::Draft => ("draft", &config.draft),
+        Role::Target => ("target", &config.target),
     };
-    let model = super::load_model(settings)?;
+    let model: Box<dyn StepGenerator> = match model_config {
+        ModelConfig::Embedded(settings) => Box::new(super::load_model(settings)?),
+        ModelConfig::Remote(server) => {
+            Box::new(super::remote_generator(name, server, &config.remote, true)?)
+        }
+    };
     let prompt = config.prompt.render(&problem.question);
     println!(
         "problem {} of {}:\n{}\nreference answer: {}\n",
@@ -79,6 +85,7 @@ pub fn run(args: StepsArgs) -> Result<()> {
             .generate_step(
                 &Transcript {
                     problem: 0,
+                    question: &problem.question,
                     prompt: &prompt,
                     steps: &steps,
                 },
