@@ -40,6 +40,10 @@ fn sweep_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
         "96",
         "--output-dir",
         out.to_str().unwrap(),
+        // Options after `--` reach every point.
+        "--",
+        "--max-steps",
+        "3",
     ]
 }
 
@@ -117,6 +121,12 @@ fn sweep_writes_one_row_per_point_that_matches_its_metrics() {
         let m = metrics(&s.out.join(&row[col("point")]));
         assert_eq!(row[col("run_type")], m["run_type"].as_str().unwrap());
         assert_eq!(row[col("n")], "2");
+        for r in results(&s.out.join(&row[col("point")])) {
+            assert!(
+                r["steps"].as_array().unwrap().len() <= 3,
+                "--max-steps 3 reached the run"
+            );
+        }
         for key in ["accuracy", "mean_latency_s", "target_step_fraction"] {
             let v: f64 = row[col(key)].parse().unwrap();
             assert!((v - m[key].as_f64().unwrap()).abs() < 1e-9, "{key}");
@@ -144,7 +154,8 @@ fn a_repeated_sweep_replays_every_step_with_identical_text() {
     let copy = tmp.path().join("cache.redb");
     std::fs::copy(&cache, &copy).unwrap();
     let mut args = sweep_args(&s.data, &again);
-    args.extend(["--cache", copy.to_str().unwrap()]);
+    let dashes = args.iter().position(|a| *a == "--").unwrap();
+    args.splice(dashes..dashes, ["--cache", copy.to_str().unwrap()]);
     let stderr = ok(common::arbitrage(&args));
     let lines = cache_lines(&stderr);
     assert_eq!(lines.len(), POINTS.len(), "{stderr}");

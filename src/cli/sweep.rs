@@ -75,6 +75,10 @@ pub struct SweepArgs {
     /// Compute every step afresh: latencies are then all measured in this sweep.
     #[arg(long)]
     no_cache: bool,
+    /// Further `arbitrage run` options for every point, after `--` (e.g. `-- --target-url
+    /// http://gpu:8001/v1 --target-model target --concurrency 8`).
+    #[arg(last = true, value_name = "RUN_OPTIONS")]
+    run_args: Vec<String>,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
@@ -206,6 +210,7 @@ fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
     if args.overwrite {
         cmd.arg("--overwrite");
     }
+    cmd.args(&args.run_args);
 }
 
 fn row(point: &Point, dir: &Path) -> Result<SweepRow> {
