@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Keep a sweep's latencies honest on a machine that other work shares.
+
+On 2 cores, llama.cpp's thread team slows 5-10x whenever anything else computes, so a problem
+timed during a compile is meaningless. This guard samples CPU use every few seconds, pauses the
+sweep's processes (SIGSTOP) while other processes use more than --pause-above % of a core, resumes
+them (SIGCONT) after two quiet samples, and logs every sample with how many problems each point has
+finished. `--contended POINT...` then lists, from that log, the problems whose timing window saw a
+pause or other work, plus those a later point may have replayed from the step cache (the cache is
+per problem, so a replayed cost can only come from the same problem in an earlier point).
+
+    scripts/timing-guard.py watch SWEEP_DIR LOG.jsonl [--process arbitrage]
+    scripts/timing-guard.py contended SWEEP_DIR LOG.jsonl POINT...
+
+Re-time the listed problems by moving their lines out of the point's results.jsonl and running the
+point again without --cache (see docs/results.md).
+"""
+import argparse
+import glob
+import json
+import os
+import signal
+import time
+
+
+def busy_ticks():
+    with open('/proc/stat') as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]  # everything but idle and iowait
+
+
+def process_ticks():
+    out = {}
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f'/proc/{p}/stat') as f:
+                s = f.read()
+        except OSError:
+            continue
+        name = s[s.index('(') + 1:s.rindex(')')]
+        fields = s[s.rindex(')') + 2:].split()
+        out[int(p)] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def finished(sweep_dir):
+    counts = {}
+    for path in glob.glob(os.path.join(sweep_dir, '*', 'results.jsonl')):
+        with open(path) as f:
+            counts[os.path.basename(os.path.dirname(path))] = sum(1 for _ in f)
+    return counts
+
+
+def watch(args):
+    hz = os.sysconf('SC_CLK_TCK')
+    prev, busy_prev, t_prev = process_ticks(), busy_ticks(), time.time()
+    paused, quiet = False, 0
+    with open(args.log, 'a') as log:
+        while True:
+            time.sleep(args.every)
+            cur, busy, t = process_ticks(), busy_ticks(), time.time()
+            span = (t - t_prev) * hz / 100.0  # ticks per percent of a core
+            ours = [pid for pid, (name, _) in cur.items() if name.startswith(args.process)]
+            own = sum(cur[p][1] - prev[p][1] for p in ours if p in prev) / span
+            other = (busy - busy_prev) / span - own
+            if not paused and other > args.pause_above and ours:
+                for pid in ours:
+                    os.kill(pid, signal.SIGSTOP)
+                paused, quiet = True, 0
+            elif paused:
+                quiet = quiet + 1 if other < args.resume_below else 0
+                if quiet >= 2:
+                    for pid in ours:
+                        os.kill(pid, signal.SIGCONT)
+                    paused = False
+            log.write(json.dumps({'t': round(t, 1), 'sweep_cpu': round(own),
+                                  'foreign_cpu': round(other), 'paused': paused,
+                                  'done': finished(args.sweep_dir)}) + '\n')
+            log.flush()
+            prev, busy_prev, t_prev = cur, busy, t
+
+
+def contended(args):
+    with open(args.log) as f:
+        samples = [json.loads(line) for line in f]
+    earlier = set()
+    for point in args.points:
+        with open(os.path.join(args.sweep_dir, point, 'results.jsonl')) as f:
+            rows = [json.loads(line) for line in f]
+        first = samples[0]['done'].get(point, 0) if samples else len(rows)
+        own = set()
+        for k, row in enumerate(rows):
+            window = [s for s in samples if s['done'].get(point, 0) == k]
+            if k < first or not window or any(
+                    s.get('paused') or s['foreign_cpu'] > args.threshold for s in window):
+                own.add(row['idx'])
+        done = {row['idx'] for row in rows}
+        print(point, ' '.join(str(i) for i in sorted(own | (earlier & done))))
+        earlier |= own
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True)
+    w = sub.add_parser('watch')
+    w.add_argument('sweep_dir')
+    w.add_argument('log')
+    w.add_argument('--process', default='arbitrage', help='name prefix of the processes to pause')
+    w.add_argument('--every', type=float, default=5.0)
+    w.add_argument('--pause-above', type=float, default=40.0)
+    w.add_argument('--resume-below', type=float, default=15.0)
+    c = sub.add_parser('contended')
+    c.add_argument('sweep_dir')
+    c.add_argument('log')
+    c.add_argument('points', nargs='+')
+    c.add_argument('--threshold', type=float, default=10.0,
+                   help='percent of a core used by other work that marks a window contended')
+    args = p.parse_args()
+    watch(args) if args.command == 'watch' else contended(args)
+
+
+if __name__ == '__main__':
+    main()
