@@ -45,19 +45,25 @@ pub struct SweepArgs {
     /// Problems per point (after --start/--end).
     #[arg(long)]
     limit: Option<usize>,
+    /// First problem index.
     #[arg(long)]
     start: Option<usize>,
+    /// One past the last problem index.
     #[arg(long)]
     end: Option<usize>,
     /// Directory holding NAME/test.jsonl files.
     #[arg(long, env = "ARBITRAGE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Steps per problem (default from the config: 100).
     #[arg(long)]
     max_steps: Option<u32>,
+    /// Tokens per problem over all steps (default from the config: 4096).
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// Question field of a custom .jsonl file.
     #[arg(long)]
     question_field: Option<String>,
+    /// Answer field of a custom .jsonl file.
     #[arg(long)]
     answer_field: Option<String>,
     /// Router file (overrides the config's).
