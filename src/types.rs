@@ -123,6 +123,14 @@ impl Sampling {
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }
+
+    /// The sampler seed of one step: per problem and step, so a run gives the same text whatever
+    /// order its problems run in, and embedded and remote engines seed alike.
+    pub fn step_seed(&self, problem: u64, steps_so_far: usize) -> u32 {
+        self.seed
+            .wrapping_add((problem as u32).wrapping_mul(1_000_003))
+            .wrapping_add(steps_so_far as u32 + 1)
+    }
 }
 
 /// Limits and stop condition for one step.

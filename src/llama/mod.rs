@@ -641,11 +641,8 @@ impl Worker<'_> {
 
         let mut sampler = (!options.sampling.is_greedy()).then(|| {
             // Seeded per problem and step, so a run gives the same text whatever order it runs in.
-            let seed = options
-                .sampling
-                .seed
-                .wrapping_add((problem as u32).wrapping_mul(1_000_003))
-                .wrapping_add(texts.len() as u32);
+            // `texts` is the prompt and the steps so far.
+            let seed = options.sampling.step_seed(problem, texts.len() - 1);
             LlamaSampler::chain_simple([
                 LlamaSampler::top_p(options.sampling.top_p, 1),
                 LlamaSampler::temp(options.sampling.temperature),

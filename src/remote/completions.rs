@@ -127,23 +127,13 @@ impl RemoteGenerator {
             body["stop"] = json!([sep]);
         }
         if !sampling.is_greedy() {
-            body["seed"] = json!(step_seed(
-                sampling.seed,
-                transcript.problem,
-                transcript.steps.len()
-            ));
+            body["seed"] = json!(sampling.step_seed(transcript.problem, transcript.steps.len()));
         }
         if let Some(k) = self.logprobs {
             body["logprobs"] = json!(k);
         }
         Ok(body)
     }
-}
-
-/// The seed of one step: the embedded engine's formula, so both give reproducible runs.
-pub fn step_seed(seed: u32, problem: u64, steps_so_far: usize) -> u32 {
-    seed.wrapping_add((problem as u32).wrapping_mul(1_000_003))
-        .wrapping_add(steps_so_far as u32 + 1)
 }
 
 impl StepGenerator for RemoteGenerator {
