@@ -197,25 +197,33 @@ pub fn plot(dir: &Path, rows: &[SweepRow], x: XAxis, title: &str) -> Result<(), 
     ensure_font()?;
     let size = (860, 560);
     let svg = dir.join(format!("{}.svg", x.stem()));
-    draw(
+    render(
         &SVGBackend::new(&svg, size).into_drawing_area(),
+        &svg,
         rows,
         x,
         title,
-    )
-    .map_err(|message| ReportError::Write {
-        path: svg.clone(),
-        message,
-    })?;
+    )?;
     let png = dir.join(format!("{}.png", x.stem()));
-    draw(
+    render(
         &BitMapBackend::new(&png, size).into_drawing_area(),
+        &png,
         rows,
         x,
         title,
     )
-    .map_err(|message| ReportError::Write {
-        path: png.clone(),
+}
+
+/// [`draw`] on one backend, its error naming the file.
+fn render<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    path: &Path,
+    rows: &[SweepRow],
+    x: XAxis,
+    title: &str,
+) -> Result<(), ReportError> {
+    draw(area, rows, x, title).map_err(|message| ReportError::Write {
+        path: path.to_owned(),
         message,
     })
 }
