@@ -13,7 +13,7 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error(
-        "no data directory: pass --data-dir, set ARBITRAGE_DATA_DIR, or run from a checkout with ../shared/data"
+        "no data directory: pass --data-dir or set ARBITRAGE_DATA_DIR (the repository's own data/ folder, the default, is not here)"
     )]
     NoDataDir,
     #[error("unknown dataset `{name}` (known: {known}; or give a path to a .jsonl file)")]
@@ -130,7 +130,12 @@ pub struct Dataset {
     pub known: bool,
 }
 
-/// The data directory: the flag, else `$ARBITRAGE_DATA_DIR`, else `../shared/data` if present.
+/// The repository's own benchmark folder (`data/` beside `Cargo.toml`), found where the binary
+/// was built.
+pub const REPO_DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+
+/// The data directory: the flag, else `$ARBITRAGE_DATA_DIR`, else the repository's `data/` (where
+/// the binary was built, then `./data`) if present.
 pub fn data_dir(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = flag {
         return Some(dir.to_owned());
@@ -138,8 +143,10 @@ pub fn data_dir(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("ARBITRAGE_DATA_DIR") {
         return Some(PathBuf::from(dir));
     }
-    let shared = Path::new("../shared/data");
-    shared.is_dir().then(|| shared.to_owned())
+    [Path::new(REPO_DATA_DIR), Path::new("data")]
+        .into_iter()
+        .find(|dir| dir.is_dir())
+        .map(Path::to_owned)
 }
 
 impl Dataset {
@@ -349,16 +356,44 @@ mod tests {
         assert_eq!(value_text(&serde_json::json!(["1", "2"])).unwrap(), "1, 2");
     }
 
+    /// The sets `data/README.md` lists as shipped.
+    const SHIPPED: &[&str] = &["gsm8k", "math500", "svamp", "olympiadbench"];
+
     #[test]
-    fn every_shared_dataset_loads() {
-        let Some(dir) = data_dir(None) else {
-            eprintln!("skipped: no ../shared/data");
-            return;
-        };
+    fn every_shipped_dataset_loads() {
+        let dir = Path::new(REPO_DATA_DIR);
+        for name in SHIPPED {
+            let d = Dataset::resolve(name, Some(dir), None, None).unwrap();
+            let problems = d.load().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!problems.is_empty(), "{name}");
+            assert!(problems.iter().all(|p| !p.gold.is_empty()), "{name}");
+        }
+        assert_eq!(
+            Dataset::resolve("gsm8k", Some(dir), None, None).unwrap().load().unwrap().len(),
+            1319
+        );
+    }
+
+    #[test]
+    fn every_known_dataset_present_loads() {
+        let dir = Path::new(REPO_DATA_DIR);
         for layout in KNOWN {
-            let d = Dataset::resolve(layout.name, Some(&dir), None, None).unwrap();
+            let d = Dataset::resolve(layout.name, Some(dir), None, None).unwrap();
+            if !d.path.exists() {
+                eprintln!("skipped: {} (not shipped)", d.path.display());
+                continue;
+            }
             let problems = d.load().unwrap_or_else(|e| panic!("{}: {e}", layout.name));
             assert!(!problems.is_empty(), "{}", layout.name);
+        }
+    }
+
+    #[test]
+    fn the_repository_data_is_the_default() {
+        let flag = Path::new("/somewhere/else");
+        assert_eq!(data_dir(Some(flag)).unwrap(), flag);
+        if std::env::var_os("ARBITRAGE_DATA_DIR").is_none() {
+            assert_eq!(data_dir(None).unwrap(), Path::new(REPO_DATA_DIR));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Gold answers per dataset in `shared/data` (field names and formats differ per dataset).
+//! Gold answers per dataset in `data/` (field names and formats differ per dataset).
 
 use serde_json::Value;
 
@@ -51,7 +51,7 @@ impl Dataset {
         Dataset::CollegeMath,
     ];
 
-    /// Directory name under `shared/data`.
+    /// Directory name under `data/`.
     pub fn name(self) -> &'static str {
         match self {
             Dataset::Gsm8k => "gsm8k",
@@ -116,7 +116,7 @@ fn trim_float_string(s: &str) -> String {
     }
 }
 
-/// The gold answer of one record of `dataset` (a directory name in `shared/data`).
+/// The gold answer of one record of `dataset` (a directory name in `data/`).
 pub fn gold_answer(dataset: &str, record: &Value) -> Result<String, GoldError> {
     let ds = Dataset::from_name(dataset)
         .ok_or_else(|| GoldError::UnknownDataset(dataset.to_string()))?;

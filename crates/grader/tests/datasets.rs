@@ -1,27 +1,22 @@
-//! Gold answers for every record in `shared/data` can be read, and each grades equal to itself
-//! when boxed in a solution (skipped when the folder is absent).
+//! Gold answers for every record of every benchmark file in the repository's `data/` (or
+//! `$ARBITRAGE_DATA_DIR`) can be read, and each grades equal to itself when boxed in a solution.
+//! Sets the repository does not ship are skipped when absent.
 
 use std::path::PathBuf;
 
 use arbitrage_grader::{Dataset, equiv, gold_answer, grade, normalize};
 
 fn data_dir() -> PathBuf {
-    match std::env::var_os("ARBITRAGE_SHARED_DIR") {
-        Some(d) => PathBuf::from(d).join("data"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    match std::env::var_os("ARBITRAGE_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"),
     }
 }
 
 #[test]
 fn every_dataset_gold_answer_is_read_and_matches_itself_boxed() {
     let dir = data_dir();
-    if !dir.exists() {
-        eprintln!(
-            "SKIP: {} not found (set ARBITRAGE_SHARED_DIR)",
-            dir.display()
-        );
-        return;
-    }
+    assert!(dir.is_dir(), "no data folder at {}", dir.display());
     let verbose = std::env::var_os("GRADER_VERBOSE").is_some();
     for ds in Dataset::ALL {
         let path = dir.join(ds.name()).join("test.jsonl");
