@@ -52,6 +52,26 @@ pub trait StepGenerator: Send + Sync {
         options: &StepOptions,
     ) -> Result<GeneratedStep, EngineError>;
 
+    /// Write the next step greedily after reading `proposal`, another model's text for this step,
+    /// in one batch: keep its longest prefix that equals this model's own greedy choice token by
+    /// token, and write on from the first disagreement. The step is the one [`generate_step`]
+    /// would write; `usage.accepted_tokens` counts the tokens taken from `proposal`, which cost a
+    /// batched read instead of a decode each.
+    ///
+    /// Engines that cannot verify (and sampled steps, whose tokens are not a function of the
+    /// context) write the step themselves: the default.
+    ///
+    /// [`generate_step`]: StepGenerator::generate_step
+    fn verify_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+        proposal: &str,
+    ) -> Result<GeneratedStep, EngineError> {
+        let _ = proposal;
+        self.generate_step(transcript, options)
+    }
+
     /// The problem is finished; cached state for it can go.
     fn release(&self, problem: u64);
 }

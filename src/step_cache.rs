@@ -192,6 +192,31 @@ impl StepGenerator for CachedGenerator<'_> {
         )
     }
 
+    fn verify_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+        proposal: &str,
+    ) -> Result<GeneratedStep, EngineError> {
+        if !options.sampling.is_greedy() {
+            return self.inner.verify_step(transcript, options, proposal);
+        }
+        // The text equals the unverified step's, but the cost does not: its own entry.
+        let key = Key {
+            kind: "verify",
+            identity: &self.identity,
+            options: Some(options),
+            prompt: transcript.prompt,
+            steps: transcript.steps,
+            step: Some(proposal),
+        };
+        self.cache.get_or_compute(
+            &key.bytes(),
+            |s: &mut GeneratedStep| &mut s.usage,
+            || self.inner.verify_step(transcript, options, proposal),
+        )
+    }
+
     fn release(&self, problem: u64) {
         self.inner.release(problem);
     }

@@ -40,6 +40,11 @@ pub struct Usage {
     pub prefill_tokens: u64,
     /// Tokens the model sampled.
     pub generated_tokens: u64,
+    /// Tokens of another model's proposal that this model read and kept because each equals its
+    /// own greedy choice (verification). Also counted in `prefill_tokens`; not in
+    /// `generated_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub accepted_tokens: u64,
     /// Wall-clock seconds spent inside the engine.
     pub seconds: f64,
     /// The part of `seconds` spent reading input (the rest is spent sampling).
@@ -65,6 +70,7 @@ impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.prefill_tokens += other.prefill_tokens;
         self.generated_tokens += other.generated_tokens;
+        self.accepted_tokens += other.accepted_tokens;
         self.seconds += other.seconds;
         self.prefill_seconds += other.prefill_seconds;
         self.replayed_calls += other.replayed_calls;

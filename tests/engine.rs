@@ -270,3 +270,181 @@ fn a_context_larger_than_the_window_is_an_error_not_a_crash() {
         .unwrap();
     assert_eq!(ok.usage.generated_tokens, 4);
 }
+
+/// Probability above which a greedy choice cannot flip between llama.cpp's batched and one-token
+/// kernels: those differ by up to ~0.25 nats on quantised weights (see the probe test above), and a
+/// token at p ≥ 0.6 leads the next by at least ln(0.6 / 0.4) ≈ 0.41 nats.
+const CLEAR_CHOICE: f32 = 0.6;
+
+/// Bytes of `step`'s text up to its first near-tie: the tokens before the first one chosen with
+/// probability below [`CLEAR_CHOICE`]. Text up to there is the same however the logits were computed.
+fn clear_prefix_len(
+    model: &arbitrage::llama::EmbeddedModel,
+    step: &arbitrage::types::GeneratedStep,
+) -> usize {
+    let tokens = model.tokenize(&step.text).unwrap();
+    let clear = step
+        .token_logprobs
+        .iter()
+        .take_while(|lp| lp.exp() >= CLEAR_CHOICE)
+        .count()
+        .min(tokens.len());
+    model.detokenize(&tokens[..clear]).unwrap().len()
+}
+
+fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+/// Verifying `proposal` writes the step plain generation writes and leaves the KV cache as plain
+/// generation leaves it, so that the next step reads the same. Verification reads the proposal in
+/// one batch, whose kernels differ slightly from one-token decoding: the two steps must agree up
+/// to the first near-tie, and wherever the text is the same, everything else must be too.
+/// Returns the verified step and whether the text came out identical.
+fn verify_matches_plain(
+    model: &arbitrage::llama::EmbeddedModel,
+    transcript: &Transcript<'_>,
+    sep: &StepOptions,
+    proposal: &str,
+) -> (arbitrage::types::GeneratedStep, bool) {
+    let next_after = |step: &str| {
+        let mut steps = transcript.steps.to_vec();
+        steps.push(step.to_owned());
+        model
+            .generate_step(&t(transcript.problem, transcript.prompt, &steps), sep)
+            .unwrap()
+    };
+    let plain = model.generate_step(transcript, sep).unwrap();
+    let (_, plain_cache) = model.cached_tokens().unwrap();
+    let plain_next = next_after(&plain.text);
+
+    let verified = model.verify_step(transcript, sep, proposal).unwrap();
+    let (_, verified_cache) = model.cached_tokens().unwrap();
+    let same = verified.text == plain.text;
+    if !same {
+        let agree = common_prefix_len(&verified.text, &plain.text);
+        let clear = clear_prefix_len(model, &plain).min(clear_prefix_len(model, &verified));
+        assert!(
+            agree >= clear,
+            "diverged before any near-tie ({agree} < {clear} bytes), proposal {proposal:?}:\n{:?}\n{:?}",
+            plain.text,
+            verified.text
+        );
+        return (verified, false);
+    }
+    assert_eq!(verified.finish, plain.finish);
+    assert_eq!(
+        verified.usage.generated_tokens + verified.usage.accepted_tokens,
+        plain.usage.generated_tokens,
+        "proposal {proposal:?}"
+    );
+    assert_eq!(verified.token_logprobs.len(), plain.token_logprobs.len());
+    assert_eq!(verified_cache, plain_cache, "proposal {proposal:?}");
+    let verified_next = next_after(&verified.text);
+    assert_eq!(
+        verified_next.usage.prefill_tokens, plain_next.usage.prefill_tokens,
+        "the next step reads the same"
+    );
+    (verified, true)
+}
+
+#[test]
+fn verification_reproduces_the_models_own_greedy_step() {
+    let model = common::smoke_model();
+    let prompt = prompt();
+    let sep = options(Some("\n"), 64);
+    let mut steps: Vec<String> = Vec::new();
+    let (mut identical, mut checked, mut partial_seen) = (0, 0, false);
+    for _ in 0..5 {
+        let transcript = t(7, &prompt, &steps);
+        let own = model.generate_step(&transcript, &sep).unwrap();
+        let own_tokens = own.usage.generated_tokens;
+
+        // Full agreement: the tokens are taken without a decode each, up to a near-tie at most.
+        // (Plain generation itself can take the other branch of a near-tie when the context's
+        // last token was read alone rather than in the prompt's batch, so compare with `own`.)
+        let (full, same) = verify_matches_plain(&model, &transcript, &sep, &own.text);
+        if full.text == own.text {
+            assert_eq!(full.usage.accepted_tokens, own_tokens, "{:?}", own.text);
+            assert_eq!(full.usage.generated_tokens, 0);
+        } else {
+            assert!(full.usage.accepted_tokens > 0);
+        }
+        identical += usize::from(same);
+
+        // No agreement: nothing is taken.
+        let (none, same) =
+            verify_matches_plain(&model, &transcript, &sep, "Zebras juggle 9 violins.\n");
+        assert_eq!(none.usage.accepted_tokens, 0);
+        identical += usize::from(same);
+
+        // Agreement up to a point: the shared beginning is taken, the rest written.
+        let words: Vec<&str> = own.text.split_inclusive(' ').collect();
+        if words.len() >= 4 {
+            let half = words[..words.len() / 2].concat();
+            let (partial, same) =
+                verify_matches_plain(&model, &transcript, &sep, &format!("{half}zebra violins\n"));
+            if same && partial.text == own.text {
+                assert!(partial.usage.accepted_tokens >= 1, "{half:?}");
+                assert!(partial.usage.accepted_tokens < own_tokens);
+                partial_seen = true;
+            }
+            identical += usize::from(same);
+            checked += 1;
+        }
+        checked += 2;
+        steps.push(own.text);
+    }
+    assert!(
+        partial_seen,
+        "no step exercised a partial agreement: {steps:?}"
+    );
+    // Near-ties are the exception: most steps come out identical.
+    assert!(
+        2 * identical > checked,
+        "{identical} of {checked} identical"
+    );
+}
+
+#[test]
+fn verification_cuts_at_a_separator_inside_a_token() {
+    let model = common::smoke_model();
+    let prompt = prompt();
+    // "e" sits inside many word tokens, so the step ends inside the token the model would write.
+    let sep = options(Some("e"), 64);
+    let mut steps: Vec<String> = Vec::new();
+    let mut identical = 0;
+    for _ in 0..5 {
+        let transcript = t(8, &prompt, &steps);
+        let own = model.generate_step(&transcript, &sep).unwrap();
+        let (verified, same) = verify_matches_plain(&model, &transcript, &sep, &own.text);
+        assert!(verified.text.ends_with('e'));
+        identical += usize::from(same);
+        // A proposal that runs past the separator is cut where the model's own step ends.
+        let (past, same) =
+            verify_matches_plain(&model, &transcript, &sep, &format!("{}xyz e", own.text));
+        assert!(past.text.ends_with('e'));
+        identical += usize::from(same);
+        steps.push(own.text);
+    }
+    assert!(identical >= 6, "{identical} of 10 identical");
+}
+
+#[test]
+fn verification_of_a_sampled_step_writes_it_plainly() {
+    let model = common::smoke_model();
+    let prompt = prompt();
+    let mut sampled = options(Some("\n"), 32);
+    sampled.sampling = Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        seed: 3,
+    };
+    let transcript = t(9, &prompt, &[]);
+    let plain = model.generate_step(&transcript, &sampled).unwrap();
+    let verified = model
+        .verify_step(&transcript, &sampled, &plain.text)
+        .unwrap();
+    assert_eq!(verified.text, plain.text);
+    assert_eq!(verified.usage.accepted_tokens, 0);
+}

@@ -70,17 +70,20 @@ impl CacheState {
         }
         let mut segments = Vec::with_capacity(texts.len());
         let mut reusing = true;
+        // The next remembered segment to compare with; it runs ahead of `i` where several
+        // remembered segments make up one segment of the call.
+        let mut next = 0;
         for (i, text) in texts.iter().enumerate() {
-            match self.segments.get(i) {
-                Some(seg) if reusing && seg.text == *text => segments.push(seg.clone()),
-                _ => {
-                    reusing = false;
-                    segments.push(Segment {
-                        text: (*text).to_owned(),
-                        tokens: tok.tokenize(text, i == 0),
-                    });
-                }
+            if reusing && let Some((seg, used)) = joined_segment(&self.segments[next..], text) {
+                segments.push(seg);
+                next += used;
+                continue;
             }
+            reusing = false;
+            segments.push(Segment {
+                text: (*text).to_owned(),
+                tokens: tok.tokenize(text, i == 0),
+            });
         }
         self.segments = segments;
         let mut desired: Vec<TokenId> = self
@@ -131,6 +134,30 @@ impl CacheState {
     pub fn problem(&self) -> Option<u64> {
         self.problem
     }
+}
+
+/// The remembered segment with `text`, or the run of remembered segments whose texts make up
+/// `text` (a step written in two calls, such as a glimpse and the rest of the step), joined with
+/// their exact tokens; and how many remembered segments it used.
+fn joined_segment(remembered: &[Segment], text: &str) -> Option<(Segment, usize)> {
+    if let Some(seg) = remembered.first().filter(|seg| seg.text == text) {
+        return Some((seg.clone(), 1));
+    }
+    let mut joined = Segment {
+        text: String::new(),
+        tokens: Vec::new(),
+    };
+    for (used, seg) in remembered.iter().enumerate() {
+        if seg.text.is_empty() || !text[joined.text.len()..].starts_with(&seg.text) {
+            return None;
+        }
+        joined.text.push_str(&seg.text);
+        joined.tokens.extend_from_slice(&seg.tokens);
+        if joined.text.len() == text.len() {
+            return Some((joined, used + 1));
+        }
+    }
+    None
 }
 
 fn common_prefix(a: &[TokenId], b: &[TokenId]) -> usize {
@@ -192,6 +219,28 @@ mod tests {
         let plan = run(&mut s, 1, &["ab", "cd"]);
         assert_eq!(plan.keep, 3, "the rejected step's tokens are dropped");
         assert_eq!(plan.feed, vec![99, 100]);
+    }
+
+    #[test]
+    fn a_step_written_in_two_calls_reuses_the_tokens_of_both() {
+        let mut s = CacheState::default();
+        run(&mut s, 1, &["ab"]);
+        // A glimpse of the step, then the rest of it, each remembered with its own tokens.
+        s.decoded(7);
+        s.remember_step("x".into(), vec![7]);
+        run(&mut s, 1, &["ab", "x"]);
+        s.decoded(8);
+        s.remember_step("yz".into(), vec![8, 9]);
+        let plan = run(&mut s, 1, &["ab", "xyz", "w"]);
+        assert_eq!(
+            plan.keep, 5,
+            "prompt and both parts' decoded tokens are kept"
+        );
+        assert_eq!(plan.feed, vec![9, i32::from(b'w')]);
+        // A text the parts do not spell exactly is tokenised afresh.
+        let plan = run(&mut s, 1, &["ab", "xyq"]);
+        assert_eq!(plan.keep, 3);
+        assert_eq!(plan.feed, b"xyq".map(i32::from).to_vec());
     }
 
     #[test]

@@ -89,6 +89,8 @@ enum Request {
         problem: u64,
         texts: Vec<String>,
         options: StepOptions,
+        /// Another model's text for this step, to verify before writing (greedy only).
+        proposal: Option<String>,
         reply: Sender<Result<GeneratedStep, EngineError>>,
     },
     Probe {
@@ -256,6 +258,25 @@ impl EmbeddedModel {
     }
 }
 
+impl EmbeddedModel {
+    fn write_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+        proposal: Option<&str>,
+    ) -> Result<GeneratedStep, EngineError> {
+        let step = self.ask(|reply| Request::Generate {
+            problem: transcript.problem,
+            texts: texts_of(transcript),
+            options: options.clone(),
+            proposal: proposal.map(str::to_owned),
+            reply,
+        })??;
+        self.count(&step.usage);
+        Ok(step)
+    }
+}
+
 fn texts_of(transcript: &Transcript<'_>) -> Vec<String> {
     std::iter::once(transcript.prompt.to_owned())
         .chain(transcript.steps.iter().cloned())
@@ -272,14 +293,16 @@ impl StepGenerator for EmbeddedModel {
         transcript: &Transcript<'_>,
         options: &StepOptions,
     ) -> Result<GeneratedStep, EngineError> {
-        let step = self.ask(|reply| Request::Generate {
-            problem: transcript.problem,
-            texts: texts_of(transcript),
-            options: options.clone(),
-            reply,
-        })??;
-        self.count(&step.usage);
-        Ok(step)
+        self.write_step(transcript, options, None)
+    }
+
+    fn verify_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+        proposal: &str,
+    ) -> Result<GeneratedStep, EngineError> {
+        self.write_step(transcript, options, Some(proposal))
     }
 
     fn release(&self, problem: u64) {
@@ -484,9 +507,16 @@ impl Worker<'_> {
                 problem,
                 texts,
                 options,
+                proposal,
                 reply,
             } => {
-                let _ = reply.send(self.generate(model, problem, &texts, &options));
+                let _ = reply.send(self.generate(
+                    model,
+                    problem,
+                    &texts,
+                    &options,
+                    proposal.as_deref(),
+                ));
             }
             Request::Probe {
                 problem,
@@ -617,23 +647,54 @@ impl Worker<'_> {
         Ok(last_index)
     }
 
+    /// Writes one step. With a `proposal` (greedy only), its tokens are read in the same batch as
+    /// the new context, and each one that equals this model's greedy choice is kept without a
+    /// decode of its own; from the first disagreement on, the model writes as usual. Either way
+    /// the step, its tokens and the KV cache end exactly as plain generation leaves them.
     fn generate(
         &mut self,
         model: &LlamaModel,
         problem: u64,
         texts: &[String],
         options: &StepOptions,
+        proposal: Option<&str>,
     ) -> Result<GeneratedStep, EngineError> {
         let start = Instant::now();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let tokenize = |text: &str, first: bool| tokenize(model, text, first);
-        let plan = self.state.plan(problem, &refs, &[], &tokenize);
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let mut proposal_tokens = match proposal {
+            Some(text) if options.sampling.is_greedy() && !text.is_empty() => tokenize(text, false),
+            _ => Vec::new(),
+        };
+        proposal_tokens.truncate(options.max_tokens as usize);
+        let mut plan = self.state.plan(problem, &refs, &proposal_tokens, &tokenize);
         if plan.context_len == 0 {
             return Err(EngineError::Invalid("the prompt is empty".into()));
         }
-        let n_ctx = self.ctx.n_ctx() as usize;
-        let mut logits_index = self.feed(&plan, usize::MAX, |_, _| {})?;
-        let prefill_seconds = start.elapsed().as_secs_f64();
+        // A proposal that would not fit is cut so that it never fails a step that plain
+        // generation could write.
+        let room = n_ctx.saturating_sub(plan.context_len + 1);
+        if proposal_tokens.len() > room {
+            proposal_tokens.truncate(room);
+            plan = self.state.plan(problem, &refs, &proposal_tokens, &tokenize);
+        }
+        let mut choices = Vec::new();
+        let logits_from = if proposal_tokens.is_empty() {
+            usize::MAX
+        } else {
+            plan.context_len - 1
+        };
+        let mut logits_index = self.feed(&plan, logits_from, |_, logits| {
+            choices.push(greedy_choice(logits));
+        })?;
+        let mut pending = Pending {
+            start: 0,
+            tokens: proposal_tokens,
+            choices,
+        };
+        // Reading input: the context, the proposal, and any re-read of the proposal.
+        let mut prefill_seconds = start.elapsed().as_secs_f64();
         let mut usage = Usage {
             prefill_tokens: plan.feed.len() as u64,
             ..Usage::default()
@@ -656,20 +717,47 @@ impl Worker<'_> {
         let mut logprobs = Vec::new();
         let mut entropies = Vec::new();
         let mut pos = plan.context_len;
+        let proposal_bytes = proposal.unwrap_or_default().as_bytes();
+        // While verifying, the cache holds the pending proposal tokens from `pos` on.
+        let mut verifying = !pending.tokens.is_empty();
         let finish = loop {
-            let logits = self.ctx.get_logits_ith(logits_index);
-            let token = match sampler.as_mut() {
-                Some(s) => s.sample(&self.ctx, logits_index).0,
-                None => argmax(logits) as TokenId,
+            let (token, lp, ent) = if verifying {
+                pending.choices[tokens.len() - pending.start]
+            } else {
+                let logits = self.ctx.get_logits_ith(logits_index);
+                let token = match sampler.as_mut() {
+                    Some(s) => s.sample(&self.ctx, logits_index).0,
+                    None => argmax(logits) as TokenId,
+                };
+                let (lp, ent) = logprob_and_entropy(logits, token as usize);
+                (token, lp, ent)
             };
-            let (lp, ent) = logprob_and_entropy(logits, token as usize);
+            let index = tokens.len();
+            let in_cache = verifying && pending.tokens.get(index - pending.start) == Some(&token);
+            let eog = model.vocab().is_eog(LlamaToken(token));
+            let piece = if eog {
+                Vec::new()
+            } else {
+                self.piece(model, token)
+            };
+            // The proposal's text goes on with this token even where its tokens do not (it was
+            // tokenised differently): the token still comes from the proposal.
+            let in_text = verifying
+                && !in_cache
+                && !piece.is_empty()
+                && proposal_bytes
+                    .get(bytes.len()..)
+                    .is_some_and(|rest| rest.starts_with(&piece));
             logprobs.push(lp);
             entropies.push(ent);
-            usage.generated_tokens += 1;
-            if model.vocab().is_eog(LlamaToken(token)) {
+            if in_cache || in_text {
+                usage.accepted_tokens += 1;
+            } else {
+                usage.generated_tokens += 1;
+            }
+            if eog {
                 break FinishReason::EndOfSequence;
             }
-            let piece = self.piece(model, token);
             let piece_start = bytes.len();
             bytes.extend_from_slice(&piece);
             tokens.push(token);
@@ -694,6 +782,44 @@ impl Worker<'_> {
             if tokens.len() >= options.max_tokens as usize || pos + 1 >= n_ctx {
                 break FinishReason::Length;
             }
+            if in_cache {
+                // Already in the cache at `pos`, and the next choice is already known.
+                pos += 1;
+                continue;
+            }
+            if in_text {
+                // Read this token and the rest of the proposal, tokenised from here, in one
+                // batch, and verify on.
+                let rest = &proposal_bytes[bytes.len()..];
+                let mut resync = vec![token];
+                resync.extend(tokenize(&String::from_utf8_lossy(rest), false));
+                resync.truncate(n_ctx.saturating_sub(pos + 1).max(1));
+                let replan = Plan {
+                    keep: pos,
+                    context_len: pos + resync.len(),
+                    feed: resync.clone(),
+                    clear: false,
+                };
+                let mut choices = vec![(token, lp, ent)];
+                let read_start = Instant::now();
+                self.feed(&replan, pos, |_, logits| {
+                    choices.push(greedy_choice(logits))
+                })?;
+                prefill_seconds += read_start.elapsed().as_secs_f64();
+                usage.prefill_tokens += resync.len() as u64;
+                pending = Pending {
+                    start: tokens.len() - 1,
+                    tokens: resync,
+                    choices,
+                };
+                pos += 1;
+                continue;
+            }
+            if verifying {
+                // The first disagreement: the rest of the proposal goes.
+                self.forget_from(pos)?;
+                verifying = false;
+            }
             self.batch.clear();
             self.batch
                 .add(LlamaToken(token), pos as i32, &[0], true)
@@ -710,6 +836,10 @@ impl Worker<'_> {
             logits_index = 0;
             pos += 1;
         };
+        if verifying {
+            // Plain generation never decodes the step's last token; neither does verification.
+            self.forget_from(pos)?;
+        }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         self.state.remember_step(text.clone(), tokens);
         usage.seconds = start.elapsed().as_secs_f64();
@@ -721,6 +851,15 @@ impl Worker<'_> {
             token_entropies: entropies,
             usage,
         })
+    }
+
+    /// Drops cached positions from `pos` on.
+    fn forget_from(&mut self, pos: usize) -> Result<(), EngineError> {
+        self.ctx
+            .kv_cache_seq_rm(0, Some(pos as u32), None)
+            .map_err(llama_err("removing unverified tokens from the KV cache"))?;
+        self.state.truncate(pos);
+        Ok(())
     }
 
     fn probe(
@@ -770,6 +909,23 @@ impl Worker<'_> {
             },
         })
     }
+}
+
+/// Proposal tokens read into the cache for verification, and the model's greedy choice at each.
+struct Pending {
+    /// Index, among the step's tokens, of `tokens[0]`.
+    start: usize,
+    tokens: Vec<TokenId>,
+    /// `choices[k]`: the greedy token at step index `start + k` (with its log-probability and the
+    /// entropy there), read off the batch; one more than `tokens` where the batch allows.
+    choices: Vec<(TokenId, f32, f32)>,
+}
+
+/// The greedy token of `logits`, its log-probability and the distribution's entropy.
+fn greedy_choice(logits: &[f32]) -> (TokenId, f32, f32) {
+    let token = argmax(logits);
+    let (lp, ent) = logprob_and_entropy(logits, token);
+    (token as TokenId, lp, ent)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
