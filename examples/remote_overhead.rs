@@ -177,10 +177,12 @@ fn concurrency(problems: usize, steps: usize, latency: Duration) {
                 step: options(),
                 max_steps: 100,
                 max_tokens: 100_000,
+                verify: true,
             },
             render_prompt: &render,
             prm_name: None,
             router_name: None,
+            early: None,
             concurrency: n,
         };
         *served.lock().unwrap() = (0, Duration::ZERO);

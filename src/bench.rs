@@ -1,6 +1,8 @@
 //! Engine throughput: prefill and decode tokens per second, measured the way llama.cpp's own
 //! `llama-bench` does (a prompt of `prompt_tokens` read in one go; `decode_tokens` generated one at
-//! a time from a near-empty context), so the two can be compared side by side.
+//! a time), so the two can be compared side by side. Both can be taken at a context depth, as
+//! `llama-bench -d` does: after `depth` tokens already in the cache, the lengths a reasoning loop
+//! works at.
 
 use serde::Serialize;
 
@@ -11,6 +13,8 @@ use crate::types::{Sampling, StepOptions, Transcript};
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     pub model: String,
+    /// Tokens already in the context before each measurement.
+    pub depth: u64,
     pub prompt_tokens: u64,
     pub decode_tokens: u64,
     /// Median over repetitions.
@@ -48,9 +52,10 @@ fn filler(model: &EmbeddedModel, tokens: usize) -> Result<String, EngineError> {
     Ok(text)
 }
 
-/// Runs `reps` repetitions of each measurement on fresh problem contexts.
+/// Runs `reps` repetitions of each measurement on fresh problem contexts, `depth` tokens deep.
 pub fn run(
     model: &EmbeddedModel,
+    depth: usize,
     prompt_tokens: usize,
     decode_tokens: u32,
     reps: usize,
@@ -58,6 +63,33 @@ pub fn run(
 ) -> Result<BenchResult, EngineError> {
     let long = filler(model, prompt_tokens)?;
     let short = "Count from 1 to 1000, one number per line:";
+    // The context the measured tokens follow, read (untimed) in a call of its own.
+    let preamble = if depth > 0 {
+        filler(model, depth)?
+    } else {
+        String::new()
+    };
+    let mut measured_depth = 0;
+    let mut deepen = |problem: u64| -> Result<(), EngineError> {
+        if preamble.is_empty() {
+            return Ok(());
+        }
+        let read = model.generate_step(
+            &Transcript {
+                problem,
+                question: "",
+                prompt: &preamble,
+                steps: &[],
+            },
+            &StepOptions {
+                separator: None,
+                max_tokens: 1,
+                sampling: Sampling::GREEDY,
+            },
+        )?;
+        measured_depth = read.usage.prefill_tokens;
+        Ok(())
+    };
     let no_stop = |max_tokens| StepOptions {
         separator: None,
         max_tokens,
@@ -69,12 +101,14 @@ pub fn run(
     let mut measured_decode = 0;
     for rep in 0..reps {
         let problem = 1_000_000 + 2 * rep as u64;
+        deepen(problem)?;
+        let (prompt, steps) = at_depth(&preamble, &long);
         let step = model.generate_step(
             &Transcript {
                 problem,
                 question: "",
-                prompt: &long,
-                steps: &[],
+                prompt,
+                steps: &steps,
             },
             &no_stop(1),
         )?;
@@ -83,12 +117,14 @@ pub fn run(
         model.release(problem);
         progress();
 
+        deepen(problem + 1)?;
+        let (prompt, steps) = at_depth(&preamble, short);
         let step = model.generate_step(
             &Transcript {
                 problem: problem + 1,
                 question: "",
-                prompt: short,
-                steps: &[],
+                prompt,
+                steps: &steps,
             },
             &no_stop(decode_tokens),
         )?;
@@ -101,6 +137,7 @@ pub fn run(
     }
     Ok(BenchResult {
         model: model.info().description.clone(),
+        depth: measured_depth,
         prompt_tokens: measured_prompt,
         decode_tokens: measured_decode,
         prefill_tok_s: median(&prefill_runs),
@@ -108,6 +145,16 @@ pub fn run(
         prefill_runs,
         decode_runs,
     })
+}
+
+/// The transcript of `text` read after `preamble`: the preamble is the prompt (already cached by
+/// the untimed call) and `text` a step after it, so only `text` is read in the timed call.
+fn at_depth<'a>(preamble: &'a str, text: &'a str) -> (&'a str, Vec<String>) {
+    if preamble.is_empty() {
+        (text, Vec::new())
+    } else {
+        (preamble, vec![text.to_owned()])
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,8 @@ struct RawGeneration {
     temperature: Option<f32>,
     top_p: Option<f32>,
     seed: Option<u32>,
+    /// The target verifies a rejected draft step before writing its own (default true).
+    verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +228,8 @@ pub struct GenerationConfig {
     /// Tokens over all steps of one problem.
     pub max_tokens: u32,
     pub max_steps: u32,
+    /// The target verifies a rejected draft step before writing its own.
+    pub verify: bool,
 }
 
 /// A validated configuration.
@@ -527,6 +531,7 @@ impl Config {
                 },
                 max_tokens: g.max_tokens.unwrap_or(4096),
                 max_steps: g.max_steps.unwrap_or(100),
+                verify: g.verify.unwrap_or(true),
             },
             prompt,
         })

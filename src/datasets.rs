@@ -369,7 +369,11 @@ mod tests {
             assert!(problems.iter().all(|p| !p.gold.is_empty()), "{name}");
         }
         assert_eq!(
-            Dataset::resolve("gsm8k", Some(dir), None, None).unwrap().load().unwrap().len(),
+            Dataset::resolve("gsm8k", Some(dir), None, None)
+                .unwrap()
+                .load()
+                .unwrap()
+                .len(),
             1319
         );
     }

@@ -108,6 +108,28 @@ pub fn router_escalates(y_hat: f32, threshold: f64) -> bool {
     f64::from(y_hat) >= threshold
 }
 
+/// Escalating before the draft finishes its step: the draft writes only its first `tokens`
+/// tokens (a glimpse), and the step goes to the target at once when the draft was unsure of them.
+/// A step headed for the target then costs those few draft tokens, not a whole draft step; a
+/// kept glimpse is written on by the draft and routed as usual. GlimpRouter (arXiv 2601.05110)
+/// routes on the entropy of a step's first token alone; `tokens = 1` is that rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyRule {
+    /// Draft tokens written before deciding (at least 1).
+    pub tokens: u32,
+    /// Escalate when the largest entropy (nats) over those tokens reaches this.
+    pub min_entropy: f32,
+}
+
+/// Whether a glimpse (the entropies of the draft's first tokens of a step) sends the step to the
+/// target at once.
+pub fn early_escalates(rule: &EarlyRule, glimpse_entropies: &[f32]) -> bool {
+    glimpse_entropies
+        .iter()
+        .take(rule.tokens as usize)
+        .any(|&h| h >= rule.min_entropy)
+}
+
 /// Data generation keeps the better-scored step (the target's only when strictly better).
 pub fn generate_uses_target(draft_score: f32, target_score: f32) -> bool {
     target_score > draft_score
@@ -141,6 +163,20 @@ mod tests {
     fn router_escalates_at_the_threshold() {
         assert!(router_escalates(0.5, 0.5));
         assert!(!router_escalates(0.49, 0.5));
+    }
+
+    #[test]
+    fn early_rule_reads_only_the_glimpse() {
+        let rule = EarlyRule {
+            tokens: 2,
+            min_entropy: 1.0,
+        };
+        assert!(early_escalates(&rule, &[0.2, 1.0]));
+        assert!(
+            !early_escalates(&rule, &[0.2, 0.9, 3.0]),
+            "the third token is past the glimpse"
+        );
+        assert!(!early_escalates(&rule, &[]));
     }
 
     #[test]

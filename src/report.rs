@@ -306,12 +306,12 @@ pub fn write_html(dir: &Path, title: &str, rows: &[SweepRow]) -> Result<PathBuf,
 /// The table and the speed-ups as Markdown, for pasting into docs.
 pub fn markdown(rows: &[SweepRow]) -> String {
     let mut s = String::from(
-        "| point | run type | threshold | n | accuracy | mean latency (s) | p50 (s) | p90 (s) | target-step fraction | draft tokens | target tokens | discarded draft tokens | replayed (s) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| point | run type | threshold | n | accuracy | mean latency (s) | p50 (s) | p90 (s) | target-step fraction | draft (s) | target (s) | PRM + router (s) | other (s) | draft tokens | target tokens | discarded draft tokens | draft tokens kept by verification | replayed (s) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1}% | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {:.0} |\n",
+            "| {} | {} | {} | {} | {:.1}% | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
             r.point,
             r.run_type,
             r.threshold.map_or_else(|| "–".into(), |t| format!("{t:.3}")),
@@ -321,9 +321,14 @@ pub fn markdown(rows: &[SweepRow]) -> String {
             r.p50_latency_s,
             r.p90_latency_s,
             r.target_step_fraction,
+            r.draft_s,
+            r.target_s,
+            r.scoring_s,
+            r.other_s,
             r.draft_tokens,
             r.target_tokens,
             r.discarded_draft_tokens,
+            r.accepted_draft_tokens,
             r.replayed_latency_s
         ));
     }
@@ -348,12 +353,14 @@ fn table_html(rows: &[SweepRow]) -> String {
     let mut s = String::from(
         "<h2>Points</h2>\n<table><thead><tr><th>point</th><th>run type</th><th>threshold</th><th>n</th>\
          <th>accuracy</th><th>mean latency s</th><th>p50 s</th><th>p90 s</th><th>target steps</th>\
-         <th>draft tokens</th><th>target tokens</th><th>discarded draft</th><th>replayed s</th></tr></thead><tbody>\n",
+         <th>draft s</th><th>target s</th><th>PRM + router s</th><th>other s</th>\
+         <th>draft tokens</th><th>target tokens</th><th>discarded draft</th><th>kept by verification</th><th>replayed s</th></tr></thead><tbody>\n",
     );
     for r in rows {
         s.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}</td><td>{:.1}</td>\
-             <td>{:.1}</td><td>{:.0}%</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>\n",
+             <td>{:.1}</td><td>{:.0}%</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>\n",
             escape(&r.point),
             r.run_type,
             r.threshold.map_or_else(|| "–".into(), |t| format!("{t:.3}")),
@@ -363,9 +370,14 @@ fn table_html(rows: &[SweepRow]) -> String {
             r.p50_latency_s,
             r.p90_latency_s,
             r.target_step_fraction * 100.0,
+            r.draft_s,
+            r.target_s,
+            r.scoring_s,
+            r.other_s,
             r.draft_tokens,
             r.target_tokens,
             r.discarded_draft_tokens,
+            r.accepted_draft_tokens,
             r.replayed_latency_s
         ));
     }
@@ -412,7 +424,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 td:first-child,th:first-child{text-align:left}.note{color:#555}.plots img{max-width:100%;height:auto}\
 .step{white-space:pre-wrap;border-left:5px solid;padding:.4em .8em;margin:.4em 0;font-family:ui-monospace,monospace;font-size:13px}\
 .step.draft{border-color:#7f7f7f;background:#f4f4f4}.step.target{border-color:#1f77b4;background:#eaf2fa}\
-.rejected{white-space:pre-wrap;color:#8a4b2a;text-decoration:line-through;font-size:12px;margin-top:.3em}\
+.from-draft{background:#e3e3e3;border-bottom:2px dotted #7f7f7f}.rejected{white-space:pre-wrap;color:#8a4b2a;text-decoration:line-through;font-size:12px;margin-top:.3em}\
 .scores{font-family:system-ui,sans-serif;font-size:12px;color:#555}.ok{color:#2a7d2a}.bad{color:#b22}";
 
 /// Fills the two pickers from the embedded data and renders the chosen trace with DOM text nodes
@@ -456,8 +468,20 @@ const SCRIPT: &str = r#"
       if (fmt(s.prm_score)) scores.push('draft PRM ' + fmt(s.prm_score));
       if (fmt(s.target_prm_score)) scores.push('target PRM ' + fmt(s.target_prm_score));
       if (fmt(s.router_score)) scores.push('router ŷ ' + fmt(s.router_score));
+      if (s.accepted_tokens) scores.push(s.accepted_tokens + ' of ' + s.tokens + ' tokens kept from the draft (shaded)');
       box.appendChild(el('div', 'scores', scores.join(' · ')));
-      box.appendChild(el('div', null, s.text));
+      const text = el('div', null);
+      // Verification keeps a prefix of the draft's step: the text both steps start with.
+      let kept = 0;
+      if (s.accepted_tokens && s.rejected_draft_text) {
+        const a = Array.from(s.text), b = Array.from(s.rejected_draft_text);
+        while (kept < a.length && kept < b.length && a[kept] === b[kept]) kept++;
+        text.appendChild(el('span', 'from-draft', a.slice(0, kept).join('')));
+        text.appendChild(document.createTextNode(a.slice(kept).join('')));
+      } else {
+        text.textContent = s.text;
+      }
+      box.appendChild(text);
       if (s.rejected_draft_text) {
         box.appendChild(el('div', 'rejected', s.rejected_draft_text));
       }

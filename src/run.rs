@@ -74,6 +74,62 @@ pub struct TokenCounts {
     pub draft: u64,
     pub target: u64,
     pub discarded_draft: u64,
+    /// Draft tokens the target kept by verification instead of writing them.
+    #[serde(default)]
+    pub accepted_draft: u64,
+}
+
+/// Where a problem's (or a run's) latency went, in seconds. The parts add up to the latency:
+/// `other` is what no model call accounts for (the loop, features, grading is not included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    pub draft_decode: f64,
+    /// Reading new context (prompt, steps the target wrote).
+    pub draft_prefill: f64,
+    pub target_decode: f64,
+    /// Reading new context, and reading draft steps in one batch to verify them.
+    pub target_prefill: f64,
+    pub prm: f64,
+    pub router: f64,
+    pub other: f64,
+}
+
+impl TimeSplit {
+    /// The split of one solution's latency.
+    pub fn of(usage: &speculate::RoleUsage, latency_s: f64) -> TimeSplit {
+        let decode = |u: &crate::types::Usage| (u.seconds - u.prefill_seconds).max(0.0);
+        let mut split = TimeSplit {
+            draft_decode: decode(&usage.draft),
+            draft_prefill: usage.draft.prefill_seconds,
+            target_decode: decode(&usage.target),
+            target_prefill: usage.target.prefill_seconds,
+            prm: usage.prm.seconds,
+            router: usage.router.seconds,
+            other: 0.0,
+        };
+        split.other = latency_s - split.models();
+        split
+    }
+
+    /// Seconds inside model calls.
+    pub fn models(&self) -> f64 {
+        self.draft_decode
+            + self.draft_prefill
+            + self.target_decode
+            + self.target_prefill
+            + self.prm
+            + self.router
+    }
+
+    pub fn add(&mut self, o: &TimeSplit) {
+        self.draft_decode += o.draft_decode;
+        self.draft_prefill += o.draft_prefill;
+        self.target_decode += o.target_decode;
+        self.target_prefill += o.target_prefill;
+        self.prm += o.prm;
+        self.router += o.router;
+        self.other += o.other;
+    }
 }
 
 /// One line of `results.jsonl`.
@@ -95,6 +151,9 @@ pub struct ResultRecord {
     pub stop: Option<Stop>,
     pub prefill_tokens: PerRole<u64>,
     pub model_time_s: PerRole<f64>,
+    /// Where `latency_s` went.
+    #[serde(default)]
+    pub time_split_s: TimeSplit,
     pub steps: Vec<TraceStep>,
     /// Set when the problem failed; it then counts as wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +178,7 @@ impl ResultRecord {
             stop: None,
             prefill_tokens: PerRole::default(),
             model_time_s: PerRole::default(),
+            time_split_s: TimeSplit::default(),
             steps: Vec::new(),
             error: None,
         }
@@ -157,16 +217,81 @@ pub struct Metrics {
     pub draft_tokens: u64,
     pub target_tokens: u64,
     pub discarded_draft_tokens: u64,
+    /// Draft tokens the target kept by verification (not counted in `target_tokens`).
+    #[serde(default)]
+    pub accepted_draft_tokens: u64,
     pub steps: u64,
     pub target_step_fraction: f64,
     /// Draft steps kept / draft steps proposed; null when no draft step was proposed.
     pub acceptance_rate: Option<f64>,
     pub prefill_tokens: PerRole<u64>,
     pub model_time_s: PerRole<f64>,
+    /// Where the latencies went, summed over problems (divide by `n` for a per-problem mean).
+    #[serde(default)]
+    pub time_split_s: TimeSplit,
     pub errors: usize,
     /// What scored steps, where the run type uses a PRM (the embedded ones are stand-ins).
     pub prm: Option<String>,
     pub router: Option<String>,
+}
+
+impl Metrics {
+    /// A few lines a person reads at a glance: accuracy, latency, who wrote the steps and where the
+    /// time went. The full numbers are in `metrics.json`.
+    pub fn summary(&self) -> String {
+        let n = self.n.max(1) as f64;
+        let correct = (self.accuracy * self.n as f64).round() as usize;
+        let t = &self.time_split_s;
+        let total = (t.models() + t.other).max(f64::MIN_POSITIVE);
+        let pct = |x: f64| format!("{:.0}%", 100.0 * x / total);
+        let mut lines = vec![
+            format!(
+                "accuracy      {:.1}% ({correct}/{}){}",
+                100.0 * self.accuracy,
+                self.n,
+                if self.errors > 0 {
+                    format!(", {} failed", self.errors)
+                } else {
+                    String::new()
+                }
+            ),
+            format!(
+                "latency       mean {:.1} s · p50 {:.1} s · p90 {:.1} s per problem",
+                self.mean_latency_s, self.p50_latency_s, self.p90_latency_s
+            ),
+            format!(
+                "steps         {} · {:.0}% written by the target",
+                self.steps,
+                100.0 * self.target_step_fraction
+            ),
+            format!(
+                "time          draft {} (decode {}, read {}) · target {} (decode {}, read and verify {}) · PRM {} · router {} · other {}",
+                pct(t.draft_decode + t.draft_prefill),
+                pct(t.draft_decode),
+                pct(t.draft_prefill),
+                pct(t.target_decode + t.target_prefill),
+                pct(t.target_decode),
+                pct(t.target_prefill),
+                pct(t.prm),
+                pct(t.router),
+                pct(t.other),
+            ),
+            format!(
+                "tokens        draft {} ({} thrown away, {} kept by the target's verification) · target {}",
+                self.draft_tokens,
+                self.discarded_draft_tokens,
+                self.accepted_draft_tokens,
+                self.target_tokens
+            ),
+        ];
+        if self.replayed_latency_s > 0.0 {
+            lines.push(format!(
+                "replayed      {:.1} s per problem from the step cache (costs measured when first computed)",
+                self.replayed_latency_s / n
+            ));
+        }
+        lines.join("\n")
+    }
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -205,7 +330,9 @@ pub fn compute_metrics(
         .count() as u64;
     let mut prefill = PerRole::<u64>::default();
     let mut time = PerRole::<f64>::default();
+    let mut split = TimeSplit::default();
     for r in results {
+        split.add(&r.time_split_s);
         prefill.draft += r.prefill_tokens.draft;
         prefill.target += r.prefill_tokens.target;
         prefill.prm += r.prefill_tokens.prm;
@@ -238,6 +365,7 @@ pub fn compute_metrics(
         draft_tokens: results.iter().map(|r| r.tokens.draft).sum(),
         target_tokens: results.iter().map(|r| r.tokens.target).sum(),
         discarded_draft_tokens: results.iter().map(|r| r.tokens.discarded_draft).sum(),
+        accepted_draft_tokens: results.iter().map(|r| r.tokens.accepted_draft).sum(),
         steps,
         target_step_fraction: ratio(target_steps, steps),
         // Every run type but `target` proposes a draft step at every step.
@@ -245,6 +373,7 @@ pub fn compute_metrics(
             .then(|| ratio(steps - target_steps, steps)),
         prefill_tokens: prefill,
         model_time_s: time,
+        time_split_s: split,
         errors: results.iter().filter(|r| r.error.is_some()).count(),
         prm,
         router,
@@ -449,6 +578,8 @@ pub struct RunSpec<'a> {
     pub render_prompt: &'a (dyn Fn(&str) -> String + Sync),
     pub prm_name: Option<String>,
     pub router_name: Option<String>,
+    /// `router` only: the decision on a glimpse of the draft's step, if any.
+    pub early: Option<crate::policy::EarlyRule>,
     /// Problems in flight at once (remote engines; 1 for the embedded engine).
     pub concurrency: usize,
 }
@@ -591,6 +722,7 @@ fn solve_problem(
     let rule = Rule {
         run_type: spec.run_type,
         threshold: spec.threshold,
+        early: spec.early.filter(|_| spec.run_type == RunType::Router),
     };
     let mut record = ResultRecord::unsolved(problem, spec);
     match speculate::solve(models, &task, rule, &spec.limits, interrupted) {
@@ -619,10 +751,12 @@ fn solve_problem(
                 draft: solution.draft_tokens,
                 target: solution.target_tokens,
                 discarded_draft: solution.discarded_draft_tokens,
+                accepted_draft: solution.accepted_draft_tokens,
             };
             record.stop = Some(solution.stop);
             record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
             record.model_time_s = u.per_role(|u| u.seconds);
+            record.time_split_s = TimeSplit::of(u, solution.latency_s);
             record.steps = solution.steps;
             Ok((record, steps))
         }
@@ -667,6 +801,7 @@ mod tests {
                 draft: 10,
                 target: 5,
                 discarded_draft: 2,
+                accepted_draft: 3,
             },
             stop: Some(Stop::EndOfSequence),
             prefill_tokens: PerRole {
@@ -681,6 +816,15 @@ mod tests {
                 prm: 0.125,
                 router: 0.0,
             },
+            time_split_s: TimeSplit {
+                draft_decode: 0.25,
+                draft_prefill: 0.25,
+                target_decode: 0.125,
+                target_prefill: 0.125,
+                prm: 0.125,
+                router: 0.0,
+                other: latency - 0.875,
+            },
             steps: models
                 .iter()
                 .map(|m| TraceStep {
@@ -691,6 +835,8 @@ mod tests {
                     router_score: None,
                     rejected_draft_text: None,
                     tokens: 1,
+                    accepted_tokens: 0,
+                    early: false,
                 })
                 .collect(),
             error: None,
@@ -722,6 +868,19 @@ mod tests {
         assert_eq!(m.acceptance_rate, Some(0.75));
         assert_eq!(m.draft_tokens, 20);
         assert_eq!(m.prefill_tokens.prm, 6);
+        assert_eq!(m.accepted_draft_tokens, 6);
+        assert!((m.time_split_s.models() + m.time_split_s.other - 4.0).abs() < 1e-9);
+        let summary = m.summary();
+        assert!(summary.contains("accuracy      50.0% (1/2)"), "{summary}");
+        assert!(
+            summary.contains("4 · 25% written by the target"),
+            "{summary}"
+        );
+        // 0.25 + 0.25 of 2.0 per problem is draft time.
+        assert!(
+            summary.contains("draft 25% (decode 12%, read 12%)"),
+            "{summary}"
+        );
         assert_eq!(m.model_time_s.draft, 1.0);
     }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, StepGenerator, StepScorer};
 use crate::features::{Features, RouterInput, step_features};
-use crate::policy::{self, RunType};
+use crate::policy::{self, EarlyRule, RunType};
 use crate::router::Router;
 use crate::types::{Author, FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 
@@ -22,12 +22,16 @@ pub struct Models<'a> {
     pub router: Option<&'a dyn Router>,
 }
 
-/// Limits on one solution.
+/// Limits on one solution, and how an escalated step is written.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub step: StepOptions,
     pub max_steps: u32,
     pub max_tokens: u32,
+    /// The target verifies the draft's step before writing its own (greedy steps only): it keeps
+    /// the draft's tokens while they equal its own greedy choice. The text is the same either way;
+    /// only the cost differs.
+    pub verify: bool,
 }
 
 /// One chosen step and the decision that chose it.
@@ -47,8 +51,20 @@ pub struct TraceStep {
     /// The draft step that was proposed and replaced by the target's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_draft_text: Option<String>,
-    /// Tokens the chosen step took to write.
+    /// Tokens of the chosen step: written, plus those taken from the draft by verification.
     pub tokens: u32,
+    /// Of `tokens`, how many the target took from the rejected draft step by verification: the
+    /// step's leading tokens, so its text starts with theirs.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub accepted_tokens: u32,
+    /// Sent to the target on a glimpse of the draft's step, before the draft finished it
+    /// (`rejected_draft_text` is then that glimpse).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub early: bool,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Work per role, summed over a problem (or a run).
@@ -94,6 +110,12 @@ pub struct StepRecord {
     pub features: Features,
     pub draft_tokens: u32,
     pub target_tokens: u32,
+    /// The draft's log-probability and entropy at each token of its step, for routers that read
+    /// part of a step (an early decision reads the first few).
+    #[serde(default)]
+    pub draft_token_logprobs: Vec<f32>,
+    #[serde(default)]
+    pub draft_token_entropies: Vec<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +135,11 @@ pub struct Solution {
     pub usage: RoleUsage,
     pub draft_tokens: u64,
     pub target_tokens: u64,
+    /// Draft tokens written and then not used: those of rejected steps, less what verification
+    /// kept.
     pub discarded_draft_tokens: u64,
+    /// Draft tokens the target kept by verification instead of writing them.
+    pub accepted_draft_tokens: u64,
     /// Filled in `generate` runs only.
     pub records: Vec<StepRecord>,
 }
@@ -149,11 +175,35 @@ pub struct Task<'a> {
     pub prompt: &'a str,
 }
 
-/// A run type and its threshold.
+/// A run type, its threshold, and (for `router`) an optional decision before the draft finishes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rule {
     pub run_type: RunType,
     pub threshold: f64,
+    /// `router` only: escalate on a glimpse of the draft's step (see [`EarlyRule`]).
+    pub early: Option<EarlyRule>,
+}
+
+impl Rule {
+    pub fn new(run_type: RunType, threshold: f64) -> Rule {
+        Rule {
+            run_type,
+            threshold,
+            early: None,
+        }
+    }
+}
+
+/// Sees each step as soon as it is decided (progress, traces, a server streaming steps).
+pub trait StepObserver {
+    /// `index` counts from 0; `step` is final.
+    fn step_decided(&mut self, index: usize, step: &TraceStep);
+}
+
+impl<F: FnMut(usize, &TraceStep)> StepObserver for F {
+    fn step_decided(&mut self, index: usize, step: &TraceStep) {
+        self(index, step)
+    }
 }
 
 /// Solves one problem. `interrupted` is polled between steps.
@@ -164,32 +214,34 @@ pub fn solve(
     limits: &Limits,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Solution, SolveError> {
-    let Task {
-        problem,
-        question,
-        prompt,
-    } = *task;
-    let Rule {
-        run_type,
-        threshold,
-    } = rule;
-    let prm = if run_type.needs_prm() {
-        Some(models.prm.ok_or(SolveError::Missing(run_type, "PRM"))?)
-    } else {
-        None
-    };
-    let router = if run_type == RunType::Router {
-        Some(
-            models
-                .router
-                .ok_or(SolveError::Missing(run_type, "router"))?,
-        )
-    } else {
-        None
-    };
+    solve_observed(
+        models,
+        task,
+        rule,
+        limits,
+        interrupted,
+        &mut |_: usize, _: &TraceStep| {},
+    )
+}
+
+/// Solves one problem, telling `observer` about every step as it is decided.
+pub fn solve_observed(
+    models: &Models<'_>,
+    task: &Task<'_>,
+    rule: Rule,
+    limits: &Limits,
+    interrupted: &dyn Fn() -> bool,
+    observer: &mut dyn StepObserver,
+) -> Result<Solution, SolveError> {
+    let run_type = rule.run_type;
+    if run_type.needs_prm() && models.prm.is_none() {
+        return Err(SolveError::Missing(run_type, "PRM"));
+    }
+    if run_type == RunType::Router && models.router.is_none() {
+        return Err(SolveError::Missing(run_type, "router"));
+    }
     let started = Instant::now();
-    let mut texts: Vec<String> = Vec::new();
-    let mut authors: Vec<Author> = Vec::new();
+    let mut history = History::default();
     let mut out = Solution {
         steps: Vec::new(),
         stop: Stop::MaxSteps,
@@ -199,6 +251,7 @@ pub fn solve(
         draft_tokens: 0,
         target_tokens: 0,
         discarded_draft_tokens: 0,
+        accepted_draft_tokens: 0,
         records: Vec::new(),
     };
     let mut written: u64 = 0;
@@ -207,7 +260,7 @@ pub fn solve(
             if interrupted() {
                 return Err(SolveError::Interrupted);
             }
-            let index = texts.len();
+            let index = history.texts.len();
             if index >= limits.max_steps as usize {
                 out.stop = Stop::MaxSteps;
                 return Ok(());
@@ -219,154 +272,20 @@ pub fn solve(
             }
             let mut options = limits.step.clone();
             options.max_tokens = options.max_tokens.min(remaining as u32);
-            let transcript = Transcript {
-                problem,
-                question,
-                prompt,
-                steps: &texts,
+            let at = StepAt {
+                models,
+                task,
+                limits,
+                history: &history,
+                options,
+                index,
             };
-            let engine = |role: &'static str| {
-                move |source| SolveError::Engine {
-                    role,
-                    step: index + 1,
-                    source,
-                }
-            };
-
-            let mut draft = || -> Result<GeneratedStep, SolveError> {
-                let step = models
-                    .draft
-                    .generate_step(&transcript, &options)
-                    .map_err(engine("draft"))?;
-                out.usage.draft.add(&step.usage);
-                out.draft_tokens += step.usage.generated_tokens;
-                Ok(step)
-            };
-            let target = |out: &mut Solution| -> Result<GeneratedStep, SolveError> {
-                let step = models
-                    .target
-                    .generate_step(&transcript, &options)
-                    .map_err(engine("target"))?;
-                out.usage.target.add(&step.usage);
-                out.target_tokens += step.usage.generated_tokens;
-                Ok(step)
-            };
-            let score = |out: &mut Solution, text: &str| -> Result<f32, SolveError> {
-                let prm = prm.expect("checked above for run types that score");
-                let scored = prm.score_step(&transcript, text).map_err(engine("PRM"))?;
-                out.usage.prm.add(&scored.usage);
-                Ok(scored.score)
-            };
-
-            let (chosen, trace) = match run_type {
-                RunType::Draft => {
-                    let d = draft()?;
-                    let trace = TraceStep::plain(Author::Draft, &d);
-                    (d, trace)
-                }
-                RunType::Target => {
-                    let t = target(&mut out)?;
-                    let trace = TraceStep::plain(Author::Target, &t);
-                    (t, trace)
-                }
-                RunType::Rsd => {
-                    let d = draft()?;
-                    let s = score(&mut out, &d.text)?;
-                    if policy::rsd_keeps_draft(s, threshold) {
-                        let mut trace = TraceStep::plain(Author::Draft, &d);
-                        trace.prm_score = Some(s);
-                        (d, trace)
-                    } else {
-                        let t = target(&mut out)?;
-                        let mut trace = TraceStep::plain(Author::Target, &t);
-                        trace.prm_score = Some(s);
-                        out.discarded_draft_tokens += d.usage.generated_tokens;
-                        trace.rejected_draft_text = Some(d.text);
-                        (t, trace)
-                    }
-                }
-                RunType::Router => {
-                    let d = draft()?;
-                    let router = router.expect("checked above");
-                    let t0 = Instant::now();
-                    let y = router
-                        .score(&RouterInput {
-                            question,
-                            previous_authors: &authors,
-                            previous_steps: &texts,
-                            step: &d,
-                        })
-                        .map_err(engine("router"))?;
-                    out.usage.router.add(&Usage {
-                        seconds: t0.elapsed().as_secs_f64(),
-                        ..Usage::default()
-                    });
-                    if policy::router_escalates(y, threshold) {
-                        let t = target(&mut out)?;
-                        let mut trace = TraceStep::plain(Author::Target, &t);
-                        trace.router_score = Some(y);
-                        out.discarded_draft_tokens += d.usage.generated_tokens;
-                        trace.rejected_draft_text = Some(d.text);
-                        (t, trace)
-                    } else {
-                        let mut trace = TraceStep::plain(Author::Draft, &d);
-                        trace.router_score = Some(y);
-                        (d, trace)
-                    }
-                }
-                RunType::Oracle | RunType::Generate => {
-                    let d = draft()?;
-                    let t = target(&mut out)?;
-                    let sd = score(&mut out, &d.text)?;
-                    let st = score(&mut out, &t.text)?;
-                    let use_target = if run_type == RunType::Oracle {
-                        policy::oracle_uses_target(sd, st, threshold)
-                    } else {
-                        policy::generate_uses_target(sd, st)
-                    };
-                    if run_type == RunType::Generate {
-                        let features = step_features(&RouterInput {
-                            question,
-                            previous_authors: &authors,
-                            previous_steps: &texts,
-                            step: &d,
-                        });
-                        out.records.push(StepRecord {
-                            step_index: index,
-                            previous_steps: texts
-                                .iter()
-                                .zip(&authors)
-                                .map(|(text, model)| PreviousStep {
-                                    model: *model,
-                                    text: text.clone(),
-                                })
-                                .collect(),
-                            draft_step: d.text.clone(),
-                            target_step: t.text.clone(),
-                            prm_score: sd,
-                            target_prm_score: st,
-                            features,
-                            draft_tokens: d.usage.generated_tokens as u32,
-                            target_tokens: t.usage.generated_tokens as u32,
-                        });
-                    }
-                    let (chosen, author, rejected) = if use_target {
-                        out.discarded_draft_tokens += d.usage.generated_tokens;
-                        (t, Author::Target, Some(d.text))
-                    } else {
-                        (d, Author::Draft, None)
-                    };
-                    let mut trace = TraceStep::plain(author, &chosen);
-                    trace.prm_score = Some(sd);
-                    trace.target_prm_score = Some(st);
-                    trace.rejected_draft_text = rejected;
-                    (chosen, trace)
-                }
-            };
-            written += chosen.usage.generated_tokens;
+            let (chosen, trace) = at.decide(rule, &mut out)?;
+            written += chosen.usage.generated_tokens + chosen.usage.accepted_tokens;
             let finished = chosen.finish == FinishReason::EndOfSequence;
-            texts.push(chosen.text);
-            authors.push(trace.model);
+            observer.step_decided(index, &trace);
+            history.texts.push(chosen.text);
+            history.authors.push(trace.model);
             out.steps.push(trace);
             if finished {
                 out.stop = Stop::EndOfSequence;
@@ -374,8 +293,8 @@ pub fn solve(
             }
         }
     })();
-    models.draft.release(problem);
-    models.target.release(problem);
+    models.draft.release(task.problem);
+    models.target.release(task.problem);
     result?;
     // Work replayed from the step cache took (almost) no time now; count it at the cost measured
     // when it was done, so latency means the same with and without the cache.
@@ -389,6 +308,316 @@ pub fn solve(
     Ok(out)
 }
 
+/// The steps chosen so far and who wrote them.
+#[derive(Debug, Default)]
+struct History {
+    texts: Vec<String>,
+    authors: Vec<Author>,
+}
+
+/// Everything one step is decided with. Its methods are the loop's parts: proposing (the
+/// draft), scoring and routing, continuing (the target), and `decide`, which strings them
+/// together per run type around the pure rules of [`policy`].
+struct StepAt<'a> {
+    models: &'a Models<'a>,
+    task: &'a Task<'a>,
+    limits: &'a Limits,
+    history: &'a History,
+    options: StepOptions,
+    index: usize,
+}
+
+impl StepAt<'_> {
+    fn transcript(&self) -> Transcript<'_> {
+        Transcript {
+            problem: self.task.problem,
+            question: self.task.question,
+            prompt: self.task.prompt,
+            steps: &self.history.texts,
+        }
+    }
+
+    fn failed(&self, role: &'static str) -> impl FnOnce(EngineError) -> SolveError {
+        let step = self.index + 1;
+        move |source| SolveError::Engine { role, step, source }
+    }
+
+    /// Proposing: the draft writes its whole step.
+    fn propose(&self, out: &mut Solution) -> Result<GeneratedStep, SolveError> {
+        let step = self
+            .models
+            .draft
+            .generate_step(&self.transcript(), &self.options)
+            .map_err(self.failed("draft"))?;
+        out.count_draft(&step);
+        Ok(step)
+    }
+
+    /// Proposing, with an early exit: the draft writes at most `tokens` tokens of its step.
+    fn glimpse(&self, tokens: u32, out: &mut Solution) -> Result<GeneratedStep, SolveError> {
+        let mut options = self.options.clone();
+        options.max_tokens = options.max_tokens.min(tokens.max(1));
+        let step = self
+            .models
+            .draft
+            .generate_step(&self.transcript(), &options)
+            .map_err(self.failed("draft"))?;
+        out.count_draft(&step);
+        Ok(step)
+    }
+
+    /// The draft writes on from a kept glimpse to the end of its step.
+    fn finish_glimpse(
+        &self,
+        glimpse: GeneratedStep,
+        out: &mut Solution,
+    ) -> Result<GeneratedStep, SolveError> {
+        let mut steps = self.history.texts.clone();
+        steps.push(glimpse.text.clone());
+        let mut options = self.options.clone();
+        options.max_tokens = options
+            .max_tokens
+            .saturating_sub(glimpse.usage.generated_tokens as u32);
+        if options.max_tokens == 0 {
+            return Ok(glimpse);
+        }
+        let rest = self
+            .models
+            .draft
+            .generate_step(
+                &Transcript {
+                    steps: &steps,
+                    ..self.transcript()
+                },
+                &options,
+            )
+            .map_err(self.failed("draft"))?;
+        out.count_draft(&rest);
+        Ok(join_steps(glimpse, rest, options.separator.as_deref()))
+    }
+
+    /// Continuing: the target writes the step. When it replaces a draft step (whole or a
+    /// glimpse), it verifies that first and keeps the tokens it agrees with.
+    fn target_step(
+        &self,
+        replaced: Option<&GeneratedStep>,
+        out: &mut Solution,
+    ) -> Result<GeneratedStep, SolveError> {
+        let target = self.models.target;
+        let step = match replaced {
+            Some(d) if self.limits.verify => {
+                target.verify_step(&self.transcript(), &self.options, &d.text)
+            }
+            _ => target.generate_step(&self.transcript(), &self.options),
+        }
+        .map_err(self.failed("target"))?;
+        out.usage.target.add(&step.usage);
+        out.target_tokens += step.usage.generated_tokens;
+        Ok(step)
+    }
+
+    fn score(&self, text: &str, out: &mut Solution) -> Result<f32, SolveError> {
+        let prm = self.models.prm.expect("checked before the loop");
+        let scored = prm
+            .score_step(&self.transcript(), text)
+            .map_err(self.failed("PRM"))?;
+        out.usage.prm.add(&scored.usage);
+        Ok(scored.score)
+    }
+
+    fn router_input<'s>(&'s self, step: &'s GeneratedStep) -> RouterInput<'s> {
+        RouterInput {
+            question: self.task.question,
+            previous_authors: &self.history.authors,
+            previous_steps: &self.history.texts,
+            step,
+        }
+    }
+
+    fn route(&self, step: &GeneratedStep, out: &mut Solution) -> Result<f32, SolveError> {
+        let router = self.models.router.expect("checked before the loop");
+        let t0 = Instant::now();
+        let y = router
+            .score(&self.router_input(step))
+            .map_err(self.failed("router"))?;
+        out.usage.router.add(&Usage {
+            seconds: t0.elapsed().as_secs_f64(),
+            ..Usage::default()
+        });
+        Ok(y)
+    }
+
+    /// The target replaces the draft's (whole or partial) step `d`.
+    fn escalate(
+        &self,
+        d: GeneratedStep,
+        out: &mut Solution,
+        mark: impl FnOnce(&mut TraceStep),
+    ) -> Result<(GeneratedStep, TraceStep), SolveError> {
+        let t = self.target_step(Some(&d), out)?;
+        let mut trace = TraceStep::plain(Author::Target, &t);
+        mark(&mut trace);
+        out.replaced(d, &t, &mut trace);
+        Ok((t, trace))
+    }
+
+    /// Decides one step under `rule`: the chosen step and its trace.
+    fn decide(
+        &self,
+        rule: Rule,
+        out: &mut Solution,
+    ) -> Result<(GeneratedStep, TraceStep), SolveError> {
+        let threshold = rule.threshold;
+        match rule.run_type {
+            RunType::Draft => {
+                let d = self.propose(out)?;
+                let trace = TraceStep::plain(Author::Draft, &d);
+                Ok((d, trace))
+            }
+            RunType::Target => {
+                let t = self.target_step(None, out)?;
+                let trace = TraceStep::plain(Author::Target, &t);
+                Ok((t, trace))
+            }
+            RunType::Rsd => {
+                let d = self.propose(out)?;
+                let s = self.score(&d.text, out)?;
+                if policy::rsd_keeps_draft(s, threshold) {
+                    let mut trace = TraceStep::plain(Author::Draft, &d);
+                    trace.prm_score = Some(s);
+                    Ok((d, trace))
+                } else {
+                    self.escalate(d, out, |trace| trace.prm_score = Some(s))
+                }
+            }
+            RunType::Router => {
+                let d = match rule.early {
+                    Some(early) => {
+                        let glimpse = self.glimpse(early.tokens, out)?;
+                        let cut_short = glimpse.finish == FinishReason::Length
+                            && glimpse.usage.generated_tokens < u64::from(self.options.max_tokens);
+                        if cut_short && policy::early_escalates(&early, &glimpse.token_entropies) {
+                            return self.escalate(glimpse, out, |trace| trace.early = true);
+                        }
+                        if cut_short {
+                            self.finish_glimpse(glimpse, out)?
+                        } else {
+                            glimpse
+                        }
+                    }
+                    None => self.propose(out)?,
+                };
+                let y = self.route(&d, out)?;
+                if policy::router_escalates(y, threshold) {
+                    self.escalate(d, out, |trace| trace.router_score = Some(y))
+                } else {
+                    let mut trace = TraceStep::plain(Author::Draft, &d);
+                    trace.router_score = Some(y);
+                    Ok((d, trace))
+                }
+            }
+            RunType::Oracle | RunType::Generate => {
+                let d = self.propose(out)?;
+                let t = self.target_step(Some(&d), out)?;
+                let sd = self.score(&d.text, out)?;
+                let st = self.score(&t.text, out)?;
+                let use_target = if rule.run_type == RunType::Oracle {
+                    policy::oracle_uses_target(sd, st, threshold)
+                } else {
+                    policy::generate_uses_target(sd, st)
+                };
+                if rule.run_type == RunType::Generate {
+                    out.records.push(self.record(&d, &t, sd, st));
+                }
+                let (chosen, mut trace) = if use_target {
+                    let mut trace = TraceStep::plain(Author::Target, &t);
+                    out.replaced(d, &t, &mut trace);
+                    (t, trace)
+                } else {
+                    let trace = TraceStep::plain(Author::Draft, &d);
+                    (d, trace)
+                };
+                trace.prm_score = Some(sd);
+                trace.target_prm_score = Some(st);
+                Ok((chosen, trace))
+            }
+        }
+    }
+
+    /// A `generate` record: both steps, both scores, and what a router would have read.
+    fn record(&self, d: &GeneratedStep, t: &GeneratedStep, sd: f32, st: f32) -> StepRecord {
+        StepRecord {
+            step_index: self.index,
+            previous_steps: self
+                .history
+                .texts
+                .iter()
+                .zip(&self.history.authors)
+                .map(|(text, model)| PreviousStep {
+                    model: *model,
+                    text: text.clone(),
+                })
+                .collect(),
+            draft_step: d.text.clone(),
+            target_step: t.text.clone(),
+            prm_score: sd,
+            target_prm_score: st,
+            features: step_features(&self.router_input(d)),
+            draft_tokens: d.usage.generated_tokens as u32,
+            target_tokens: (t.usage.generated_tokens + t.usage.accepted_tokens) as u32,
+            draft_token_logprobs: d.token_logprobs.clone(),
+            draft_token_entropies: d.token_entropies.clone(),
+        }
+    }
+}
+
+/// A glimpse and the rest of the step written after it, as one step. Each call ends at the
+/// separator on its own, so only a separator split across the two (rare: the glimpse ends inside
+/// it) is found here; the step then ends there and the rest is dropped.
+fn join_steps(
+    glimpse: GeneratedStep,
+    rest: GeneratedStep,
+    separator: Option<&str>,
+) -> GeneratedStep {
+    let mut joined = GeneratedStep {
+        text: glimpse.text + &rest.text,
+        finish: rest.finish,
+        token_logprobs: [glimpse.token_logprobs, rest.token_logprobs].concat(),
+        token_entropies: [glimpse.token_entropies, rest.token_entropies].concat(),
+        usage: glimpse.usage,
+    };
+    joined.usage.add(&rest.usage);
+    if let Some(sep) = separator.filter(|s| s.len() > 1) {
+        let boundary = joined.text.len() - rest.text.len();
+        let from = boundary.saturating_sub(sep.len() - 1);
+        if let Some(at) = joined.text[from..].find(sep) {
+            let end = from + at + sep.len();
+            if end < joined.text.len() && joined.text.is_char_boundary(end) {
+                joined.text.truncate(end);
+                joined.finish = FinishReason::Separator;
+            }
+        }
+    }
+    joined
+}
+
+impl Solution {
+    fn count_draft(&mut self, step: &GeneratedStep) {
+        self.usage.draft.add(&step.usage);
+        self.draft_tokens += step.usage.generated_tokens;
+    }
+
+    /// The target's step `t` replaced the draft's `d`: what of `d` was thrown away, and what
+    /// the target kept of it by verification.
+    fn replaced(&mut self, d: GeneratedStep, t: &GeneratedStep, trace: &mut TraceStep) {
+        let accepted = t.usage.accepted_tokens;
+        self.accepted_draft_tokens += accepted;
+        self.discarded_draft_tokens += d.usage.generated_tokens.saturating_sub(accepted);
+        trace.accepted_tokens = accepted as u32;
+        trace.rejected_draft_text = Some(d.text);
+    }
+}
+
 impl TraceStep {
     fn plain(model: Author, step: &GeneratedStep) -> TraceStep {
         TraceStep {
@@ -398,7 +627,9 @@ impl TraceStep {
             target_prm_score: None,
             router_score: None,
             rejected_draft_text: None,
-            tokens: step.usage.generated_tokens as u32,
+            tokens: (step.usage.generated_tokens + step.usage.accepted_tokens) as u32,
+            accepted_tokens: 0,
+            early: false,
         }
     }
 }

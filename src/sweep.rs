@@ -166,6 +166,19 @@ pub struct SweepRow {
     pub draft_tokens: u64,
     pub target_tokens: u64,
     pub discarded_draft_tokens: u64,
+    /// Draft tokens the target kept by verification.
+    #[serde(default)]
+    pub accepted_draft_tokens: u64,
+    /// Mean seconds per problem in the draft, the target (decode and reads), PRM and router, and
+    /// outside model calls; they add up to `mean_latency_s`.
+    #[serde(default)]
+    pub draft_s: f64,
+    #[serde(default)]
+    pub target_s: f64,
+    #[serde(default)]
+    pub scoring_s: f64,
+    #[serde(default)]
+    pub other_s: f64,
     /// Seconds of the latencies replayed from the step cache (costs measured when first computed).
     pub replayed_latency_s: f64,
     pub errors: usize,
@@ -173,6 +186,8 @@ pub struct SweepRow {
 
 impl SweepRow {
     pub fn new(point: &str, m: &Metrics) -> SweepRow {
+        let t = &m.time_split_s;
+        let n = m.n.max(1) as f64;
         SweepRow {
             point: point.to_owned(),
             run_type: m.run_type,
@@ -187,6 +202,11 @@ impl SweepRow {
             draft_tokens: m.draft_tokens,
             target_tokens: m.target_tokens,
             discarded_draft_tokens: m.discarded_draft_tokens,
+            accepted_draft_tokens: m.accepted_draft_tokens,
+            draft_s: (t.draft_decode + t.draft_prefill) / n,
+            target_s: (t.target_decode + t.target_prefill) / n,
+            scoring_s: (t.prm + t.router) / n,
+            other_s: t.other / n,
             replayed_latency_s: m.replayed_latency_s,
             errors: m.errors,
         }
@@ -453,6 +473,11 @@ mod tests {
             draft_tokens: 10,
             target_tokens: 5,
             discarded_draft_tokens: 2,
+            accepted_draft_tokens: 4,
+            draft_s: 0.5,
+            target_s: 0.75,
+            scoring_s: 0.125,
+            other_s: 0.125,
             replayed_latency_s: 0.5,
             errors: 0,
         };

@@ -57,6 +57,9 @@ struct StepLine {
     features: Vec<f32>,
     prm_score: f32,
     target_prm_score: f32,
+    /// Absent in records written before early decisions existed.
+    #[serde(default)]
+    draft_token_entropies: Vec<f32>,
 }
 
 /// One training example.
@@ -67,7 +70,13 @@ pub struct Example {
     pub features: Vec<f32>,
     pub draft_score: f32,
     pub advantage: f32,
+    /// Entropies of the draft's first tokens of the step (up to [`GLIMPSE_KEPT`]); empty in old
+    /// records.
+    pub glimpse_entropies: Vec<f32>,
 }
+
+/// How many of a step's first token entropies an example keeps for early-decision baselines.
+pub const GLIMPSE_KEPT: usize = 8;
 
 impl Example {
     pub fn label(&self, margin: f32) -> bool {
@@ -120,6 +129,12 @@ pub fn read_examples(paths: &[PathBuf]) -> Result<Vec<Example>, TrainError> {
                 features: rec.features,
                 draft_score: rec.prm_score,
                 advantage: rec.target_prm_score - rec.prm_score,
+                glimpse_entropies: rec
+                    .draft_token_entropies
+                    .iter()
+                    .copied()
+                    .take(GLIMPSE_KEPT)
+                    .collect(),
             });
         }
     }
@@ -383,7 +398,7 @@ pub fn train(
         .collect();
     // Baseline thresholds at their median, so both classes are predicted about equally often.
     let median = |v: &[f64]| crate::run::percentile(v, 0.5);
-    let evaluations = vec![
+    let mut evaluations = vec![
         evaluate(
             "router (logistic)",
             &y_hat,
@@ -406,6 +421,28 @@ pub fn train(
             median(&prm),
         ),
     ];
+    // Early decisions read only a glimpse of the step: the largest entropy of its first k tokens
+    // (k = 1 is GlimpRouter's rule). Only records that carry token entropies can say.
+    if eval_on.iter().all(|e| !e.glimpse_entropies.is_empty()) && !eval_on.is_empty() {
+        for k in [1usize, 2, 4, 8] {
+            let glimpse: Vec<f64> = eval_on
+                .iter()
+                .map(|e| {
+                    e.glimpse_entropies
+                        .iter()
+                        .take(k)
+                        .fold(0.0f64, |m, &h| m.max(f64::from(h)))
+                })
+                .collect();
+            evaluations.push(evaluate(
+                &format!("early: max entropy of the first {k} draft token(s)"),
+                &glimpse,
+                eval_on,
+                options.margin,
+                median(&glimpse),
+            ));
+        }
+    }
     file.budget = (1..20)
         .map(|k| {
             let fraction = f64::from(k) / 20.0;
@@ -468,6 +505,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 features,
                 draft_score: conf.exp(),
                 advantage: -conf * 0.3 - 0.25 + noise,
+                glimpse_entropies: Vec::new(),
             });
         }
     }
@@ -484,6 +522,7 @@ mod tests {
             features: vec![0.0; FEATURE_NAMES.len()],
             draft_score: 0.5,
             advantage: adv,
+            glimpse_entropies: Vec::new(),
         }
     }
 

@@ -32,7 +32,10 @@ fn installs_libclang(stderr: &str) -> bool {
 fn the_cxx_interface_library_alone_is_not_libclang() {
     let found = dry_run_with_libraries(&["libclang-cpp.so.14", "libclang-cpp.so"]);
     assert!(installs_libclang(&found), "{found}");
-    assert!(found.contains("would install:") && found.contains("libclang-dev"), "{found}");
+    assert!(
+        found.contains("would install:") && found.contains("libclang-dev"),
+        "{found}"
+    );
 }
 
 #[test]
@@ -43,9 +46,18 @@ fn an_empty_library_folder_needs_libclang() {
 
 #[test]
 fn every_name_bindgen_loads_counts_as_libclang() {
-    for name in ["libclang.so", "libclang-14.so", "libclang.so.1", "libclang-14.so.1", "libclang-18.1.so.18.1"] {
+    for name in [
+        "libclang.so",
+        "libclang-14.so",
+        "libclang.so.1",
+        "libclang-14.so.1",
+        "libclang-18.1.so.18.1",
+    ] {
         let found = dry_run_with_libraries(&["libclang-cpp.so.14", name]);
         assert!(!installs_libclang(&found), "{name}: {found}");
-        assert!(found.contains("found libclang for bindgen: ") && found.contains(name), "{name}: {found}");
+        assert!(
+            found.contains("found libclang for bindgen: ") && found.contains(name),
+            "{name}: {found}"
+        );
     }
 }

@@ -85,16 +85,44 @@ fn check_metrics_add_up(results: &[Value], metrics: &Value) {
     let all: Vec<&Value> = results.iter().flat_map(steps).collect();
     let target = all.iter().filter(|s| s["model"] == "target").count() as f64;
     assert!((f(&metrics["target_step_fraction"]) - target / all.len() as f64).abs() < 1e-12);
-    for key in ["draft", "target", "discarded_draft"] {
+    for r in results {
+        // Every second of a problem is accounted for: model parts per role, and the rest.
+        let split = &r["time_split_s"];
+        let part = |k: &str| f(&split[k]);
+        let latency = f(&r["latency_s"]);
+        let models: f64 = [
+            "draft_decode",
+            "draft_prefill",
+            "target_decode",
+            "target_prefill",
+            "prm",
+            "router",
+        ]
+        .iter()
+        .map(|k| part(k))
+        .sum();
+        assert!(
+            (models + part("other") - latency).abs() <= 0.02 * latency,
+            "{split}"
+        );
+        assert!(
+            part("other") >= -1e-9 && part("other") <= 0.25 * latency + 0.05,
+            "{split} of {latency}"
+        );
+        for role in ["draft", "target"] {
+            let both = part(&format!("{role}_decode")) + part(&format!("{role}_prefill"));
+            assert!(
+                (both - f(&r["model_time_s"][role])).abs() < 1e-9,
+                "{role}: {split}"
+            );
+        }
+    }
+    for key in ["draft", "target", "discarded_draft", "accepted_draft"] {
         let sum: u64 = results
             .iter()
             .map(|r| r["tokens"][key].as_u64().unwrap())
             .sum();
-        let metric = if key == "discarded_draft" {
-            "discarded_draft_tokens".to_owned()
-        } else {
-            format!("{key}_tokens")
-        };
+        let metric = format!("{key}_tokens");
         assert_eq!(metrics[&metric].as_u64().unwrap(), sum, "{metric}");
     }
     for role in ["draft", "target", "prm", "router"] {
@@ -179,7 +207,8 @@ fn rsd_keeps_exactly_the_draft_steps_that_reach_the_threshold() {
         }
         // The target wrote only the steps it was asked for: kept draft steps cost it nothing.
         assert_eq!(
-            r["tokens"]["target"].as_u64().unwrap(),
+            r["tokens"]["target"].as_u64().unwrap()
+                + r["tokens"]["accepted_draft"].as_u64().unwrap(),
             target_step_tokens(r)
         );
         assert!(r["prefill_tokens"]["prm"].as_u64().unwrap() > 0);
@@ -211,7 +240,8 @@ fn router_runs_call_neither_the_prm_nor_the_target_on_kept_steps() {
                 .or_insert(0) += 1;
         }
         assert_eq!(
-            r["tokens"]["target"].as_u64().unwrap(),
+            r["tokens"]["target"].as_u64().unwrap()
+                + r["tokens"]["accepted_draft"].as_u64().unwrap(),
             target_step_tokens(r)
         );
     }
@@ -223,6 +253,129 @@ fn router_runs_call_neither_the_prm_nor_the_target_on_kept_steps() {
     );
     eprintln!("router decisions: {models:?}");
     check_metrics_add_up(&results, &metrics);
+}
+
+/// Step texts and authors of every problem.
+fn trace(results: &[Value]) -> Vec<Vec<(String, String)>> {
+    results
+        .iter()
+        .map(|r| {
+            steps(r)
+                .iter()
+                .map(|s| {
+                    (
+                        s["model"].as_str().unwrap().to_owned(),
+                        s["text"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn verification_changes_the_cost_of_escalated_steps_not_their_text() {
+    // One model in every role: the target agrees with nearly every draft token it reads.
+    for (run_type, threshold) in [("rsd", "0.6"), ("router", "0.5")] {
+        let (verified, vm, _, _t1) = run(run_type, &["--threshold", threshold]);
+        let (plain, pm, _, _t2) = run(run_type, &["--threshold", threshold, "--no-verify"]);
+        assert_eq!(pm["accepted_draft_tokens"], 0);
+        let rejected: u64 = plain
+            .iter()
+            .map(|r| r["tokens"]["discarded_draft"].as_u64().unwrap())
+            .sum();
+        assert!(rejected > 0, "{run_type}: the test needs escalated steps");
+        // Most of what the target wrote in the plain run, it took from the draft in the other.
+        let accepted = vm["accepted_draft_tokens"].as_u64().unwrap();
+        let written = vm["target_tokens"].as_u64().unwrap();
+        assert!(
+            accepted > written,
+            "{run_type}: {accepted} taken, {written} written"
+        );
+        for r in &verified {
+            for s in steps(r).iter().filter(|s| s["model"] == "target") {
+                let taken = s
+                    .get("accepted_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                assert!(taken <= s["tokens"].as_u64().unwrap());
+                let draft = s["rejected_draft_text"].as_str().unwrap();
+                if taken > 0 {
+                    // The kept tokens are the beginning of the draft's step.
+                    let text = s["text"].as_str().unwrap();
+                    assert_eq!(text.chars().next(), draft.chars().next(), "{s}");
+                }
+            }
+        }
+        // The same text either way, but where batched and one-token kernels split a near-tie.
+        let (a, b) = (trace(&verified), trace(&plain));
+        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        eprintln!(
+            "{run_type}: {same} of {} problems with identical traces",
+            a.len()
+        );
+        assert!(
+            2 * same >= a.len(),
+            "{run_type}: {same} of {} identical",
+            a.len()
+        );
+        check_metrics_add_up(&verified, &vm);
+        check_metrics_add_up(&plain, &pm);
+    }
+}
+
+#[test]
+fn an_early_decision_escalates_on_the_glimpse_and_otherwise_changes_nothing() {
+    let (plain, _, _, _t1) = run("router", &["--threshold", "0.5"]);
+    // An entropy no token reaches: every glimpse is kept and written on, as if never cut.
+    let (never, nm, _, _t2) = run("router", &["--threshold", "0.5", "--early-entropy", "1000"]);
+    assert_eq!(trace(&never), trace(&plain));
+    for (a, b) in never.iter().zip(&plain) {
+        for (x, y) in steps(a).iter().zip(steps(b)) {
+            assert_eq!(x["router_score"], y["router_score"]);
+            assert!(x.get("early").is_none());
+        }
+    }
+    check_metrics_add_up(&never, &nm);
+
+    // Entropy 0: every step the glimpse did not finish goes to the target on its first token.
+    let (always, am, _, _t3) = run(
+        "router",
+        &[
+            "--threshold",
+            "0.5",
+            "--early-entropy",
+            "0",
+            "--early-tokens",
+            "2",
+        ],
+    );
+    let mut early = 0;
+    for r in &always {
+        for s in steps(r) {
+            if s["early"] == true {
+                early += 1;
+                assert_eq!(s["model"], "target");
+                assert!(
+                    s.get("router_score").is_none(),
+                    "decided before routing: {s}"
+                );
+                let glimpse = s["rejected_draft_text"].as_str().unwrap();
+                assert!(
+                    !glimpse.is_empty() && glimpse.len() <= s["text"].as_str().unwrap().len() + 64
+                );
+            } else {
+                // Only a step the glimpse itself finished is routed.
+                assert!(s["tokens"].as_u64().unwrap() <= 2, "{s}");
+            }
+        }
+        // A glimpse is two draft tokens at most.
+        let target_steps = steps(r).iter().filter(|s| s["model"] == "target").count() as u64;
+        assert!(r["tokens"]["draft"].as_u64().unwrap() <= 2 * steps(r).len() as u64);
+        assert!(target_steps > 0);
+    }
+    assert!(early > 0);
+    check_metrics_add_up(&always, &am);
 }
 
 #[test]
@@ -363,6 +516,28 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         (
             vec!["--run-type", "speculate", "--dataset", "gsm8k"],
             vec!["speculate".into()],
+        ),
+        (
+            vec![
+                "--run-type",
+                "rsd",
+                "--early-entropy",
+                "1",
+                "--dataset",
+                "gsm8k",
+            ],
+            vec!["--early-entropy".into(), "router".into()],
+        ),
+        (
+            vec![
+                "--run-type",
+                "router",
+                "--early-entropy",
+                "-1",
+                "--dataset",
+                "gsm8k",
+            ],
+            vec!["--early-entropy".into(), "-1".into()],
         ),
         (
             vec![

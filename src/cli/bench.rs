@@ -9,6 +9,10 @@ use super::ConfigArgs;
 pub struct BenchArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Tokens already in the context before each measurement (llama-bench's -d): a reasoning
+    /// loop reads and writes a few hundred tokens deep.
+    #[arg(long, default_value_t = 0)]
+    depth: usize,
     /// Prompt length for the prefill measurement (llama-bench's -p).
     #[arg(long, default_value_t = 512)]
     prompt_tokens: usize,
@@ -30,8 +34,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let config = args.config.load()?;
     if !args.json {
         println!(
-            "{:<8} {:<40} {:>8} {:>12} {:>8} {:>12}",
-            "role", "model", "prompt", "prefill t/s", "decode", "decode t/s"
+            "{:<8} {:<40} {:>6} {:>8} {:>12} {:>8} {:>12}",
+            "role", "model", "depth", "prompt", "prefill t/s", "decode", "decode t/s"
         );
     }
     for role in &args.roles {
@@ -50,6 +54,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .with_message(format!("benchmarking {role}"));
         let result = arbitrage::bench::run(
             &model,
+            args.depth,
             args.prompt_tokens,
             args.decode_tokens,
             args.reps,
@@ -63,9 +68,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             );
         } else {
             println!(
-                "{:<8} {:<40} {:>8} {:>12.1} {:>8} {:>12.1}",
+                "{:<8} {:<40} {:>6} {:>8} {:>12.1} {:>8} {:>12.1}",
                 role,
                 result.model,
+                result.depth,
                 result.prompt_tokens,
                 result.prefill_tok_s,
                 result.decode_tokens,

@@ -9,7 +9,7 @@ use arbitrage::backend::{StepGenerator, StepScorer};
 use arbitrage::config::{Config, ModelConfig, PrmConfig};
 use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
-use arbitrage::policy::RunType;
+use arbitrage::policy::{EarlyRule, RunType};
 use arbitrage::prm::ProbePrm;
 use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
 use arbitrage::router::{FeatureRouter, Router, RouterFile};
@@ -63,6 +63,21 @@ pub struct RunArgs {
     /// Tokens per problem over all steps (default from the config: 4096).
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// The target writes an escalated step from scratch instead of first keeping the draft's
+    /// tokens that equal its own greedy choice (same text, more target decoding; for comparison).
+    #[arg(long)]
+    no_verify: bool,
+    /// `router`: decide on a glimpse of each draft step, before the draft finishes it: escalate at
+    /// once when the entropy (nats) of any of its first `--early-tokens` tokens reaches this. Kept
+    /// glimpses are written on by the draft and routed as usual.
+    #[arg(long, value_name = "NATS", allow_negative_numbers = true)]
+    early_entropy: Option<f32>,
+    /// Draft tokens an early decision reads (with --early-entropy).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    early_tokens: u32,
+    /// Also print metrics.json on stdout at the end.
+    #[arg(long)]
+    json: bool,
     /// Question field of a custom .jsonl file.
     #[arg(long)]
     question_field: Option<String>,
@@ -96,10 +111,18 @@ impl RunEvents for Progress {
             .flat_map(|r| &r.steps)
             .filter(|s| s.model == Author::Target)
             .count();
+        let mut split = run::TimeSplit::default();
+        for r in all {
+            split.add(&r.time_split_s);
+        }
+        let total = (split.models() + split.other).max(f64::MIN_POSITIVE);
         self.bar.set_message(format!(
-            "acc {:.1}% · target steps {:.0}%",
+            "acc {:.1}% · target steps {:.0}% · {:.1} s/problem (draft {:.0}%, target {:.0}%)",
             100.0 * correct as f64 / all.len().max(1) as f64,
-            100.0 * target as f64 / steps as f64
+            100.0 * target as f64 / steps as f64,
+            total / all.len().max(1) as f64,
+            100.0 * (split.draft_decode + split.draft_prefill) / total,
+            100.0 * (split.target_decode + split.target_prefill) / total,
         ));
         self.bar.inc(1);
     }
@@ -151,6 +174,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
+    if args.early_entropy.is_some() && run_type != RunType::Router {
+        bail!("--early-entropy applies to --run-type router only");
+    }
+    if let Some(h) = args.early_entropy
+        && !(h.is_finite() && h >= 0.0)
+    {
+        bail!("--early-entropy must be a non-negative number of nats, got {h}");
+    }
     if args.target_fraction.is_some() && run_type != RunType::Router {
         bail!("--target-fraction applies to --run-type router only");
     }
@@ -337,6 +368,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         step: config.generation.step.clone(),
         max_steps: config.generation.max_steps,
         max_tokens: config.generation.max_tokens,
+        verify: config.generation.verify && !args.no_verify,
     };
     if let Some(n) = args.max_steps {
         limits.max_steps = n;
@@ -354,6 +386,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         render_prompt: &render,
         prm_name: prm_scorer.map(|p| p.name().to_owned()),
         router_name: router.as_ref().map(|r| r.name().to_owned()),
+        early: args.early_entropy.map(|min_entropy| EarlyRule {
+            tokens: args.early_tokens,
+            min_entropy,
+        }),
         concurrency: args.concurrency,
     };
 
@@ -418,7 +454,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    eprintln!("{}", metrics.summary());
+    eprintln!(
+        "full metrics  {}",
+        output_dir.join("metrics.json").display()
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    }
     Ok(())
 }
 
