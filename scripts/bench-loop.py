@@ -51,15 +51,24 @@ def rates(results, role):
             prefill_tokens / max(calls, 1))
 
 
-def mean_depth(results_draft):
-    """Mean context length at which a draft-alone run wrote its tokens."""
+def prompt_lengths(results_draft):
+    """Prompt tokens per problem: a draft-alone run reads its prompt once, then one token a step."""
+    return {r["idx"]: r["prefill_tokens"]["draft"] - (len(r["steps"]) - 1) for r in results_draft}
+
+
+def mean_depth(results, role, prompts):
+    """Token-weighted mean context length at which `role` wrote its tokens in a run."""
     total, weighted = 0, 0.0
-    for r in results_draft:
-        prompt = r["prefill_tokens"]["draft"]
-        written = r["tokens"]["draft"]
-        total += written
-        weighted += written * (prompt + written / 2)
-    return int(weighted / max(total, 1))
+    for r in results:
+        pos = prompts.get(r["idx"], 0)
+        for s in r["steps"]:
+            n = s["tokens"]
+            if s["model"] == role or (role == "draft" and s.get("rejected_draft_text")):
+                written = n if s["model"] == role else len(s["rejected_draft_text"]) / 4
+                total += written
+                weighted += written * (pos + written / 2)
+            pos += n
+    return int(weighted / total) if total else None
 
 
 def bench(role, depth, chunk, reps):
@@ -80,6 +89,7 @@ def main():
     p.add_argument("--end", type=int, default=56)
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--target-fraction", type=float, default=0.3)
+    p.add_argument("--early-entropy", default="", help="comma-separated --early-entropy values: one more router run each")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-loop")
     args = p.parse_args()
     if not BIN.exists():
@@ -90,31 +100,38 @@ def main():
         "router": ["--run-type", "router", "--target-fraction", str(args.target_fraction)],
         "router-no-verify": ["--run-type", "router", "--target-fraction", str(args.target_fraction), "--no-verify"],
     }
+    for h in filter(None, args.early_entropy.split(",")):
+        runs[f"router-early{h}"] = ["--run-type", "router", "--target-fraction", str(args.target_fraction),
+                                     "--early-entropy", h]
     samples = {name: [] for name in runs}
-    depth = None
     for rep in range(args.reps):
         for name, extra in runs.items():
             results, metrics = run(args, name, extra, args.out / f"rep{rep}")
             samples[name].append((results, metrics))
-            if name == "draft" and depth is None:
-                depth = mean_depth(results)
+    prompts = prompt_lengths(samples["draft"][0][0])
     chunk = 40
-    bench_rates = {role: bench(role, depth, chunk, 3) for role in ("draft", "target")}
+    bench_cache = {}
 
     print(f"GSM8K problems {args.start}–{args.end - 1}, {args.reps} repetitions (medians); "
-          f"`arbitrage bench` at depth {depth}, prefill of {chunk} tokens, decode of 64.\n")
-    print("| run | role | in-loop decode tok/s | bench decode tok/s | ratio | in-loop prefill tok/s | bench prefill tok/s | ratio | mean tokens read per call |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"`arbitrage bench` at each run's token-weighted mean depth for the role, prefill of {chunk} tokens, "
+          "decode of 64, median of 3.\n")
+    print("| run | role | depth | in-loop decode tok/s | bench decode tok/s | ratio | in-loop prefill tok/s | bench prefill tok/s | ratio | mean tokens read per call |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in runs:
         for role in ("draft", "target"):
             per_rep = [rates(results, role) for results, _ in samples[name]]
             if all(r[0] is None for r in per_rep):
                 continue
+            depth = mean_depth(samples[name][0][0], role, prompts)
+            # Depths within 5% share a bench measurement.
+            key = (role, round(depth / 50) * 50)
+            if key not in bench_cache:
+                bench_cache[key] = bench(role, key[1], chunk, 3)
             dec = statistics.median([r[0] for r in per_rep if r[0] is not None])
             pre = statistics.median([r[1] for r in per_rep if r[1] is not None]) if any(r[1] for r in per_rep) else None
             read = statistics.median([r[2] for r in per_rep])
-            bd, bp = bench_rates[role]
-            print(f"| {name} | {role} | {fmt(dec)} | {fmt(bd)} | {dec / bd:.2f} | {fmt(pre)} | {fmt(bp)} | "
+            bd, bp = bench_cache[key]
+            print(f"| {name} | {role} | {key[1]} | {fmt(dec)} | {fmt(bd)} | {dec / bd:.2f} | {fmt(pre)} | {fmt(bp)} | "
                   f"{'–' if pre is None else f'{pre / bp:.2f}'} | {read:.0f} |")
     print("\n| run | accuracy | mean latency (s) | target steps | draft decode | draft read | target decode | target read+verify | router | other | draft tokens kept by verification |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -667,7 +667,10 @@ impl Worker<'_> {
             Some(text) if options.sampling.is_greedy() && !text.is_empty() => tokenize(text, false),
             _ => Vec::new(),
         };
-        proposal_tokens.truncate(options.max_tokens as usize);
+        // Read in growing chunks: a proposal the target rejects early (most of those it is asked
+        // to replace) then costs a few tokens' read, not the whole step's.
+        let mut chunk = VERIFY_FIRST_CHUNK;
+        proposal_tokens.truncate(chunk.min(options.max_tokens as usize));
         let mut plan = self.state.plan(problem, &refs, &proposal_tokens, &tokenize);
         if plan.context_len == 0 {
             return Err(EngineError::Invalid("the prompt is empty".into()));
@@ -788,12 +791,14 @@ impl Worker<'_> {
                 continue;
             }
             if in_text {
-                // Read this token and the rest of the proposal, tokenised from here, in one
+                // The proposal's tokens read so far are used up, or were tokenised differently:
+                // read this token and the next chunk of the proposal, tokenised from here, in one
                 // batch, and verify on.
                 let rest = &proposal_bytes[bytes.len()..];
+                chunk = (chunk * 2).min(VERIFY_MAX_CHUNK);
                 let mut resync = vec![token];
                 resync.extend(tokenize(&String::from_utf8_lossy(rest), false));
-                resync.truncate(n_ctx.saturating_sub(pos + 1).max(1));
+                resync.truncate((chunk + 1).min(n_ctx.saturating_sub(pos + 1).max(1)));
                 let replan = Plan {
                     keep: pos,
                     context_len: pos + resync.len(),
@@ -910,6 +915,13 @@ impl Worker<'_> {
         })
     }
 }
+
+/// Proposal tokens the first verification batch reads; each further batch reads twice as many, up
+/// to [`VERIFY_MAX_CHUNK`]. On the default pair the target keeps only ~10% of the tokens of the
+/// draft steps it is asked to replace (most disagree within a few tokens), and a batch costs about
+/// a decode plus a prefill-rate share per token.
+const VERIFY_FIRST_CHUNK: usize = 4;
+const VERIFY_MAX_CHUNK: usize = 64;
 
 /// Proposal tokens read into the cache for verification, and the model's greedy choice at each.
 struct Pending {
