@@ -503,6 +503,7 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 .iter()
                 .filter(|c| !c.is_whitespace())
                 .collect();
+            let mut degree = false;
             for pat in ["\\circ", "{\\circ}"] {
                 if rest.starts_with(pat)
                     && !rest[pat.len()..].starts_with(|c: char| c.is_ascii_alphabetic())
@@ -517,10 +518,13 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                     }
                     out.push(Tok::Op('°'));
                     i = j;
+                    degree = true;
                     break;
                 }
             }
-            if out.last() == Some(&Tok::Op('°')) && i > 0 && chars[i - 1] != '^' {
+            // Only a mark read here skips the `^`: a degree token already before it (`°^`,
+            // `\circ^2`) must not stop the lexer from moving on.
+            if degree {
                 continue;
             }
         }

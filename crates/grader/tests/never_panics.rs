@@ -105,3 +105,25 @@ proptest! {
         prop_assert_eq!(answers_equal(&a.to_string(), &b.to_string()), a == b);
     }
 }
+
+/// A caret right after a degree mark once kept the lexer at the same character forever.
+#[test]
+fn a_caret_after_a_degree_mark_does_not_hang() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (gold, pred) in [
+            ("90", "90°^2"),
+            ("\\circ^", "x"),
+            ("30^\\circ^\\circ", "30^{\\circ}^"),
+            ("1", "\\degree^{2}"),
+        ] {
+            let _ = grade(gold, pred);
+            let _ = answers_equal(pred, gold);
+        }
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "grading did not finish"
+    );
+}
