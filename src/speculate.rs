@@ -184,16 +184,6 @@ pub struct Rule {
     pub early: Option<EarlyRule>,
 }
 
-impl Rule {
-    pub fn new(run_type: RunType, threshold: f64) -> Rule {
-        Rule {
-            run_type,
-            threshold,
-            early: None,
-        }
-    }
-}
-
 /// Sees each step as soon as it is decided (progress, traces, a server streaming steps).
 pub trait StepObserver {
     /// `index` counts from 0; `step` is final.
@@ -342,28 +332,33 @@ impl StepAt<'_> {
         move |source| SolveError::Engine { role, step, source }
     }
 
-    /// Proposing: the draft writes its whole step.
-    fn propose(&self, out: &mut Solution) -> Result<GeneratedStep, SolveError> {
+    /// One call to the draft, counted.
+    fn draft_step(
+        &self,
+        transcript: &Transcript<'_>,
+        options: &StepOptions,
+        out: &mut Solution,
+    ) -> Result<GeneratedStep, SolveError> {
         let step = self
             .models
             .draft
-            .generate_step(&self.transcript(), &self.options)
+            .generate_step(transcript, options)
             .map_err(self.failed("draft"))?;
-        out.count_draft(&step);
+        out.usage.draft.add(&step.usage);
+        out.draft_tokens += step.usage.generated_tokens;
         Ok(step)
+    }
+
+    /// Proposing: the draft writes its whole step.
+    fn propose(&self, out: &mut Solution) -> Result<GeneratedStep, SolveError> {
+        self.draft_step(&self.transcript(), &self.options, out)
     }
 
     /// Proposing, with an early exit: the draft writes at most `tokens` tokens of its step.
     fn glimpse(&self, tokens: u32, out: &mut Solution) -> Result<GeneratedStep, SolveError> {
         let mut options = self.options.clone();
         options.max_tokens = options.max_tokens.min(tokens.max(1));
-        let step = self
-            .models
-            .draft
-            .generate_step(&self.transcript(), &options)
-            .map_err(self.failed("draft"))?;
-        out.count_draft(&step);
-        Ok(step)
+        self.draft_step(&self.transcript(), &options, out)
     }
 
     /// The draft writes on from a kept glimpse to the end of its step.
@@ -381,18 +376,11 @@ impl StepAt<'_> {
         if options.max_tokens == 0 {
             return Ok(glimpse);
         }
-        let rest = self
-            .models
-            .draft
-            .generate_step(
-                &Transcript {
-                    steps: &steps,
-                    ..self.transcript()
-                },
-                &options,
-            )
-            .map_err(self.failed("draft"))?;
-        out.count_draft(&rest);
+        let transcript = Transcript {
+            steps: &steps,
+            ..self.transcript()
+        };
+        let rest = self.draft_step(&transcript, &options, out)?;
         Ok(join_steps(glimpse, rest, options.separator.as_deref()))
     }
 
@@ -602,11 +590,6 @@ fn join_steps(
 }
 
 impl Solution {
-    fn count_draft(&mut self, step: &GeneratedStep) {
-        self.usage.draft.add(&step.usage);
-        self.draft_tokens += step.usage.generated_tokens;
-    }
-
     /// The target's step `t` replaced the draft's `d`: what of `d` was thrown away, and what
     /// the target kept of it by verification.
     fn replaced(&mut self, d: GeneratedStep, t: &GeneratedStep, trace: &mut TraceStep) {

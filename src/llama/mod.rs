@@ -649,8 +649,9 @@ impl Worker<'_> {
 
     /// Writes one step. With a `proposal` (greedy only), its tokens are read in the same batch as
     /// the new context, and each one that equals this model's greedy choice is kept without a
-    /// decode of its own; from the first disagreement on, the model writes as usual. Either way
-    /// the step, its tokens and the KV cache end exactly as plain generation leaves them.
+    /// decode of its own; from the first disagreement on, the model writes as usual. The cache
+    /// ends as plain generation would leave it for the same step (whose greedy choices can differ
+    /// from plain generation's only at a near-tie: batched and one-token kernels round apart).
     fn generate(
         &mut self,
         model: &LlamaModel,
@@ -802,7 +803,7 @@ impl Worker<'_> {
                 let replan = Plan {
                     keep: pos,
                     context_len: pos + resync.len(),
-                    feed: resync.clone(),
+                    feed: resync,
                     clear: false,
                 };
                 let mut choices = vec![(token, lp, ent)];
@@ -811,10 +812,10 @@ impl Worker<'_> {
                     choices.push(greedy_choice(logits))
                 })?;
                 prefill_seconds += read_start.elapsed().as_secs_f64();
-                usage.prefill_tokens += resync.len() as u64;
+                usage.prefill_tokens += replan.feed.len() as u64;
                 pending = Pending {
                     start: tokens.len() - 1,
-                    tokens: resync,
+                    tokens: replan.feed,
                     choices,
                 };
                 pos += 1;
