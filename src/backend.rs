@@ -83,6 +83,8 @@ pub struct Probe {
     pub token_logprobs: Vec<f32>,
     /// Log-probability of each requested candidate as the token that follows the forced text.
     pub candidate_logprobs: Vec<f32>,
+    /// The model's final hidden state at the last token read, from engines loaded to report it.
+    pub hidden: Option<Vec<f32>>,
     pub usage: Usage,
 }
 

@@ -58,6 +58,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawPrm {
     kind: Option<String>,
+    /// `kind = "value-head"`: the head file, relative to the config file.
+    head: Option<PathBuf>,
     /// Remote PRM: base URL(s) ending in `/v1`.
     url: Option<OneOrMany>,
     model: Option<String>,
@@ -198,10 +200,15 @@ pub struct RemoteModelConfig {
     pub api_key: Option<String>,
 }
 
-/// The PRM: an embedded stand-in or a served PRM.
+/// `prm.kind` of the value-head PRM.
+pub const VALUE_HEAD: &str = "value-head";
+
+/// The PRM: an embedded stand-in or value head, or a served PRM.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrmConfig {
     Embedded(PrmKind),
+    /// A value head (`arbitrage train-heads`) on the embedded target's hidden state.
+    ValueHead(PathBuf),
     Remote(RemotePrmConfig),
 }
 
@@ -347,6 +354,7 @@ impl Config {
                         n_ctx,
                         threads,
                         n_batch,
+                        hidden_states: false,
                     }))
                 }
                 (None, Some(url)) => Ok(ModelConfig::Remote(remote_model(
@@ -403,16 +411,26 @@ impl Config {
                         )));
                     }
                 }
-                PrmConfig::Embedded(
-                    p.kind
-                        .as_deref()
-                        .unwrap_or("target-logprob")
-                        .parse::<PrmKind>()
-                        .map_err(|e| invalid(format!("`prm.kind`: {e}")))?,
-                )
+                match (p.kind.as_deref().unwrap_or("target-logprob"), p.head) {
+                    (VALUE_HEAD, Some(head)) => PrmConfig::ValueHead(relative(head)),
+                    (VALUE_HEAD, None) => {
+                        return Err(invalid(
+                            "`prm.kind = \"value-head\"` needs `prm.head`, the head file `arbitrage train-heads` wrote".into(),
+                        ));
+                    }
+                    (_, Some(_)) => {
+                        return Err(invalid(
+                            "`prm.head` applies to `prm.kind = \"value-head\"`".into(),
+                        ));
+                    }
+                    (kind, None) => PrmConfig::Embedded(
+                        kind.parse::<PrmKind>()
+                            .map_err(|e| invalid(format!("`prm.kind`: {e}, value-head")))?,
+                    ),
+                }
             }
             Some(url) => {
-                if p.kind.is_some() {
+                if p.kind.is_some() || p.head.is_some() {
                     return Err(invalid(
                         "`prm.kind` names an embedded stand-in; a remote PRM (`prm.url`) takes `api` instead".into(),
                     ));
@@ -649,7 +667,7 @@ impl Config {
         }
         let current_prm = match &self.prm {
             PrmConfig::Remote(p) => Some(p.clone()),
-            PrmConfig::Embedded(_) => None,
+            PrmConfig::Embedded(_) | PrmConfig::ValueHead(_) => None,
         };
         if let Some(server) = role(
             current_prm.as_ref().map(|p| &p.server),

@@ -19,6 +19,10 @@
 //! - [`run`]: a run over a dataset: results, resume, metrics.
 //! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
 //! - [`report`]: plots and the HTML page of a sweep.
+//! - [`labels`]: outcome labels for `generate` records by rollouts, and the hidden states read
+//!   with them.
+//! - [`value_head`]: linear heads on hidden states; the value-head PRM.
+//! - [`heads`]: training heads on labels and judging every PRM and router input against them.
 //! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
@@ -27,6 +31,8 @@ pub mod bench;
 pub mod config;
 pub mod datasets;
 pub mod features;
+pub mod heads;
+pub mod labels;
 pub mod llama;
 pub mod policy;
 pub mod prm;
@@ -40,3 +46,4 @@ pub mod step_cache;
 pub mod sweep;
 pub mod train;
 pub mod types;
+pub mod value_head;

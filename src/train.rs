@@ -298,10 +298,66 @@ pub struct Trained {
     pub examples: usize,
 }
 
-fn matrix(rows: &[Vec<f64>]) -> Array2<f64> {
-    let n = rows.len();
-    let d = rows.first().map_or(0, Vec::len);
-    Array2::from_shape_fn((n, d), |(i, j)| rows[i][j])
+/// A logistic model on standardised inputs: `P(y = 1) = σ(w · (x − mean) / scale + bias)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logistic {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub weights: Vec<f64>,
+    pub bias: f64,
+}
+
+impl Logistic {
+    pub fn predict(&self, x: &[f32]) -> f32 {
+        let z: f64 = x
+            .iter()
+            .zip(self.mean.iter().zip(&self.scale))
+            .zip(&self.weights)
+            .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
+            .sum::<f64>()
+            + self.bias;
+        (1.0 / (1.0 + (-z).exp())) as f32
+    }
+}
+
+/// Fits an L2-regularised logistic regression (`linfa-logistic`) on standardised `rows`. Inputs
+/// that do not vary keep scale 1, so they contribute nothing.
+pub fn fit_logistic(rows: &[&[f32]], labels: &[bool], alpha: f64) -> Result<Logistic, TrainError> {
+    let d = rows.first().map_or(0, |r| r.len());
+    if rows.iter().any(|r| r.len() != d) {
+        return Err(TrainError::Data("training rows differ in length".into()));
+    }
+    let n = rows.len() as f64;
+    let mean: Vec<f64> = (0..d)
+        .map(|j| rows.iter().map(|r| f64::from(r[j])).sum::<f64>() / n)
+        .collect();
+    let scale: Vec<f64> = (0..d)
+        .map(|j| {
+            let var = rows
+                .iter()
+                .map(|r| (f64::from(r[j]) - mean[j]).powi(2))
+                .sum::<f64>()
+                / n;
+            if var > 1e-12 { var.sqrt() } else { 1.0 }
+        })
+        .collect();
+    let x = Array2::from_shape_fn((rows.len(), d), |(i, j)| {
+        (f64::from(rows[i][j]) - mean[j]) / scale[j]
+    });
+    let dataset = Dataset::new(x, Array1::from(labels.to_vec()));
+    let model = LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(200)
+        .fit(&dataset)
+        .map_err(TrainError::Fit)?;
+    // linfa calls the larger class "positive"; express the model as P(y = 1).
+    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
+    Ok(Logistic {
+        mean,
+        scale,
+        weights: model.params().iter().map(|w| w * sign).collect(),
+        bias: model.intercept() * sign,
+    })
 }
 
 /// Trains and evaluates a router on `examples`.
@@ -330,35 +386,13 @@ pub fn train(
             "the training part has a single class; add data or lower --held-out".into(),
         ));
     }
-    let d = FEATURE_NAMES.len();
-    let raw: Vec<Vec<f64>> = fit_on
-        .iter()
-        .map(|e| e.features.iter().map(|&x| f64::from(x)).collect())
-        .collect();
-    let n = raw.len() as f64;
-    let mean: Vec<f64> = (0..d)
-        .map(|j| raw.iter().map(|r| r[j]).sum::<f64>() / n)
-        .collect();
-    let scale: Vec<f64> = (0..d)
-        .map(|j| {
-            let var = raw.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
-            if var > 1e-12 { var.sqrt() } else { 1.0 }
-        })
-        .collect();
-    let standard =
-        |r: &[f64]| -> Vec<f64> { (0..d).map(|j| (r[j] - mean[j]) / scale[j]).collect() };
-    let x = matrix(&raw.iter().map(|r| standard(r)).collect::<Vec<_>>());
-    let y = Array1::from(labels);
-    let dataset = Dataset::new(x, y);
-    let model = LogisticRegression::default()
-        .alpha(options.alpha)
-        .max_iterations(200)
-        .fit(&dataset)
-        .map_err(TrainError::Fit)?;
-    // linfa calls the larger class "positive"; express the model as P(y = 1).
-    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    let weights: Vec<f64> = model.params().iter().map(|w| w * sign).collect();
-    let bias = model.intercept() * sign;
+    let rows: Vec<&[f32]> = fit_on.iter().map(|e| e.features.as_slice()).collect();
+    let Logistic {
+        mean,
+        scale,
+        weights,
+        bias,
+    } = fit_logistic(&rows, &labels, options.alpha)?;
 
     let mut file = RouterFile {
         format: ROUTER_FORMAT.into(),

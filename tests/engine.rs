@@ -448,3 +448,52 @@ fn verification_of_a_sampled_step_writes_it_plainly() {
     assert_eq!(verified.text, plain.text);
     assert_eq!(verified.usage.accepted_tokens, 0);
 }
+
+#[test]
+fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
+    let mut settings = common::smoke_config()
+        .draft
+        .embedded()
+        .expect("embedded")
+        .clone();
+    settings.hidden_states = true;
+    let states = arbitrage::llama::EmbeddedModel::load(&settings).unwrap();
+    let plain = common::smoke_model();
+    let p = prompt();
+    let steps = vec!["In April she sold 48 clips.\n\n".to_owned()];
+    let step = "In May she sold 48 / 2 = 24 clips.";
+
+    let first = states.probe(&t(1, &p, &steps), step, &[]).unwrap();
+    let hidden = first.hidden.clone().expect("hidden state");
+    // SmolLM2-135M's hidden size.
+    assert_eq!(hidden.len(), 576);
+    assert!(hidden.iter().all(|x| x.is_finite()));
+    assert!(hidden.iter().any(|&x| x != 0.0));
+    // Reading the same text again from a warm cache (only the step is re-read) and from a cold
+    // one (everything is read in one batch) gives the same state, up to kernel rounding (a few
+    // percent on quantised weights); a different step gives a clearly different one.
+    let cosine = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    let warm = states.probe(&t(1, &p, &steps), step, &[]).unwrap();
+    let cold = states.probe(&t(2, &p, &steps), step, &[]).unwrap();
+    assert!(cold.usage.prefill_tokens > warm.usage.prefill_tokens);
+    for other in [&warm, &cold] {
+        let c = cosine(other.hidden.as_ref().expect("hidden state"), &hidden);
+        assert!(c > 0.995, "cosine {c}");
+    }
+    let other = states
+        .probe(&t(1, &p, &steps), "So she sold 96 apples in June!", &[])
+        .unwrap();
+    let c = cosine(&other.hidden.unwrap(), &hidden);
+    assert!(c < 0.98, "cosine {c}");
+    // Token log-probabilities are the same with and without hidden states.
+    let without = plain.probe(&t(1, &p, &steps), step, &[]).unwrap();
+    assert!(without.hidden.is_none());
+    assert_eq!(without.token_logprobs.len(), first.token_logprobs.len());
+    for (a, b) in without.token_logprobs.iter().zip(&first.token_logprobs) {
+        assert!((a - b).abs() < 0.3, "{a} vs {b}");
+    }
+}

@@ -2,6 +2,8 @@
 
 mod bench;
 mod grade;
+mod heads;
+mod label;
 mod report;
 mod run;
 mod steps;
@@ -13,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arbitrage::config::{Config, RemoteModelConfig, RemoteOverrides, RemoteSettings};
+use arbitrage::config::{
+    Config, PrmConfig, RemoteModelConfig, RemoteOverrides, RemoteSettings, VALUE_HEAD,
+};
 use arbitrage::remote::{Client, LocalTokenizer, PrmApi, RemoteGenerator};
 use clap::{Args, Parser, Subcommand};
 
@@ -33,6 +37,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a decision rule over a dataset: results.jsonl, metrics.json (and steps.jsonl).
     Run(run::RunArgs),
+    /// Label a generate run's steps by rollouts (and read hidden states): labels.jsonl.
+    Label(label::LabelArgs),
+    /// Train the value-head PRM and router probe on labelled records; compare every scorer.
+    TrainHeads(heads::HeadsArgs),
     /// Train a router on generate-run step records.
     TrainRouter(train::TrainArgs),
     /// Grade answer pairs, or re-grade a finished run.
@@ -53,6 +61,12 @@ pub struct ConfigArgs {
     /// Configuration file (TOML); without it the embedded default models are used.
     #[arg(long, env = "ARBITRAGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Embedded PRM, overriding the config's: target-logprob, target-judge or value-head.
+    #[arg(long, value_parser = ["target-logprob", "target-judge", "value-head"])]
+    pub prm: Option<String>,
+    /// Head file of `--prm value-head` (default: prms/value-head.json).
+    #[arg(long, value_name = "FILE")]
+    pub prm_head: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -118,7 +132,27 @@ impl ConfigArgs {
             Some(path) => Config::from_file(path)?,
             None => Config::embedded_default().context("the built-in default config is broken")?,
         };
-        Ok(config.with_overrides(&self.remote.overrides()?)?)
+        let mut config = config.with_overrides(&self.remote.overrides()?)?;
+        match (self.prm.as_deref(), &self.prm_head) {
+            (Some(VALUE_HEAD), head) => {
+                config.prm = PrmConfig::ValueHead(
+                    head.clone()
+                        .unwrap_or_else(|| PathBuf::from("prms/value-head.json")),
+                );
+            }
+            (Some(kind), None) => {
+                config.prm = PrmConfig::Embedded(kind.parse().map_err(anyhow::Error::msg)?);
+            }
+            (Some(_), Some(_)) => anyhow::bail!("--prm-head applies to --prm value-head"),
+            (None, Some(head)) => {
+                if !matches!(config.prm, PrmConfig::ValueHead(_)) {
+                    anyhow::bail!("--prm-head applies to --prm value-head");
+                }
+                config.prm = PrmConfig::ValueHead(head.clone());
+            }
+            (None, None) => {}
+        }
+        Ok(config)
     }
 }
 
@@ -165,6 +199,8 @@ pub fn init_logging(verbose: u8) {
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Label(args) => label::run(args),
+        Command::TrainHeads(args) => heads::run(args),
         Command::Grade(args) => grade::run(args),
         Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use arbitrage::backend::{StepGenerator, StepScorer};
+use arbitrage::backend::{StepGenerator, StepScorer, TextProbe};
 use arbitrage::config::{Config, ModelConfig, PrmConfig};
 use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
@@ -17,6 +17,7 @@ use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::{Limits, Models};
 use arbitrage::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::types::Author;
+use arbitrage::value_head::{HeadFile, ValueHeadPrm};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -144,7 +145,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         ),
         (
             "PRM (the stand-in runs on the embedded target)",
-            run_type.needs_prm() && matches!(config.prm, PrmConfig::Embedded(_)),
+            run_type.needs_prm()
+                && matches!(config.prm, PrmConfig::Embedded(_) | PrmConfig::ValueHead(_)),
         ),
     ]
     .into_iter()
@@ -279,6 +281,32 @@ pub fn run(args: RunArgs) -> Result<()> {
                 };
                 Box::new(ProbePrm::new(t.clone(), *kind, config.prompt))
             }
+            PrmConfig::ValueHead(path) => {
+                let Some(settings) = config.target.embedded() else {
+                    bail!(
+                        "the value-head PRM reads the embedded target's hidden states, and the target is remote"
+                    );
+                };
+                let head = HeadFile::load(path).context(
+                    "the value-head PRM (train one with `arbitrage label` and `arbitrage train-heads`)",
+                )?;
+                // A second instance of the target: hidden states make llama.cpp compute outputs
+                // at every token it reads, which the generating instance should not pay for.
+                let mut states = renamed(settings, "prm (value head on the target)");
+                states.hidden_states = true;
+                let model = super::load_model(&states)?;
+                if model.info().n_embd != head.dim {
+                    bail!(
+                        "value head {} was trained on {}-value hidden states, but {} has {}: train a head on this target's states",
+                        path.display(),
+                        head.dim,
+                        settings.path.display(),
+                        model.info().n_embd
+                    );
+                }
+                let model: Arc<dyn TextProbe> = Arc::new(model);
+                Box::new(ValueHeadPrm::new(model, &head, path))
+            }
             PrmConfig::Remote(p) => {
                 let tokenizer = match &p.server.tokenizer {
                     Some(path) => Some(Arc::new(
@@ -342,6 +370,11 @@ pub fn run(args: RunArgs) -> Result<()> {
                     p.name(),
                     model_identity(&config.target),
                     config.prompt
+                ),
+                PrmConfig::ValueHead(path) => format!(
+                    "value-head|{}|{}",
+                    file_digest(path),
+                    model_identity(&config.target)
                 ),
                 PrmConfig::Remote(r) => format!("remote:{}:{}", r.server.model, r.api),
             };
@@ -509,6 +542,15 @@ fn model_identity(model: &ModelConfig) -> String {
         }
         ModelConfig::Remote(server) => format!("remote:{}", server.model),
     }
+}
+
+/// A digest of a file's bytes for cache keys: a retrained head must not replay the old one's
+/// scores.
+fn file_digest(path: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(path).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {

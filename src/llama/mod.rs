@@ -23,7 +23,7 @@ use std::thread;
 use std::time::Instant;
 
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -47,6 +47,10 @@ pub struct EmbeddedSettings {
     pub threads: u32,
     /// Largest number of tokens decoded in one llama.cpp batch.
     pub n_batch: u32,
+    /// Report the final hidden state in [`Probe::hidden`]. llama.cpp then computes outputs for
+    /// every token it reads (logits included), which makes prefill dearer: load a separate
+    /// instance for this rather than turning it on for a generating model.
+    pub hidden_states: bool,
 }
 
 /// What the worker learned about the model when it loaded it.
@@ -54,6 +58,8 @@ pub struct EmbeddedSettings {
 pub struct ModelInfo {
     pub description: String,
     pub n_vocab: i32,
+    /// Width of the hidden state.
+    pub n_embd: usize,
     pub n_ctx: u32,
     pub n_params: u64,
     pub size_bytes: u64,
@@ -420,12 +426,18 @@ fn load(
     let threads = i32::try_from(settings.threads.max(1)).unwrap_or(i32::MAX);
     let n_batch = settings.n_batch;
     let loaded = Loaded::try_new(model, |model| {
-        let params = LlamaContextParams::default()
+        let mut params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(settings.n_ctx))
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
+        if settings.hidden_states {
+            // Per-token states, not a pooled sentence embedding.
+            params = params
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::None);
+        }
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| load_err(Box::new(e)))?;
@@ -434,6 +446,7 @@ fn load(
             batch: LlamaBatch::new(n_batch as usize, 1),
             n_batch: n_batch as usize,
             state: CacheState::default(),
+            hidden_states: settings.hidden_states,
         })
     })?;
     let info = loaded.with_dependent(|model, worker| ModelInfo {
@@ -441,6 +454,7 @@ fn load(
             .meta_val_str("general.name")
             .unwrap_or_else(|_| settings.name.clone()),
         n_vocab: model.n_vocab(),
+        n_embd: usize::try_from(model.n_embd()).unwrap_or(0),
         n_ctx: worker.ctx.n_ctx(),
         n_params: model.n_params(),
         size_bytes: model.size(),
@@ -453,6 +467,7 @@ struct Worker<'m> {
     batch: LlamaBatch<'static>,
     n_batch: usize,
     state: CacheState,
+    hidden_states: bool,
 }
 
 /// Tokenises a context segment. Special tokens are parsed everywhere (prompts carry chat markup,
@@ -892,7 +907,7 @@ impl Worker<'_> {
         let last = plan.context_len + forced_tokens.len() - 1;
         let mut token_logprobs = Vec::with_capacity(forced_tokens.len());
         let mut candidate_logprobs = vec![f32::NEG_INFINITY; candidates.len()];
-        self.feed(&plan, first, |p, logits| {
+        let last_index = self.feed(&plan, first, |p, logits| {
             if p < last {
                 token_logprobs.push(logprob_of(logits, forced_tokens[p - first] as usize));
             } else {
@@ -903,10 +918,20 @@ impl Worker<'_> {
                 }
             }
         })?;
+        let hidden = if self.hidden_states {
+            let state = self
+                .ctx
+                .embeddings_ith(last_index)
+                .map_err(llama_err("reading the hidden state"))?;
+            Some(state.to_vec())
+        } else {
+            None
+        };
         let seconds = start.elapsed().as_secs_f64();
         Ok(Probe {
             token_logprobs,
             candidate_logprobs,
+            hidden,
             usage: Usage {
                 prefill_tokens: plan.feed.len() as u64,
                 seconds,

@@ -1,0 +1,134 @@
+//! `arbitrage train-heads`: train the value-head PRM and the hidden-state router probe on a
+//! labelled `generate` run, and print how every PRM and router input agrees with the outcome labels
+//! on held-out problems.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use arbitrage::heads::{self, HeadsReport};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct HeadsArgs {
+    /// A `generate` run directory labelled by `arbitrage label`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Where value-head.json, router-probe.json and heads-report.json go.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Fraction of problems held out for evaluation (split by problem).
+    #[arg(long, default_value_t = 0.3)]
+    held_out: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Draft and target weights file names, recorded in the heads (default: from the run's
+    /// configuration is not known here, so name them).
+    #[arg(long, default_value = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")]
+    draft_model: String,
+    #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")]
+    target_model: String,
+}
+
+pub fn run(args: HeadsArgs) -> Result<()> {
+    if !(0.0..1.0).contains(&args.held_out) || args.held_out == 0.0 {
+        bail!("--held-out must be in (0, 1), got {}", args.held_out);
+    }
+    let problems = heads::read_labelled(&args.run)?;
+    if problems.len() < 4 {
+        bail!(
+            "{} has {} fully labelled problems; run `arbitrage label --run {}` first",
+            args.run.display(),
+            problems.len(),
+            args.run.display()
+        );
+    }
+    let trained = heads::train_heads(
+        &args.run,
+        &problems,
+        args.held_out,
+        args.seed,
+        (&args.draft_model, &args.target_model),
+    )?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let (vh_path, probe_path, report_path) = heads::default_paths(&args.out_dir);
+    if let Some(h) = &trained.value_head {
+        h.save(&vh_path)?;
+    }
+    if let Some(h) = &trained.router_probe {
+        h.save(&probe_path)?;
+    }
+    std::fs::write(
+        &report_path,
+        serde_json::to_string_pretty(&trained.report)? + "\n",
+    )
+    .with_context(|| format!("writing {}", report_path.display()))?;
+    print_report(&trained.report);
+    for (path, written) in [
+        (&vh_path, trained.value_head.is_some()),
+        (&probe_path, trained.router_probe.is_some()),
+        (&report_path, true),
+    ] {
+        if written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_report(r: &HeadsReport) {
+    println!(
+        "data {}: {} train problems ({} records), {} held out ({} records)",
+        r.data, r.train_problems, r.train_records, r.test_problems, r.test_records
+    );
+    println!(
+        "labels: draft step leads to gold {:.1}%, target step {:.1}%, only the target's {:.1}%",
+        100.0 * r.draft_correct_rate,
+        100.0 * r.target_correct_rate,
+        100.0 * r.escalation_helps_rate
+    );
+    println!();
+    println!(
+        "{:<50} {:>6} {:>8} {:>6} {:>8} {:>8} | Δ>0 when: both ok / only target / only draft / both wrong",
+        "PRM", "steps", "step AUC", "traj", "AUC min", "AUC last"
+    );
+    for p in &r.prms {
+        let s = |x: heads::Share| format!("{:.0}% ({})", 100.0 * x.delta_positive, x.n);
+        println!(
+            "{:<50} {:>6} {:>8.3} {:>6} {:>8.3} {:>8.3} | {} / {} / {} / {}",
+            p.name,
+            p.steps,
+            p.step_auc,
+            p.trajectories,
+            p.trajectory_auc_min,
+            p.trajectory_auc_last,
+            s(p.both_correct),
+            s(p.only_target_correct),
+            s(p.only_draft_correct),
+            s(p.both_wrong)
+        );
+    }
+    println!();
+    println!(
+        "{:<56} {:>5} {:>4} {:>8} {:>7} {:>7} {:>7}",
+        "router input (y = only the target's step leads to gold)",
+        "n",
+        "y=1",
+        "ρ",
+        "AUC",
+        "acc y=0",
+        "acc y=1"
+    );
+    for x in &r.routers {
+        println!(
+            "{:<56} {:>5} {:>4} {:>8.3} {:>7.3} {:>6.1}% {:>6.1}%",
+            x.name,
+            x.n,
+            x.positives,
+            x.spearman_rho,
+            x.roc_auc,
+            100.0 * x.accuracy_class0,
+            100.0 * x.accuracy_class1
+        );
+    }
+}

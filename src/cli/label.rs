@@ -1,0 +1,237 @@
+//! `arbitrage label`: outcome labels (and hidden states) for a finished `generate` run, written to
+//! `labels.jsonl` beside its `steps.jsonl`. Resumable: problems already labelled are skipped, and
+//! each problem's lines are appended and flushed as soon as it is done.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use arbitrage::backend::{StepScorer, TextProbe};
+use arbitrage::labels::{LabelLine, Labeller, ProblemRecords};
+use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
+use arbitrage::prm::{PrmKind, ProbePrm};
+use arbitrage::run::StepsLine;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ConfigArgs;
+
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// A `generate` run's output directory (its steps.jsonl and results.jsonl are read).
+    #[arg(long)]
+    run: PathBuf,
+    /// Tokens a rollout may write after the labelled step; one that has not finished by then
+    /// counts as wrong.
+    #[arg(long, default_value_t = 1024)]
+    rollout_max_tokens: u64,
+    /// Skip reading hidden states (labels and judge scores only).
+    #[arg(long)]
+    no_hidden: bool,
+    /// Skip the `target-judge` scores.
+    #[arg(long)]
+    no_judge: bool,
+    /// Label at most this many problems now.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+pub fn run(args: LabelArgs) -> Result<()> {
+    let config = args.config.load()?;
+    let steps_path = args.run.join("steps.jsonl");
+    let results_path = args.run.join("results.jsonl");
+    let labels_path = args.run.join("labels.jsonl");
+    let records = read_records(&steps_path)?;
+    let golds = read_golds(&results_path)?;
+    let done = labelled(&labels_path)?;
+    let mut todo: Vec<(usize, &Vec<StepsLine>)> = records
+        .iter()
+        .filter(|(idx, recs)| {
+            // Only problems the generate run finished; a problem counts as labelled when every
+            // one of its records is.
+            golds.contains_key(idx)
+                && !recs
+                    .iter()
+                    .all(|r| done.contains(&(**idx, r.record.step_index)))
+        })
+        .map(|(idx, recs)| (*idx, recs))
+        .collect();
+    if let Some(n) = args.limit {
+        todo.truncate(n);
+    }
+    eprintln!(
+        "label {}: {} problems with records, {} to label → {}",
+        args.run.display(),
+        records.len(),
+        todo.len(),
+        labels_path.display()
+    );
+    if todo.is_empty() {
+        return Ok(());
+    }
+
+    let (Some(target_settings), Some(draft_settings)) =
+        (config.target.embedded(), config.draft.embedded())
+    else {
+        bail!("`arbitrage label` runs on the embedded engine: configure `file`s for both models");
+    };
+    let target = super::load_model(target_settings)?;
+    let with_states = |s: &EmbeddedSettings, name: &str| -> Result<Arc<EmbeddedModel>> {
+        let mut s = s.clone();
+        s.name = name.to_owned();
+        s.hidden_states = true;
+        Ok(Arc::new(super::load_model(&s)?))
+    };
+    let target_states = with_states(target_settings, "target (hidden states)")?;
+    let draft_states = if args.no_hidden {
+        None
+    } else {
+        Some(with_states(draft_settings, "draft (hidden states)")?)
+    };
+    let judge = (!args.no_judge).then(|| {
+        ProbePrm::new(
+            target_states.clone() as Arc<dyn TextProbe>,
+            PrmKind::TargetJudge,
+            config.prompt,
+        )
+    });
+    let labeller = Labeller {
+        target: &target,
+        target_states: (!args.no_hidden).then_some(target_states.as_ref() as &dyn TextProbe),
+        draft_states: draft_states.as_deref().map(|m| m as &dyn TextProbe),
+        judge: judge.as_ref().map(|j| j as &dyn StepScorer),
+        options: config.generation.step.clone(),
+        rollout_max_tokens: args.rollout_max_tokens,
+        max_steps: config.generation.max_steps as usize,
+    };
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&labels_path)
+        .with_context(|| format!("opening {}", labels_path.display()))?;
+    let bar = ProgressBar::new(todo.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} problems · {elapsed} · {msg}")
+            .expect("static template"),
+    );
+    let started = Instant::now();
+    let (mut steps, mut rollouts, mut written) = (0usize, 0u64, 0u64);
+    for (idx, recs) in todo {
+        let question = &recs[0].question;
+        let prompt = config.prompt.render(question);
+        let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+        let problem = ProblemRecords {
+            problem: idx as u64,
+            idx,
+            question,
+            prompt: &prompt,
+            gold: &golds[&idx],
+            records: &step_records,
+        };
+        let stop = || interrupted.load(Ordering::SeqCst);
+        let Some((lines, cost)) = labeller
+            .label_problem(&problem, &stop)
+            .with_context(|| format!("labelling problem {idx}"))?
+        else {
+            break;
+        };
+        for line in &lines {
+            serde_json::to_writer(&mut out, line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+            .with_context(|| format!("writing {}", labels_path.display()))?;
+        steps += lines.len();
+        rollouts += cost.rollouts;
+        written += cost.written_tokens;
+        bar.inc(1);
+        let secs = started.elapsed().as_secs_f64();
+        bar.set_message(format!(
+            "{steps} steps · {rollouts} rollouts · {:.0} rollout tokens/problem · {:.1} s/problem",
+            written as f64 / bar.position() as f64,
+            secs / bar.position() as f64
+        ));
+    }
+    bar.finish();
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted: labelled problems are saved in {}; run again to resume",
+            labels_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `steps.jsonl` grouped by problem, in step order.
+fn read_records(path: &Path) -> Result<BTreeMap<usize, Vec<StepsLine>>> {
+    let mut by_problem: BTreeMap<usize, Vec<StepsLine>> = BTreeMap::new();
+    for (n, line) in lines_of(path)? {
+        let rec: StepsLine = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not a generate step record", path.display()))?;
+        by_problem.entry(rec.idx).or_default().push(rec);
+    }
+    for recs in by_problem.values_mut() {
+        recs.sort_by_key(|r| r.record.step_index);
+    }
+    Ok(by_problem)
+}
+
+/// Gold answers of the finished problems, from `results.jsonl`.
+fn read_golds(path: &Path) -> Result<HashMap<usize, String>> {
+    #[derive(serde::Deserialize)]
+    struct ResultGold {
+        idx: usize,
+        gt: String,
+    }
+    let mut golds = HashMap::new();
+    for (n, line) in lines_of(path)? {
+        let r: ResultGold = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not a result record", path.display()))?;
+        golds.insert(r.idx, r.gt);
+    }
+    Ok(golds)
+}
+
+/// `(idx, step_index)` of every labelled record so far; a missing file is an empty set.
+fn labelled(path: &Path) -> Result<HashSet<(usize, usize)>> {
+    if !path.exists() {
+        return Ok(HashSet::new());
+    }
+    let mut done = HashSet::new();
+    for (n, line) in lines_of(path)? {
+        let l: LabelLine = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not a label line", path.display()))?;
+        done.insert((l.idx, l.step_index));
+    }
+    Ok(done)
+}
+
+/// Non-empty lines with their 1-based numbers.
+fn lines_of(path: &Path) -> Result<Vec<(usize, String)>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if !line.trim().is_empty() {
+            out.push((i + 1, line));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,719 @@
+//! Step scorers judged on rollout labels: the value-head PRM and the hidden-state router probe are
+//! trained here, and every PRM and router input is measured against the same held-out problems.
+//!
+//! - Data: a `generate` run directory with `steps.jsonl`, `results.jsonl` and the `labels.jsonl`
+//!   that `arbitrage label` wrote. Problems are split (by problem, never by step) into training and
+//!   held-out parts.
+//! - PRMs: step-level ROC-AUC of each score against the step's outcome label (both candidates of
+//!   every record, pooled), trajectory-level ROC-AUC of the minimum and the last score along the
+//!   `generate` trajectory against its final correctness, and how often Δ = score(target step) −
+//!   score(draft step) is positive in each outcome class (a PRM that means "correct" gives Δ > 0
+//!   mostly when only the target's step is right).
+//! - Routers: the label is the outcome advantage, y = 1 when the target's step leads to the gold
+//!   answer and the draft's does not; Spearman ρ against t − d ∈ {−1, 0, 1}, ROC-AUC, and per-class
+//!   accuracy at the threshold that balances the two classes' accuracy on the training part.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::features::FEATURE_NAMES;
+use crate::labels::LabelLine;
+use crate::policy;
+use crate::run::StepsLine;
+use crate::train::{Logistic, TrainError, fit_logistic, roc_auc, spearman};
+use crate::value_head::{HeadFile, HeadInput};
+
+/// One record with its labels.
+#[derive(Debug, Clone)]
+pub struct LabelledStep {
+    pub line: StepsLine,
+    pub label: LabelLine,
+}
+
+impl LabelledStep {
+    /// The `generate` trajectory continued with the target's step.
+    pub fn chose_target(&self) -> bool {
+        let r = &self.line.record;
+        policy::generate_uses_target(r.prm_score, r.target_prm_score)
+    }
+
+    fn same_text(&self) -> bool {
+        self.line.record.draft_step == self.line.record.target_step
+    }
+}
+
+/// One problem's labelled records, in step order, and whether its `generate` solution was right.
+#[derive(Debug, Clone)]
+pub struct LabelledProblem {
+    pub idx: usize,
+    pub correct: bool,
+    pub steps: Vec<LabelledStep>,
+}
+
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TrainError> {
+    let file = std::fs::File::open(path).map_err(|e| TrainError::Read {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| TrainError::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(serde_json::from_str(&line).map_err(|e| TrainError::Record {
+            path: path.to_owned(),
+            line: n + 1,
+            source: e,
+        })?);
+    }
+    Ok(out)
+}
+
+/// The problems of a run directory whose records are all labelled.
+pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
+    #[derive(Deserialize)]
+    struct Outcome {
+        idx: usize,
+        correct: bool,
+    }
+    let steps: Vec<StepsLine> = read_lines(&run.join("steps.jsonl"))?;
+    let labels: Vec<LabelLine> = read_lines(&run.join("labels.jsonl"))?;
+    let outcomes: Vec<Outcome> = read_lines(&run.join("results.jsonl"))?;
+    let correct: HashMap<usize, bool> = outcomes.iter().map(|o| (o.idx, o.correct)).collect();
+    let mut by_key: HashMap<(usize, usize), LabelLine> = labels
+        .into_iter()
+        .map(|l| ((l.idx, l.step_index), l))
+        .collect();
+    let mut problems: BTreeMap<usize, Vec<Option<LabelledStep>>> = BTreeMap::new();
+    for line in steps {
+        let label = by_key.remove(&(line.idx, line.record.step_index));
+        problems
+            .entry(line.idx)
+            .or_default()
+            .push(label.map(|label| LabelledStep { line, label }));
+    }
+    Ok(problems
+        .into_iter()
+        .filter_map(|(idx, steps)| {
+            let correct = *correct.get(&idx)?;
+            let mut steps: Vec<LabelledStep> = steps.into_iter().collect::<Option<_>>()?;
+            steps.sort_by_key(|s| s.line.record.step_index);
+            Some(LabelledProblem {
+                idx,
+                correct,
+                steps,
+            })
+        })
+        .collect())
+}
+
+/// Splits problems: about `held_out` of them (chosen with `seed`) go to the second part.
+pub fn split(
+    problems: &[LabelledProblem],
+    held_out: f64,
+    seed: u64,
+) -> (Vec<LabelledProblem>, Vec<LabelledProblem>) {
+    let mut order: Vec<usize> = (0..problems.len()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let n_test = ((problems.len() as f64) * held_out).round() as usize;
+    let test: std::collections::HashSet<usize> = order[..n_test].iter().copied().collect();
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, p) in problems.iter().enumerate() {
+        if test.contains(&i) {
+            held.push(p.clone());
+        } else {
+            train.push(p.clone());
+        }
+    }
+    (train, held)
+}
+
+/// A head's training rows at a record: (hidden state, label) pairs.
+type HeadRows<'a> = dyn Fn(&LabelledStep) -> Vec<(Vec<f32>, bool)> + 'a;
+
+/// A PRM's two scores at a record: of the draft's step and of the target's.
+type PairScore<'a> = dyn Fn(&LabelledStep) -> Option<(f64, f64)> + 'a;
+
+/// Δ > 0 share among records (with two different steps) of one outcome class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Share {
+    pub n: usize,
+    pub delta_positive: f64,
+}
+
+/// How one PRM's scores agree with the outcome labels on held-out problems.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrmReport {
+    pub name: String,
+    /// Steps scored (both candidates of each record, one when they are the same text).
+    pub steps: usize,
+    pub step_auc: f64,
+    pub trajectories: usize,
+    /// ROC-AUC of the minimum (and the last) chosen-step score against final correctness.
+    pub trajectory_auc_min: f64,
+    pub trajectory_auc_last: f64,
+    pub both_correct: Share,
+    pub only_target_correct: Share,
+    pub only_draft_correct: Share,
+    pub both_wrong: Share,
+}
+
+fn prm_report(name: &str, problems: &[LabelledProblem], score: &PairScore<'_>) -> PrmReport {
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let (mut mins, mut lasts, mut finals) = (Vec::new(), Vec::new(), Vec::new());
+    let mut classes: [(usize, usize); 4] = [(0, 0); 4];
+    for p in problems {
+        let mut chosen = Vec::new();
+        for s in &p.steps {
+            let Some((sd, st)) = score(s) else { continue };
+            scores.push(sd);
+            labels.push(s.label.draft_correct);
+            if !s.same_text() {
+                scores.push(st);
+                labels.push(s.label.target_correct);
+                let class = match (s.label.draft_correct, s.label.target_correct) {
+                    (true, true) => 0,
+                    (false, true) => 1,
+                    (true, false) => 2,
+                    (false, false) => 3,
+                };
+                classes[class].0 += 1;
+                if st > sd {
+                    classes[class].1 += 1;
+                }
+            }
+            chosen.push(if s.chose_target() { st } else { sd });
+        }
+        if chosen.len() == p.steps.len() && !chosen.is_empty() {
+            mins.push(chosen.iter().copied().fold(f64::INFINITY, f64::min));
+            lasts.push(*chosen.last().expect("not empty"));
+            finals.push(p.correct);
+        }
+    }
+    let share = |(n, pos): (usize, usize)| Share {
+        n,
+        delta_positive: if n == 0 {
+            f64::NAN
+        } else {
+            pos as f64 / n as f64
+        },
+    };
+    PrmReport {
+        name: name.to_owned(),
+        steps: scores.len(),
+        step_auc: roc_auc(&scores, &labels),
+        trajectories: finals.len(),
+        trajectory_auc_min: roc_auc(&mins, &finals),
+        trajectory_auc_last: roc_auc(&lasts, &finals),
+        both_correct: share(classes[0]),
+        only_target_correct: share(classes[1]),
+        only_draft_correct: share(classes[2]),
+        both_wrong: share(classes[3]),
+    }
+}
+
+/// A router input judged on the outcome advantage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouterReport {
+    pub name: String,
+    pub n: usize,
+    pub positives: usize,
+    pub spearman_rho: f64,
+    pub roc_auc: f64,
+    /// Accuracy on held-out steps with y = 0 and y = 1 at `threshold`.
+    pub accuracy_class0: f64,
+    pub accuracy_class1: f64,
+    /// Where the two classes' accuracies meet on the training part.
+    pub threshold: f64,
+}
+
+/// y = 1: the target's step leads to the gold answer and the draft's does not.
+pub fn escalation_helps(s: &LabelledStep) -> bool {
+    s.label.target_correct && !s.label.draft_correct
+}
+
+fn outcome_advantage(s: &LabelledStep) -> f64 {
+    f64::from(u8::from(s.label.target_correct)) - f64::from(u8::from(s.label.draft_correct))
+}
+
+fn class_accuracy(scores: &[f64], labels: &[bool], threshold: f64, class: bool) -> f64 {
+    let (n, right) = scores
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l == class)
+        .fold((0usize, 0usize), |(n, r), (s, _)| {
+            (n + 1, r + usize::from((*s >= threshold) == class))
+        });
+    if n == 0 {
+        f64::NAN
+    } else {
+        right as f64 / n as f64
+    }
+}
+
+/// The threshold among `scores` where the accuracies on both classes are closest.
+fn balanced_threshold(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut candidates: Vec<f64> = scores.to_vec();
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .min_by(|&a, &b| {
+            let gap = |t: f64| {
+                (class_accuracy(scores, labels, t, true) - class_accuracy(scores, labels, t, false))
+                    .abs()
+            };
+            gap(a).total_cmp(&gap(b))
+        })
+        .unwrap_or(0.5)
+}
+
+fn router_report(
+    name: &str,
+    train: &[LabelledProblem],
+    test: &[LabelledProblem],
+    score: &dyn Fn(&LabelledStep) -> Option<f64>,
+) -> RouterReport {
+    let collect = |problems: &[LabelledProblem]| {
+        let (mut s, mut y, mut adv) = (Vec::new(), Vec::new(), Vec::new());
+        for step in problems.iter().flat_map(|p| &p.steps) {
+            if let Some(x) = score(step) {
+                s.push(x);
+                y.push(escalation_helps(step));
+                adv.push(outcome_advantage(step));
+            }
+        }
+        (s, y, adv)
+    };
+    let (train_s, train_y, _) = collect(train);
+    let (s, y, adv) = collect(test);
+    let threshold = balanced_threshold(&train_s, &train_y);
+    RouterReport {
+        name: name.to_owned(),
+        n: s.len(),
+        positives: y.iter().filter(|&&l| l).count(),
+        spearman_rho: spearman(&s, &adv),
+        roc_auc: roc_auc(&s, &y),
+        accuracy_class0: class_accuracy(&s, &y, threshold, false),
+        accuracy_class1: class_accuracy(&s, &y, threshold, true),
+        threshold,
+    }
+}
+
+/// The regularisation strengths tried for a head; the best on an inner split of the training
+/// problems is refitted on all of them.
+pub const ALPHAS: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+
+/// Fits a head on `rows` of problems `train`, choosing alpha on an inner held-out fifth by
+/// ROC-AUC. Returns the fit and the chosen alpha.
+fn fit_head(
+    train: &[LabelledProblem],
+    rows: &HeadRows<'_>,
+    seed: u64,
+) -> Result<(Logistic, f64), TrainError> {
+    let gather = |problems: &[LabelledProblem]| {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for s in problems.iter().flat_map(|p| &p.steps) {
+            for (v, l) in rows(s) {
+                x.push(v);
+                y.push(l);
+            }
+        }
+        (x, y)
+    };
+    let one_class = |y: &[bool]| y.iter().all(|&l| l) || y.iter().all(|&l| !l);
+    let (x, y) = gather(train);
+    if x.is_empty() || one_class(&y) {
+        return Err(TrainError::Data(
+            "the training problems give a single label class; label more problems".into(),
+        ));
+    }
+    let (inner_train, inner_test) = split(train, 0.2, seed ^ 0x5eed);
+    let (xt, yt) = gather(&inner_train);
+    let (xv, yv) = gather(&inner_test);
+    // Too few problems to choose on: the middle strength.
+    let mut best = (f64::NEG_INFINITY, ALPHAS[2]);
+    if !one_class(&yt) && !one_class(&yv) {
+        for alpha in ALPHAS {
+            let fit = fit_logistic(&refs(&xt), &yt, alpha)?;
+            let scores: Vec<f64> = xv.iter().map(|v| f64::from(fit.predict(v))).collect();
+            let auc = roc_auc(&scores, &yv);
+            if auc > best.0 {
+                best = (auc, alpha);
+            }
+        }
+    }
+    Ok((fit_logistic(&refs(&x), &y, best.1)?, best.1))
+}
+
+fn refs(x: &[Vec<f32>]) -> Vec<&[f32]> {
+    x.iter().map(Vec::as_slice).collect()
+}
+
+/// Everything `train-heads` measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadsReport {
+    pub data: String,
+    pub train_problems: usize,
+    pub test_problems: usize,
+    pub train_records: usize,
+    pub test_records: usize,
+    /// Share of records whose draft (target) step leads to the gold answer, all problems.
+    pub draft_correct_rate: f64,
+    pub target_correct_rate: f64,
+    /// Records where the target's step is right and the draft's is not, all problems.
+    pub escalation_helps_rate: f64,
+    pub value_head_alpha: Option<f64>,
+    pub router_probe_alpha: Option<f64>,
+    pub prms: Vec<PrmReport>,
+    pub routers: Vec<RouterReport>,
+}
+
+/// Heads trained by [`train_heads`].
+pub struct Heads {
+    pub value_head: Option<HeadFile>,
+    pub router_probe: Option<HeadFile>,
+    pub report: HeadsReport,
+}
+
+fn hidden(h: &Option<crate::labels::HiddenState>) -> Option<&[f32]> {
+    h.as_ref().map(|h| h.0.as_slice())
+}
+
+/// Trains the value head and the router probe on `problems` (where they carry hidden states) and
+/// measures every scorer on the held-out part.
+pub fn train_heads(
+    run: &Path,
+    problems: &[LabelledProblem],
+    held_out: f64,
+    seed: u64,
+    models: (&str, &str),
+) -> Result<Heads, TrainError> {
+    let (train, test) = split(problems, held_out, seed);
+    let all = || problems.iter().flat_map(|p| &p.steps);
+    let n_all = all().count().max(1) as f64;
+    let rate = |f: &dyn Fn(&LabelledStep) -> bool| all().filter(|s| f(s)).count() as f64 / n_all;
+
+    let has_target_states = all().all(|s| {
+        s.label.target_hidden_at_draft.is_some() && s.label.target_hidden_at_target.is_some()
+    });
+    let value_head = if has_target_states && !train.is_empty() {
+        let rows = |s: &LabelledStep| {
+            let mut r = vec![(
+                hidden(&s.label.target_hidden_at_draft)
+                    .expect("checked")
+                    .to_vec(),
+                s.label.draft_correct,
+            )];
+            if !s.same_text() {
+                r.push((
+                    hidden(&s.label.target_hidden_at_target)
+                        .expect("checked")
+                        .to_vec(),
+                    s.label.target_correct,
+                ));
+            }
+            r
+        };
+        Some(fit_head(&train, &rows, seed)?)
+    } else {
+        None
+    };
+    let has_draft_states = all().all(|s| s.label.draft_hidden.is_some());
+    // With one model in both roles (the smoke set-up) the target never differs from the draft,
+    // and there is no router to learn.
+    let helps = train
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter(|s| escalation_helps(s));
+    let both_classes = helps.count() > 0
+        && train
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| !escalation_helps(s));
+    let router_probe = if has_draft_states && both_classes {
+        let rows = |s: &LabelledStep| {
+            vec![(
+                hidden(&s.label.draft_hidden).expect("checked").to_vec(),
+                escalation_helps(s),
+            )]
+        };
+        Some(fit_head(&train, &rows, seed)?)
+    } else {
+        None
+    };
+    let feature_rows: Vec<&[f32]> = train
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(|s| s.line.record.features.0.as_slice())
+        .collect();
+    let feature_labels: Vec<bool> = train
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(escalation_helps)
+        .collect();
+    let feature_router = if feature_labels.iter().any(|&l| l) && feature_labels.iter().any(|&l| !l)
+    {
+        Some(fit_logistic(&feature_rows, &feature_labels, 1.0)?)
+    } else {
+        None
+    };
+
+    let mut prms = vec![prm_report(
+        "target-logprob (stand-in)",
+        &test,
+        &|s: &LabelledStep| {
+            Some((
+                f64::from(s.line.record.prm_score),
+                f64::from(s.line.record.target_prm_score),
+            ))
+        },
+    )];
+    if all().all(|s| s.label.draft_judge.is_some() && s.label.target_judge.is_some()) {
+        prms.push(prm_report(
+            "target-judge (stand-in)",
+            &test,
+            &|s: &LabelledStep| {
+                Some((
+                    f64::from(s.label.draft_judge?),
+                    f64::from(s.label.target_judge?),
+                ))
+            },
+        ));
+    }
+    let vh = |s: &LabelledStep, fit: &Logistic| -> Option<(f64, f64)> {
+        Some((
+            f64::from(fit.predict(hidden(&s.label.target_hidden_at_draft)?)),
+            f64::from(fit.predict(hidden(&s.label.target_hidden_at_target)?)),
+        ))
+    };
+    if let Some((fit, _)) = &value_head {
+        prms.push(prm_report(
+            "value head (target hidden state, trained here)",
+            &test,
+            &|s: &LabelledStep| vh(s, fit),
+        ));
+    }
+
+    let mean_lp = FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "mean_logprob")
+        .expect("feature exists");
+    let mut routers = Vec::new();
+    if let Some(fit) = &feature_router {
+        routers.push(router_report(
+            "feature router (12 draft features, logistic)",
+            &train,
+            &test,
+            &|s: &LabelledStep| Some(f64::from(fit.predict(&s.line.record.features.0))),
+        ));
+    }
+    if let Some((fit, _)) = &router_probe {
+        routers.push(router_report(
+            "hidden-state probe (draft state at step end, logistic)",
+            &train,
+            &test,
+            &|s: &LabelledStep| Some(f64::from(fit.predict(hidden(&s.label.draft_hidden)?))),
+        ));
+    }
+    routers.push(router_report(
+        "draft confidence alone (1 - exp mean logprob)",
+        &train,
+        &test,
+        &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.features.0[mean_lp]).exp()),
+    ));
+    routers.push(router_report(
+        "RSD: 1 - target-logprob score of the draft step",
+        &train,
+        &test,
+        &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.prm_score)),
+    ));
+    if let Some((fit, _)) = &value_head {
+        routers.push(router_report(
+            "RSD on the value head: 1 - value of the draft step",
+            &train,
+            &test,
+            &|s: &LabelledStep| vh(s, fit).map(|(d, _)| 1.0 - d),
+        ));
+        routers.push(router_report(
+            "oracle Δ on the value head (needs the target's step)",
+            &train,
+            &test,
+            &|s: &LabelledStep| vh(s, fit).map(|(d, t)| t - d),
+        ));
+    }
+
+    let count = |ps: &[LabelledProblem]| ps.iter().map(|p| p.steps.len()).sum::<usize>();
+    let report = HeadsReport {
+        data: run.display().to_string(),
+        train_problems: train.len(),
+        test_problems: test.len(),
+        train_records: count(&train),
+        test_records: count(&test),
+        draft_correct_rate: rate(&|s| s.label.draft_correct),
+        target_correct_rate: rate(&|s| s.label.target_correct),
+        escalation_helps_rate: rate(&escalation_helps),
+        value_head_alpha: value_head.as_ref().map(|(_, a)| *a),
+        router_probe_alpha: router_probe.as_ref().map(|(_, a)| *a),
+        prms,
+        routers,
+    };
+    let training = serde_json::json!({
+        "data": run.display().to_string(),
+        "problems": train.iter().map(|p| p.idx).collect::<Vec<_>>(),
+        "records": report.train_records,
+        "labels": "greedy target rollouts graded against the gold answer (arbitrage label)",
+        "model": "linfa-logistic, L2-regularised, standardised inputs, alpha chosen on an inner fifth",
+    });
+    let head = |fit: Option<(Logistic, f64)>, reads, model: &str, name: &str| {
+        fit.map(|(fit, alpha)| {
+            let mut h = HeadFile::new(reads, model, fit);
+            let mut t = training.clone();
+            t["alpha"] = serde_json::json!(alpha);
+            h.training = t;
+            h.evaluation = serde_json::json!(
+                report
+                    .prms
+                    .iter()
+                    .map(|p| serde_json::to_value(p).expect("serialises"))
+                    .chain(
+                        report
+                            .routers
+                            .iter()
+                            .map(|r| serde_json::to_value(r).expect("serialises"))
+                    )
+                    .filter(|v| v["name"].as_str().is_some_and(|n| n.contains(name)))
+                    .collect::<Vec<_>>()
+            );
+            h
+        })
+    };
+    Ok(Heads {
+        value_head: head(value_head, HeadInput::TargetHidden, models.1, "value"),
+        router_probe: head(router_probe, HeadInput::DraftHidden, models.0, "probe"),
+        report,
+    })
+}
+
+/// Paths `train-heads` writes by default.
+pub fn default_paths(out_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        out_dir.join("value-head.json"),
+        out_dir.join("router-probe.json"),
+        out_dir.join("heads-report.json"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::Features;
+    use crate::labels::HiddenState;
+    use crate::speculate::StepRecord;
+    use rand::RngExt;
+
+    /// A problem of `n` records whose hidden states carry the label in their first value.
+    fn problem(idx: usize, n: usize, rng: &mut rand::rngs::StdRng) -> LabelledProblem {
+        let state = |good: bool, rng: &mut rand::rngs::StdRng| {
+            let mut v: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+            v[0] = if good { 1.0 } else { -1.0 } + rng.random_range(-0.5..0.5);
+            HiddenState(v)
+        };
+        let steps = (0..n)
+            .map(|k| {
+                let (d, t) = (rng.random_bool(0.5), rng.random_bool(0.6));
+                let record = StepRecord {
+                    step_index: k,
+                    previous_steps: Vec::new(),
+                    draft_step: format!("draft {k}"),
+                    target_step: format!("target {k}"),
+                    prm_score: 0.5,
+                    // Δ > 0 exactly when only the target's step is right.
+                    target_prm_score: if t && !d { 0.9 } else { 0.1 },
+                    features: Features(vec![0.0; FEATURE_NAMES.len()]),
+                    draft_tokens: 3,
+                    target_tokens: 3,
+                    draft_token_logprobs: Vec::new(),
+                    draft_token_entropies: Vec::new(),
+                };
+                LabelledStep {
+                    line: StepsLine {
+                        format_version: 1,
+                        idx,
+                        question: String::new(),
+                        feature_names: Vec::new(),
+                        record,
+                    },
+                    label: LabelLine {
+                        format_version: 1,
+                        idx,
+                        step_index: k,
+                        draft_correct: d,
+                        target_correct: t,
+                        draft_rollout_tokens: 1,
+                        target_rollout_tokens: 1,
+                        draft_judge: None,
+                        target_judge: None,
+                        draft_hidden: Some(state(t && !d, rng)),
+                        target_hidden_at_draft: Some(state(d, rng)),
+                        target_hidden_at_target: Some(state(t, rng)),
+                    },
+                }
+            })
+            .collect();
+        LabelledProblem {
+            idx,
+            correct: rng.random_bool(0.5),
+            steps,
+        }
+    }
+
+    #[test]
+    fn heads_learn_a_signal_in_the_states_and_shares_count_by_class() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let problems: Vec<_> = (0..40).map(|i| problem(i, 6, &mut rng)).collect();
+        let heads = train_heads(Path::new("synthetic"), &problems, 0.3, 1, ("d", "t")).unwrap();
+        let r = &heads.report;
+        assert_eq!(r.train_problems + r.test_problems, 40);
+        let vh = r
+            .prms
+            .iter()
+            .find(|p| p.name.starts_with("value head"))
+            .unwrap();
+        assert!(vh.step_auc > 0.9, "{vh:?}");
+        // The stand-in's Δ was built to be positive exactly in the "only target" class.
+        let lp = &r.prms[0];
+        assert_eq!(lp.only_target_correct.delta_positive, 1.0);
+        assert_eq!(lp.both_correct.delta_positive, 0.0);
+        assert_eq!(lp.only_draft_correct.delta_positive, 0.0);
+        let probe = r
+            .routers
+            .iter()
+            .find(|x| x.name.starts_with("hidden-state"))
+            .unwrap();
+        assert!(probe.roc_auc > 0.9, "{probe:?}");
+        assert_eq!(heads.value_head.unwrap().dim, 6);
+    }
+
+    #[test]
+    fn the_split_is_by_problem_and_repeatable() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let problems: Vec<_> = (0..10).map(|i| problem(i, 2, &mut rng)).collect();
+        let (a, b) = split(&problems, 0.3, 5);
+        let (c, _) = split(&problems, 0.3, 5);
+        assert_eq!((a.len(), b.len()), (7, 3));
+        let ids = |v: &[LabelledProblem]| v.iter().map(|p| p.idx).collect::<Vec<_>>();
+        assert_eq!(ids(&a), ids(&c));
+        assert!(ids(&a).iter().all(|i| !ids(&b).contains(i)));
+    }
+}

@@ -1,0 +1,349 @@
+//! Outcome labels for `generate` records: would a solution continued from this step reach the gold
+//! answer? For each record both candidate steps (the draft's and the target's) are labelled by a
+//! Monte-Carlo rollout in the manner of Math-Shepherd: the target continues greedily from the step
+//! to the end of the solution, and the final answer is graded. A label therefore says "this step
+//! leads to a correct solution", whoever wrote it, which is what a PRM should score and what a
+//! router should compare.
+//!
+//! The same pass reads the hidden states that the value-head PRM and the hidden-state router probe
+//! are trained on, and the `target-judge` stand-in's scores, so every
+//! scorer is compared on the same labels.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::backend::{EngineError, StepGenerator, StepScorer, TextProbe};
+use crate::speculate::StepRecord;
+use crate::types::{FinishReason, StepOptions, Transcript};
+
+/// Version of the `labels.jsonl` line format.
+pub const LABELS_FORMAT_VERSION: u32 = 1;
+
+/// A hidden-state vector, stored as base64 of little-endian `f32`s (a third of the size of a JSON
+/// number array, and exact).
+#[derive(Clone, PartialEq, Default)]
+pub struct HiddenState(pub Vec<f32>);
+
+impl fmt::Debug for HiddenState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HiddenState({} values)", self.0.len())
+    }
+}
+
+impl Serialize for HiddenState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = self.0.iter().flat_map(|x| x.to_le_bytes()).collect();
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for HiddenState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        if bytes.len() % 4 != 0 {
+            return Err(serde::de::Error::custom(format!(
+                "a hidden state of {} bytes is not a whole number of f32s",
+                bytes.len()
+            )));
+        }
+        Ok(HiddenState(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
+}
+
+/// One line of `labels.jsonl`: the labels of one `generate` record, found by `(idx, step_index)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelLine {
+    pub format_version: u32,
+    pub idx: usize,
+    pub step_index: usize,
+    /// The target's greedy continuation from the draft's step reaches the gold answer.
+    pub draft_correct: bool,
+    /// The same from the target's step.
+    pub target_correct: bool,
+    /// Tokens of each continuation (0 when the step itself ended the solution).
+    pub draft_rollout_tokens: u64,
+    pub target_rollout_tokens: u64,
+    /// `target-judge` stand-in scores of the two steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_judge: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_judge: Option<f32>,
+    /// The draft's final hidden state at the last token of its own step (the router probe's input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_hidden: Option<HiddenState>,
+    /// The target's final hidden state at the last token of the draft's step and of its own (the
+    /// value head's inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hidden_at_draft: Option<HiddenState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hidden_at_target: Option<HiddenState>,
+}
+
+/// Steps already known to be the target's greedy choice after a given list of steps: the target
+/// steps of a problem's `generate` records, and every step a rollout of the problem wrote. A
+/// rollout that reaches one of those lists reuses the step instead of writing it again. That is
+/// most of the work: the rollout from a chosen step continues exactly as the rollout from the next
+/// record's target step does. (Record steps were written by verification, which agrees with plain
+/// greedy decoding except at near-ties.)
+#[derive(Debug, Default)]
+pub struct KnownSteps {
+    after: HashMap<Vec<String>, String>,
+}
+
+impl KnownSteps {
+    pub fn insert(&mut self, previous: Vec<String>, target_step: String) {
+        self.after.insert(previous, target_step);
+    }
+
+    pub fn get(&self, previous: &[String]) -> Option<&str> {
+        self.after.get(previous).map(String::as_str)
+    }
+}
+
+/// Where a rollout starts and how far it may go.
+pub struct RolloutSpec<'a> {
+    pub problem: u64,
+    pub question: &'a str,
+    pub prompt: &'a str,
+    pub options: &'a StepOptions,
+    /// Tokens the continuation may write before it counts as unfinished (and so wrong).
+    pub max_tokens: u64,
+    pub max_steps: usize,
+}
+
+/// A finished continuation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// The whole solution: the starting steps and the continuation.
+    pub text: String,
+    /// Tokens of the continuation, written or reused.
+    pub tokens: u64,
+    /// Of `tokens`, those the target wrote now (the rest came from [`KnownSteps`]).
+    pub written_tokens: u64,
+    /// It ended with an end-of-sequence token rather than a budget.
+    pub finished: bool,
+}
+
+/// A step is the last of its solution when it does not end with the separator: the model ended
+/// the sequence (or ran out of budget) inside it.
+pub fn ends_solution(step: &str, options: &StepOptions) -> bool {
+    match &options.separator {
+        Some(sep) => !step.ends_with(sep.as_str()),
+        None => true,
+    }
+}
+
+/// Continues `steps` greedily with `target` until it ends the solution or a budget runs out.
+pub fn roll_out(
+    target: &dyn StepGenerator,
+    spec: &RolloutSpec<'_>,
+    mut steps: Vec<String>,
+    known: &mut KnownSteps,
+) -> Result<Rollout, EngineError> {
+    let mut tokens = 0u64;
+    let mut written = 0u64;
+    let mut finished = steps.last().is_some_and(|s| ends_solution(s, spec.options));
+    while !finished && tokens < spec.max_tokens && steps.len() < spec.max_steps {
+        let step = if let Some(text) = known.get(&steps) {
+            let text = text.to_owned();
+            finished = ends_solution(&text, spec.options);
+            // A reused step's length in tokens is not recorded; a word count stands in for the
+            // budget check only.
+            tokens += text.split_whitespace().count() as u64;
+            text
+        } else {
+            let mut options = spec.options.clone();
+            options.max_tokens = options
+                .max_tokens
+                .min(spec.max_tokens.saturating_sub(tokens).max(1) as u32);
+            let transcript = Transcript {
+                problem: spec.problem,
+                question: spec.question,
+                prompt: spec.prompt,
+                steps: &steps,
+            };
+            let step = target.generate_step(&transcript, &options)?;
+            let n = step.usage.generated_tokens + step.usage.accepted_tokens;
+            tokens += n;
+            written += n;
+            finished = step.finish == FinishReason::EndOfSequence;
+            // A step cut by the token budget is not what the model writes there unbudgeted.
+            if step.finish != FinishReason::Length {
+                known.insert(steps.clone(), step.text.clone());
+            }
+            step.text
+        };
+        steps.push(step);
+    }
+    Ok(Rollout {
+        text: steps.concat(),
+        tokens,
+        written_tokens: written,
+        finished,
+    })
+}
+
+/// Whether a rollout's answer is the gold one. An unfinished rollout counts as wrong: it gave no
+/// answer within its budget.
+pub fn rollout_correct(rollout: &Rollout, gold: &str) -> bool {
+    rollout.finished && arbitrage_grader::grade(gold, &rollout.text).equal
+}
+
+/// What labelling needs: the target to roll out with, and optionally the hidden-state readers and
+/// the judge.
+pub struct Labeller<'a> {
+    pub target: &'a dyn StepGenerator,
+    /// A target instance loaded with hidden states (value-head inputs).
+    pub target_states: Option<&'a dyn TextProbe>,
+    /// A draft instance loaded with hidden states (router-probe input).
+    pub draft_states: Option<&'a dyn TextProbe>,
+    /// The `target-judge` stand-in, scored on both steps for comparison.
+    pub judge: Option<&'a dyn StepScorer>,
+    pub options: StepOptions,
+    pub rollout_max_tokens: u64,
+    pub max_steps: usize,
+}
+
+/// One problem to label: its `generate` records, in step order.
+pub struct ProblemRecords<'a> {
+    pub problem: u64,
+    pub idx: usize,
+    pub question: &'a str,
+    pub prompt: &'a str,
+    pub gold: &'a str,
+    pub records: &'a [StepRecord],
+}
+
+/// What labelling a problem cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LabelCost {
+    pub rollouts: u64,
+    /// Tokens the target wrote for rollouts (reused known steps excluded).
+    pub written_tokens: u64,
+}
+
+impl Labeller<'_> {
+    /// Labels every record of one problem. `interrupted` is polled between records.
+    pub fn label_problem(
+        &self,
+        p: &ProblemRecords<'_>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Option<(Vec<LabelLine>, LabelCost)>, EngineError> {
+        let mut known = KnownSteps::default();
+        for r in p.records {
+            known.insert(
+                r.previous_steps.iter().map(|s| s.text.clone()).collect(),
+                r.target_step.clone(),
+            );
+        }
+        let spec = RolloutSpec {
+            problem: p.problem,
+            question: p.question,
+            prompt: p.prompt,
+            options: &self.options,
+            max_tokens: self.rollout_max_tokens,
+            max_steps: self.max_steps,
+        };
+        let mut cost = LabelCost::default();
+        let mut lines = Vec::with_capacity(p.records.len());
+        for r in p.records {
+            if interrupted() {
+                return Ok(None);
+            }
+            let previous: Vec<String> = r.previous_steps.iter().map(|s| s.text.clone()).collect();
+            let mut outcome = |step: &str| -> Result<(bool, u64), EngineError> {
+                let mut steps = previous.clone();
+                steps.push(step.to_owned());
+                let rollout = roll_out(self.target, &spec, steps, &mut known)?;
+                cost.rollouts += 1;
+                cost.written_tokens += rollout.written_tokens;
+                Ok((rollout_correct(&rollout, p.gold), rollout.tokens))
+            };
+            let (draft_correct, draft_rollout_tokens) = outcome(&r.draft_step)?;
+            let (target_correct, target_rollout_tokens) = if r.target_step == r.draft_step {
+                (draft_correct, draft_rollout_tokens)
+            } else {
+                outcome(&r.target_step)?
+            };
+            let transcript = Transcript {
+                problem: p.problem,
+                question: p.question,
+                prompt: p.prompt,
+                steps: &previous,
+            };
+            let state = |probe: Option<&dyn TextProbe>, step: &str| {
+                probe
+                    .map(|m| m.probe(&transcript, step, &[]))
+                    .transpose()
+                    .map(|p| p.and_then(|p| p.hidden).map(HiddenState))
+            };
+            let judge = |step: &str| {
+                self.judge
+                    .map(|j| j.score_step(&transcript, step))
+                    .transpose()
+                    .map(|s| s.map(|s| s.score))
+            };
+            lines.push(LabelLine {
+                format_version: LABELS_FORMAT_VERSION,
+                idx: p.idx,
+                step_index: r.step_index,
+                draft_correct,
+                target_correct,
+                draft_rollout_tokens,
+                target_rollout_tokens,
+                draft_judge: judge(&r.draft_step)?,
+                target_judge: judge(&r.target_step)?,
+                draft_hidden: state(self.draft_states, &r.draft_step)?,
+                target_hidden_at_draft: state(self.target_states, &r.draft_step)?,
+                target_hidden_at_target: state(self.target_states, &r.target_step)?,
+            });
+        }
+        self.target.release(p.problem);
+        Ok(Some((lines, cost)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_states_round_trip_exactly() {
+        let h = HiddenState(vec![0.0, -1.5, f32::MIN_POSITIVE, 1e30, 3.25]);
+        let json = serde_json::to_string(&h).unwrap();
+        let back: HiddenState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn a_hidden_state_with_a_partial_float_is_rejected() {
+        let json = format!(
+            "\"{}\"",
+            base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3, 4, 5])
+        );
+        let err = serde_json::from_str::<HiddenState>(&json).unwrap_err();
+        assert!(err.to_string().contains("whole number of f32s"), "{err}");
+    }
+
+    #[test]
+    fn a_step_without_the_separator_ends_the_solution() {
+        let options = StepOptions {
+            separator: Some("\n\n".into()),
+            max_tokens: 10,
+            sampling: crate::types::Sampling::GREEDY,
+        };
+        assert!(!ends_solution("Add 2 and 3.\n\n", &options));
+        assert!(ends_solution("So the answer is \\boxed{5}.", &options));
+    }
+}

@@ -1,0 +1,255 @@
+//! Rollout labels, hidden states, head training and the value-head PRM end to end with the smoke
+//! model: `run --run-type generate`, `label`, `train-heads`, then `run --prm value-head`.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+const PROBLEMS: &str = r#"{"question": "What is 12 + 30?", "answer": "42"}
+{"question": "Tom has 3 apples and buys 4 more. How many apples does he have?", "answer": "7"}
+{"question": "A book costs $5. How much do 6 books cost?", "answer": "30"}
+{"question": "What is 9 times 9?", "answer": "81"}
+{"question": "Sara had 20 sweets and ate 5. How many are left?", "answer": "15"}
+{"question": "What is 100 minus 1?", "answer": "99"}
+"#;
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = common::arbitrage(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{args:?}: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &stderr
+}
+
+/// A generate run over the problems, with half of the gold answers replaced by what the run
+/// answered, so that both label classes occur.
+fn generate(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("problems.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let out = dir.join("gen");
+    ok(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "generate",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--max-tokens",
+        "96",
+    ]);
+    let results = read_jsonl(&out.join("results.jsonl"));
+    let rewritten: Vec<String> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            if let (0, Some(pred)) = (i % 2, r["pred"].as_str().map(str::to_owned)) {
+                r["gt"] = Value::String(pred);
+                r["correct"] = Value::Bool(true);
+            }
+            serde_json::to_string(&r).unwrap()
+        })
+        .collect();
+    std::fs::write(out.join("results.jsonl"), rewritten.join("\n") + "\n").unwrap();
+    out
+}
+
+#[test]
+fn labels_heads_and_the_value_head_prm_work_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = generate(tmp.path());
+    let run_arg = run.to_str().unwrap();
+    ok(&[
+        "label",
+        "--config",
+        "configs/smoke.toml",
+        "--run",
+        run_arg,
+        "--rollout-max-tokens",
+        "96",
+    ]);
+    let steps = read_jsonl(&run.join("steps.jsonl"));
+    let labels = read_jsonl(&run.join("labels.jsonl"));
+    let results = read_jsonl(&run.join("results.jsonl"));
+    assert_eq!(labels.len(), steps.len(), "one label line per record");
+    for (s, l) in steps.iter().zip(&labels) {
+        assert_eq!((&s["idx"], &s["step_index"]), (&l["idx"], &l["step_index"]));
+        for key in [
+            "draft_hidden",
+            "target_hidden_at_draft",
+            "target_hidden_at_target",
+        ] {
+            // 576 f32s in base64.
+            assert_eq!(l[key].as_str().unwrap().len(), 3072, "{key}");
+        }
+        let judge = l["draft_judge"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&judge));
+    }
+    // The last record's chosen step ends the generate solution, so its rollout is that solution
+    // and its label is the solution's grade.
+    for r in &results {
+        let idx = &r["idx"];
+        let last = steps
+            .iter()
+            .zip(&labels)
+            .rfind(|(s, _)| &s["idx"] == idx)
+            .unwrap();
+        let chose_target =
+            last.0["target_prm_score"].as_f64().unwrap() > last.0["prm_score"].as_f64().unwrap();
+        let chosen_label = if chose_target {
+            &last.1["target_correct"]
+        } else {
+            &last.1["draft_correct"]
+        };
+        let trace = r["steps"].as_array().unwrap();
+        let ended = !trace.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("\n\n");
+        if ended {
+            assert_eq!(chosen_label, &r["correct"], "problem {idx}");
+        }
+    }
+    // Labelling again has nothing to do and changes nothing.
+    let before = std::fs::read_to_string(run.join("labels.jsonl")).unwrap();
+    let again = ok(&["label", "--config", "configs/smoke.toml", "--run", run_arg]);
+    assert!(again.contains("0 to label"), "{again}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("labels.jsonl")).unwrap(),
+        before
+    );
+
+    let heads = tmp.path().join("heads");
+    let report = ok(&[
+        "train-heads",
+        "--run",
+        run_arg,
+        "--out-dir",
+        heads.to_str().unwrap(),
+        "--held-out",
+        "0.34",
+        "--target-model",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+    ]);
+    for name in [
+        "target-logprob",
+        "target-judge",
+        "value head",
+        "draft confidence",
+    ] {
+        assert!(report.contains(name), "{name} missing from:\n{report}");
+    }
+    let head: Value =
+        serde_json::from_str(&std::fs::read_to_string(heads.join("value-head.json")).unwrap())
+            .unwrap();
+    assert_eq!(head["dim"], 576);
+    assert_eq!(head["reads"], "target-hidden");
+
+    // The trained head scores steps in an rsd run.
+    let data = tmp.path().join("problems.jsonl");
+    let out = tmp.path().join("rsd");
+    let head_path = heads.join("value-head.json");
+    ok(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "rsd",
+        "--threshold",
+        "0.5",
+        "--prm",
+        "value-head",
+        "--prm-head",
+        head_path.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--limit",
+        "2",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        metrics["prm"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("value-head"),
+        "{metrics}"
+    );
+    for r in read_jsonl(&out.join("results.jsonl")) {
+        for s in r["steps"].as_array().unwrap() {
+            let score = s["prm_score"].as_f64().unwrap();
+            assert!(score > 0.0 && score < 1.0, "{score}");
+        }
+    }
+}
+
+#[test]
+fn a_head_for_another_model_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = tmp.path().join("head.json");
+    let dim = 8;
+    let text = serde_json::json!({
+        "format": "arbitrage-linear-head", "version": 1, "reads": "target-hidden",
+        "model": "other.gguf", "dim": dim, "mean": vec![0.0; dim], "scale": vec![1.0; dim],
+        "weights": vec![0.1; dim], "bias": 0.0
+    });
+    std::fs::write(&head, text.to_string()).unwrap();
+    let data = tmp.path().join("problems.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let output = common::arbitrage(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "rsd",
+        "--prm",
+        "value-head",
+        "--prm-head",
+        head.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--limit",
+        "1",
+        "--output-dir",
+        tmp.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("trained on 8-value hidden states, but"),
+        "{stderr}"
+    );
+    // A missing head file names itself.
+    let output = common::arbitrage(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "rsd",
+        "--prm",
+        "value-head",
+        "--prm-head",
+        "no/such/head.json",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        tmp.path().join("out2").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no/such/head.json"), "{stderr}");
+}
