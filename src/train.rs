@@ -49,10 +49,68 @@ pub enum TrainError {
     Fit(#[source] linfa_logistic::error::Error),
 }
 
+/// What the router learns to predict: the advantage Δ of the target's step over the draft's.
+#[derive(Debug, Clone)]
+pub enum Advantage {
+    /// The difference of the PRM scores in the records (`target_prm_score − prm_score`).
+    Prm,
+    /// Outcome labels (`labels.jsonl` beside each `steps.jsonl`): `target_correct −
+    /// draft_correct` ∈ {−1, 0, 1}, so y = 1 when only the target's step leads to the gold answer.
+    Outcome,
+    /// A value head's scores of the two steps, from the labels' hidden states.
+    ValueHead(Box<crate::value_head::HeadFile>),
+}
+
+impl Advantage {
+    fn needs_labels(&self) -> bool {
+        !matches!(self, Advantage::Prm)
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Advantage::Prm => "PRM score difference in the records",
+            Advantage::Outcome => "rollout outcome labels (target right, draft wrong)",
+            Advantage::ValueHead(_) => "value-head score difference",
+        }
+    }
+}
+
+/// Labels of the records in `steps_path`'s directory, by `(idx, step_index)`.
+fn labels_beside(
+    steps_path: &Path,
+) -> Result<std::collections::HashMap<(usize, usize), crate::labels::LabelLine>, TrainError> {
+    let path = steps_path.with_file_name("labels.jsonl");
+    let file = std::fs::File::open(&path).map_err(|e| TrainError::Read {
+        path: path.clone(),
+        source: e,
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| TrainError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: crate::labels::LabelLine =
+            serde_json::from_str(&line).map_err(|e| TrainError::Record {
+                path: path.clone(),
+                line: n + 1,
+                source: e,
+            })?;
+        out.insert((l.idx, l.step_index), l);
+    }
+    Ok(out)
+}
+
 /// The fields of a `steps.jsonl` line that training reads.
 #[derive(Debug, Deserialize)]
 struct StepLine {
     idx: usize,
+    /// Finds the record's labels; hand-written files without labels may leave it out.
+    #[serde(default)]
+    step_index: usize,
     feature_names: Vec<String>,
     features: Vec<f32>,
     prm_score: f32,
@@ -84,10 +142,16 @@ impl Example {
     }
 }
 
-/// Reads step records from every file.
-pub fn read_examples(paths: &[PathBuf]) -> Result<Vec<Example>, TrainError> {
+/// Reads step records from every file. Advantages other than [`Advantage::Prm`] read the labels
+/// beside each file and keep only labelled records.
+pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Example>, TrainError> {
     let mut out = Vec::new();
     for (source, path) in paths.iter().enumerate() {
+        let labels = if advantage.needs_labels() {
+            Some(labels_beside(path)?)
+        } else {
+            None
+        };
         let file = std::fs::File::open(path).map_err(|e| TrainError::Read {
             path: path.clone(),
             source: e,
@@ -124,11 +188,39 @@ pub fn read_examples(paths: &[PathBuf]) -> Result<Vec<Example>, TrainError> {
                     message: "feature values are missing or not finite".into(),
                 });
             }
+            let (draft_score, advantage) = match (advantage, &labels) {
+                (Advantage::Prm, _) => (rec.prm_score, rec.target_prm_score - rec.prm_score),
+                (_, Some(labels)) => {
+                    let Some(l) = labels.get(&(rec.idx, rec.step_index)) else {
+                        continue;
+                    };
+                    match advantage {
+                        Advantage::ValueHead(head) => {
+                            let state = |h: &Option<crate::labels::HiddenState>| {
+                                h.as_ref().map(|h| head.predict(&h.0)).ok_or_else(|| {
+                                    TrainError::Data(format!(
+                                        "{}: labels without hidden states; label again without --no-hidden",
+                                        path.display()
+                                    ))
+                                })
+                            };
+                            let d = state(&l.target_hidden_at_draft)?;
+                            (d, state(&l.target_hidden_at_target)? - d)
+                        }
+                        _ => (
+                            rec.prm_score,
+                            f32::from(u8::from(l.target_correct))
+                                - f32::from(u8::from(l.draft_correct)),
+                        ),
+                    }
+                }
+                (_, None) => unreachable!("labels are read for every advantage but Prm"),
+            };
             out.push(Example {
                 problem: (source, rec.idx),
                 features: rec.features,
-                draft_score: rec.prm_score,
-                advantage: rec.target_prm_score - rec.prm_score,
+                draft_score,
+                advantage,
                 glimpse_entropies: rec
                     .draft_token_entropies
                     .iter()
@@ -513,10 +605,14 @@ pub fn train(
 /// Convenience for the CLI: read, train, save.
 pub fn train_files(
     paths: &[PathBuf],
+    advantage: &Advantage,
     options: &TrainOptions,
     out: &Path,
 ) -> Result<Trained, Box<dyn std::error::Error + Send + Sync>> {
-    let examples = read_examples(paths)?;
+    let examples = read_examples(paths, advantage)?;
+    if examples.is_empty() {
+        return Err(format!("no labelled records in {paths:?}").into());
+    }
     let trained = train(&examples, paths, options)?;
     trained.file.save(out)?;
     Ok(trained)
@@ -568,6 +664,42 @@ mod tests {
     }
 
     #[test]
+    fn outcome_advantage_reads_the_labels_beside_the_records_and_skips_unlabelled_ones() {
+        let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        let steps: String = (0..3)
+            .map(|k| {
+                format!(
+                    "{{\"idx\": 5, \"step_index\": {k}, \"feature_names\": {names}, \"features\": {:?}, \"prm_score\": 0.9, \"target_prm_score\": 0.1}}\n",
+                    [0.5f32; FEATURE_NAMES.len()]
+                )
+            })
+            .collect();
+        std::fs::write(&path, steps).unwrap();
+        let label = |k: usize, d: bool, t: bool| {
+            format!(
+                "{{\"format_version\": 1, \"idx\": 5, \"step_index\": {k}, \"draft_correct\": {d}, \"target_correct\": {t}, \"draft_rollout_tokens\": 0, \"target_rollout_tokens\": 0}}\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("labels.jsonl"),
+            label(0, false, true) + &label(2, true, false),
+        )
+        .unwrap();
+        let examples = read_examples(std::slice::from_ref(&path), &Advantage::Outcome).unwrap();
+        let adv: Vec<f32> = examples.iter().map(|e| e.advantage).collect();
+        // Step 1 has no label; the PRM scores (which say the opposite) are not read.
+        assert_eq!(adv, [1.0, -1.0]);
+        let err = read_examples(
+            std::slice::from_ref(&dir.path().join("nowhere").join("steps.jsonl")),
+            &Advantage::Outcome,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("labels.jsonl"), "{err}");
+    }
+
+    #[test]
     fn a_hand_made_steps_file_gives_labels_by_advantage_and_balances() {
         let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
         let line = |idx: usize, d: f32, t: f32| {
@@ -587,7 +719,7 @@ mod tests {
         ]
         .concat();
         std::fs::write(&path, text).unwrap();
-        let examples = read_examples(std::slice::from_ref(&path)).unwrap();
+        let examples = read_examples(std::slice::from_ref(&path), &Advantage::Prm).unwrap();
         let labels: Vec<bool> = examples.iter().map(|e| e.label(0.0)).collect();
         assert_eq!(
             labels,
@@ -601,7 +733,7 @@ mod tests {
         assert_eq!(balanced.iter().filter(|e| e.label(0.0)).count(), 2);
 
         std::fs::write(&path, format!("{}{{\"idx\": 1}}\n", line(0, 0.1, 0.2))).unwrap();
-        let err = read_examples(std::slice::from_ref(&path))
+        let err = read_examples(std::slice::from_ref(&path), &Advantage::Prm)
             .unwrap_err()
             .to_string();
         assert!(err.contains("steps.jsonl:2"), "{err}");

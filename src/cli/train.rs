@@ -28,6 +28,14 @@ pub struct TrainArgs {
     alpha: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// What Δ is: `prm` (the records' PRM scores), `outcome` (rollout labels from `arbitrage
+    /// label`: y = 1 when only the target's step leads to the gold answer) or `value-head` (a
+    /// trained head's scores of both steps; give --value-head).
+    #[arg(long, default_value = "prm", value_parser = ["prm", "outcome", "value-head"])]
+    advantage: String,
+    /// Head file for `--advantage value-head`.
+    #[arg(long, value_name = "FILE")]
+    value_head: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -41,9 +49,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         alpha: args.alpha,
     };
+    let advantage = match (args.advantage.as_str(), &args.value_head) {
+        ("value-head", Some(path)) => {
+            train::Advantage::ValueHead(Box::new(arbitrage::value_head::HeadFile::load(path)?))
+        }
+        ("value-head", None) => anyhow::bail!("--advantage value-head needs --value-head FILE"),
+        (_, Some(_)) => anyhow::bail!("--value-head applies to --advantage value-head"),
+        ("outcome", None) => train::Advantage::Outcome,
+        _ => train::Advantage::Prm,
+    };
     let started = std::time::Instant::now();
-    let trained =
-        train::train_files(&args.data, &options, &args.out).map_err(|e| anyhow::anyhow!(e))?;
+    let trained = train::train_files(&args.data, &advantage, &options, &args.out)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!("Δ: {}", advantage.describe());
     eprintln!(
         "{} examples ({} with Δ > {}), trained on {} (balanced: {}), evaluated on {} held-out steps, in {:.1}s",
         trained.examples,
