@@ -2,6 +2,7 @@
 
 mod bench;
 mod grade;
+mod models;
 mod report;
 mod run;
 mod steps;
