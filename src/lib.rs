@@ -17,6 +17,7 @@
 //! - [`speculate`]: the speculation loop for one problem.
 //! - [`step_cache`]: finished steps and scores on disk, replayed by sweeps.
 //! - [`run`]: a run over a dataset: results, resume, metrics.
+//! - [`serve`]: the loop behind an OpenAI-compatible HTTP API.
 //! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
 //! - [`report`]: plots and the HTML page of a sweep.
 //! - [`train`]: router training and evaluation from `generate` records.
@@ -35,6 +36,7 @@ pub mod remote;
 pub mod report;
 pub mod router;
 pub mod run;
+pub mod serve;
 pub mod speculate;
 pub mod step_cache;
 pub mod sweep;

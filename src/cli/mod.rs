@@ -5,6 +5,7 @@ mod grade;
 mod models;
 mod report;
 mod run;
+mod serve;
 mod steps;
 mod sweep;
 mod train;
@@ -38,6 +39,8 @@ pub enum Command {
     TrainRouter(train::TrainArgs),
     /// Grade answer pairs, or re-grade a finished run.
     Grade(grade::GradeArgs),
+    /// Serve the loop behind an OpenAI-compatible HTTP API (chat and completions, streaming).
+    Serve(serve::ServeArgs),
     /// Solve one problem with one model and print its solution step by step.
     Steps(steps::StepsArgs),
     /// Measure prefill and decode tokens/s of the configured models.
@@ -166,6 +169,7 @@ pub fn init_logging(verbose: u8) {
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Grade(args) => grade::run(args),
         Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),
