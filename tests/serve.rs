@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -24,8 +24,12 @@ impl Server {
     /// Starts `arbitrage serve --config configs/smoke.toml --port 0 EXTRA...` and waits for the
     /// address it prints.
     fn start(extra: &[&str]) -> Server {
+        Server::start_with("configs/smoke.toml", extra)
+    }
+
+    fn start_with(config: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arbitrage"))
-            .args(["serve", "--config", "configs/smoke.toml", "--port", "0"])
+            .args(["serve", "--config", config, "--port", "0"])
             .args(extra)
             .current_dir(common::repo())
             .env_remove("ARBITRAGE_CONFIG")
@@ -572,4 +576,102 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits() {
     assert!(rest.contains("data: [DONE]"), "the stream was cut: {rest}");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit {status}: {}", server.log());
+}
+
+#[test]
+fn remote_engines_serve_several_requests_at_once() {
+    use arbitrage_fake_server::{FakeServer, Reply, Request};
+    const CLIENTS: usize = 4;
+    // Every call waits until CLIENTS calls are inside the fake server at once (or a deadline
+    // passes), and the most seen at once is kept: one request at a time would show 1.
+    let inside = Arc::new((Mutex::new((0usize, 0usize)), Condvar::new()));
+    let gate = Arc::clone(&inside);
+    let fake = FakeServer::start(move |r: &Request| {
+        let (lock, changed) = &*gate;
+        let mut state = lock.lock().unwrap();
+        state.0 += 1;
+        state.1 = state.1.max(state.0);
+        changed.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while state.1 < CLIENTS && Instant::now() < deadline {
+            state = changed
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+        state.0 -= 1;
+        drop(state);
+        let prompt = r.json()["prompt"].as_str().unwrap_or("").to_owned();
+        let done = prompt.contains("Step two.");
+        let text = if done {
+            "The answer is 7."
+        } else if prompt.contains("Step one.") {
+            "Step two.\n\n"
+        } else {
+            "Step one.\n\n"
+        };
+        Reply::ok(
+            json!({"id": "c", "object": "text_completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop",
+                "stop_reason": if done { Value::Null } else { json!("\n\n") }}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}),
+        )
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("remote.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models.draft]\nurl = [\"{url}\"]\nmodel = \"d\"\n[models.target]\nurl = [\"{url}\"]\nmodel = \"t\"\n",
+            url = fake.base_url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        config.to_str().unwrap(),
+        &["--run-type", "draft", "--concurrency", &CLIENTS.to_string()],
+    );
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    server.post(
+                        "/v1/chat/completions",
+                        &json!({"messages": user(&format!("Question {i}"))}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, v) in &answers {
+        assert_eq!(*status, 200, "{v}");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "Step one.\n\nStep two.\n\nThe answer is 7."
+        );
+    }
+    assert_eq!(
+        inside.0.lock().unwrap().1,
+        CLIENTS,
+        "requests ran one at a time"
+    );
+}
+
+#[test]
+fn more_than_one_worker_on_embedded_models_is_refused_with_the_reason() {
+    let out = common::arbitrage(&[
+        "serve",
+        "--config",
+        "configs/smoke.toml",
+        "--concurrency",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--concurrency 2 needs remote engines"),
+        "{stderr}"
+    );
 }
