@@ -207,10 +207,6 @@ max_steps = 100
         "bound/s",
         "overhead/step"
     );
-    let loop_p50 = direct_loop(&fake, per_client.max(8), calls);
-    println!(
-        "the loop alone, in process, same fake server, one request at a time: p50 {loop_p50:.4} s"
-    );
     for clients in [1usize, 8, 32] {
         let server = Served::start(&[
             "--config",
@@ -222,11 +218,15 @@ max_steps = 100
             "--queue",
             "32",
         ]);
-        let p50 = round(&server, &served, clients, per_client, calls);
-        println!(
-            "         against the loop alone: {:+.3} ms per step",
-            (p50 - loop_p50) / calls as f64 * 1e3
-        );
+        round(&server, &served, clients, per_client, calls);
+        if clients == 1 {
+            let pairs = 16;
+            let (alone, through, difference) = paired(&server, &fake, pairs, calls);
+            println!(
+                "         {pairs} interleaved pairs, one at a time: loop alone p50 {alone:.4} s, through the server p50 {through:.4} s; median paired difference {:+.3} ms per step",
+                difference / calls as f64 * 1e3
+            );
+        }
     }
     println!("refusals: 32 clients, 8 workers, 8 queue places, no retries");
     let server = Served::start(&[
@@ -242,9 +242,11 @@ max_steps = 100
     round(&server, &served, 32, per_client, calls);
 }
 
-/// The loop on a remote generator in this process, `requests` one after another: the p50 time
-/// per request without the server around it.
-fn direct_loop(fake: &FakeServer, requests: usize, calls: usize) -> f64 {
+/// One request at a time, alternating: the loop on a remote generator in this process, then
+/// the same question through the server, `pairs` times. Both see the same machine at nearly the
+/// same moment, so the paired difference is the server's own cost even on a busy machine.
+/// Returns the medians (loop alone, server) and the median paired difference, in seconds.
+fn paired(server: &Served, fake: &FakeServer, pairs: usize, calls: usize) -> (f64, f64, f64) {
     let generator = RemoteGenerator::new(
         "draft",
         Client::new("draft", &[fake.base_url()], RetryPolicy::default(), None),
@@ -271,8 +273,13 @@ fn direct_loop(fake: &FakeServer, requests: usize, calls: usize) -> f64 {
         threshold: 0.0,
         early: None,
     };
-    let mut times = Vec::new();
-    for r in 0..=requests {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build(),
+    );
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let direct = |r: usize| {
         let question = format!("Client 0, request {r}: Tom buys 12 apples at 3 dollars each.");
         let prompt = PromptTemplate::Qwen25MathCot.render(&question);
         let task = Task {
@@ -283,13 +290,49 @@ fn direct_loop(fake: &FakeServer, requests: usize, calls: usize) -> f64 {
         let t = Instant::now();
         let solution = solve(&models, &task, rule, &limits, &|| false).unwrap();
         assert_eq!(solution.steps.len(), calls);
-        // The first warms the connection pool.
-        if r > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
+        t.elapsed().as_secs_f64()
+    };
+    let through_server = |r: usize| {
+        let body = json!({"messages": [{"role": "user",
+            "content": format!("Client 0, request {r}: Tom buys 12 apples at 3 dollars each.")}]});
+        let t = Instant::now();
+        let text = agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let took = t.elapsed().as_secs_f64();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["arbitrage"]["draft_steps"].as_u64(), Some(calls as u64));
+        took
+    };
+    // Warm both connection pools.
+    direct(0);
+    through_server(0);
+    let (mut alone, mut served, mut differences) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 1..=pairs {
+        let (a, s) = if r % 2 == 0 {
+            let a = direct(r);
+            (a, through_server(r))
+        } else {
+            let s = through_server(r);
+            (direct(r), s)
+        };
+        alone.push(a);
+        served.push(s);
+        differences.push(s - a);
     }
-    times.sort_by(f64::total_cmp);
-    percentile(&times, 0.5)
+    for v in [&mut alone, &mut served, &mut differences] {
+        v.sort_by(f64::total_cmp);
+    }
+    (
+        percentile(&alone, 0.5),
+        percentile(&served, 0.5),
+        percentile(&differences, 0.5),
+    )
 }
 
 /// CPU seconds a process has used (user + system), from /proc.
@@ -300,15 +343,14 @@ fn process_cpu(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// `clients` threads send `per_client` requests each, one after another; prints what happened
-/// and returns the p50 latency.
+/// `clients` threads send `per_client` requests each, one after another; prints what happened.
 fn round(
     server: &Served,
     served: &Mutex<(u64, Duration)>,
     clients: usize,
     per_client: usize,
     calls: usize,
-) -> f64 {
+) {
     let cpu_before = process_cpu(server.child.id());
     *served.lock().unwrap() = (0, Duration::ZERO);
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
@@ -417,7 +459,6 @@ fn round(
     }
     assert!(o.lost.is_empty(), "requests were lost");
     assert_eq!(answered + o.refused, clients * per_client);
-    p50
 }
 
 fn first_step(rounds: usize) {
