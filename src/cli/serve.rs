@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use arbitrage::config::PrmConfig;
 use arbitrage::policy::{self, RunType};
+use arbitrage::remote::LocalTokenizer;
 use arbitrage::serve::http::Server;
 use arbitrage::serve::{ModelSet, RouterInfo, ServerSettings};
 use arbitrage::speculate::Models;
@@ -60,17 +61,24 @@ pub struct ServeArgs {
     max_body_bytes: usize,
 }
 
-/// The loaded models, as the server's workers see them.
-struct Served(Loaded);
+/// The loaded models, as the server's workers see them, and the remote draft's tokenizer when
+/// the config names one (prompts are then counted with it).
+struct Served {
+    loaded: Loaded,
+    remote_tokenizer: Option<LocalTokenizer>,
+}
 
 impl ModelSet for Served {
     fn models(&self) -> Models<'_> {
-        self.0.models()
+        self.loaded.models()
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
-        let model = self.0.embedded_draft()?;
-        model.tokenize(text).ok().map(|t| t.len())
+        if let Some(model) = self.loaded.embedded_draft() {
+            return model.tokenize(text).ok().map(|t| t.len());
+        }
+        let tokenizer = self.remote_tokenizer.as_ref()?;
+        tokenizer.encode(text, true).ok().map(|t| t.len())
     }
 }
 
@@ -119,6 +127,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         Some(RouterSource::File { file, .. }) => RouterInfo::File(Box::new(file.clone())),
     };
     let loaded = Loaded::load(&config, &needs, router).context("loading the models")?;
+    let remote_tokenizer = match config.draft.remote().and_then(|r| r.tokenizer.as_ref()) {
+        Some(path) => Some(LocalTokenizer::load(path).context("the draft tokenizer")?),
+        None => None,
+    };
     let settings = ServerSettings {
         model_name: args.served_model_name,
         run_type,
@@ -142,8 +154,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
-        let server = Server::start(Arc::new(Served(loaded)), settings.clone())
-            .context("starting the workers")?;
+        let server = Server::start(
+            Arc::new(Served {
+                loaded,
+                remote_tokenizer,
+            }),
+            settings.clone(),
+        )
+        .context("starting the workers")?;
         eprintln!(
             "{run_type}{} with {} worker(s), queue {}; listening on http://{addr}",
             if run_type.uses_threshold() {
