@@ -675,3 +675,41 @@ fn more_than_one_worker_on_embedded_models_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_remote_drafts_tokenizer_counts_the_prompt_tokens() {
+    use arbitrage_fake_server::{FakeServer, Reply, Request};
+    let fake = FakeServer::start(|_: &Request| {
+        Reply::ok(
+            json!({"id": "c", "object": "text_completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "text": "The answer is 7.", "logprobs": null,
+                "finish_reason": "stop", "stop_reason": null}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}}),
+        )
+    });
+    let tokenizer = common::repo().join("tests/data/byte-tokenizer.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("remote.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models.draft]\nurl = [\"{url}\"]\nmodel = \"d\"\ntokenizer = {t:?}\n[models.target]\nurl = [\"{url}\"]\nmodel = \"t\"\n",
+            url = fake.base_url(),
+            t = tokenizer.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(config.to_str().unwrap(), &["--run-type", "draft"]);
+    let (status, v) = server.post(
+        "/v1/chat/completions",
+        &json!({"messages": user("What is 3 + 4?")}),
+    );
+    assert_eq!(status, 200, "{v}");
+    // The draft was sent the prompt as token ids from the same tokenizer.
+    let sent = fake.requests()[0].json()["prompt"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(sent > 10);
+    assert_eq!(v["usage"]["prompt_tokens"], sent);
+}
