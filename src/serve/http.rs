@@ -376,6 +376,7 @@ impl Streaming {
                 let e = ApiError::internal("the worker stopped without answering");
                 reply.record.finish(e.status);
                 self.pending.push_back(data(&e.body()));
+                self.pending.push_back(SseEvent::default().data("[DONE]"));
                 self.finished = true;
             }
         }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     /// From a request's arrival to its first step being sent.
     pub first_step_seconds: Histogram,
+    /// Time a worker spent on a request, from taking it to its last step.
+    pub solve_seconds: Histogram,
     /// Tokens by role (draft, target, prm) and kind (prefill, generated).
     pub tokens: IntCounterVec,
 }
@@ -104,6 +106,14 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
         )
         .expect("valid metric");
+        let solve_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "solve_seconds",
+                "Time a worker spent on a request, from taking it to its last step",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
         let tokens = IntCounterVec::new(
             Opts::new(
                 "tokens_total",
@@ -123,6 +133,7 @@ impl Metrics {
             Box::new(step_seconds.clone()),
             Box::new(request_seconds.clone()),
             Box::new(first_step_seconds.clone()),
+            Box::new(solve_seconds.clone()),
             Box::new(tokens.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -139,6 +150,7 @@ impl Metrics {
             step_seconds,
             request_seconds,
             first_step_seconds,
+            solve_seconds,
             tokens,
         }
     }
@@ -188,16 +200,10 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Mean seconds a finished request took, if any finished.
-    pub fn mean_request_seconds(&self) -> Option<f64> {
-        let mut sum = 0.0;
-        let mut count = 0;
-        for endpoint in ["chat_completions", "completions"] {
-            let h = self.request_seconds.with_label_values(&[endpoint]);
-            sum += h.get_sample_sum();
-            count += h.get_sample_count();
-        }
-        (count > 0).then(|| sum / count as f64)
+    /// Mean seconds a worker spent on a request, once any was solved.
+    pub fn mean_solve_seconds(&self) -> Option<f64> {
+        let count = self.solve_seconds.get_sample_count();
+        (count > 0).then(|| self.solve_seconds.get_sample_sum() / count as f64)
     }
 
     /// The text exposition format.

@@ -119,9 +119,10 @@ impl Queue {
         }
     }
 
-    /// Seconds until a place is likely free: the queue ahead, at the mean request time.
+    /// Seconds until a place is likely free: the queue ahead, at the mean time a worker spends
+    /// on a request.
     fn retry_after(&self) -> u64 {
-        let mean = self.metrics.mean_request_seconds().unwrap_or(1.0);
+        let mean = self.metrics.mean_solve_seconds().unwrap_or(1.0);
         let ahead = (self.capacity + self.concurrency) as f64 / self.concurrency as f64;
         (mean * ahead).ceil().clamp(1.0, 600.0) as u64
     }
@@ -159,8 +160,12 @@ impl Worker {
                 continue;
             }
             self.metrics.in_flight.inc();
+            let started = Instant::now();
             let events = job.events.clone();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.solve(job)));
+            self.metrics
+                .solve_seconds
+                .observe(started.elapsed().as_secs_f64());
             self.metrics.in_flight.dec();
             if outcome.is_err() {
                 self.metrics.solves.with_label_values(&["failed"]).inc();
