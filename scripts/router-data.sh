@@ -21,5 +21,5 @@ fi
 for ((s = START; s < END; s += CHUNK)); do
   e=$(( s + CHUNK < END ? s + CHUNK : END ))
   "$BIN" run --run-type generate --dataset gsm8k --start "$START" --end "$e" --output-dir "$OUT"
-  "$BIN" label --run "$OUT"
+  "$BIN" -v label --run "$OUT"
 done

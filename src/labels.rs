@@ -231,6 +231,9 @@ pub struct LabelCost {
     pub rollouts: u64,
     /// Tokens the target wrote for rollouts (reused known steps excluded).
     pub written_tokens: u64,
+    /// Seconds spent on rollouts, and on reading hidden states and judge scores.
+    pub rollout_seconds: f64,
+    pub probe_seconds: f64,
 }
 
 impl Labeller<'_> {
@@ -262,6 +265,7 @@ impl Labeller<'_> {
                 return Ok(None);
             }
             let previous: Vec<String> = r.previous_steps.iter().map(|s| s.text.clone()).collect();
+            let rollouts_started = std::time::Instant::now();
             let mut outcome = |step: &str| -> Result<(bool, u64), EngineError> {
                 let mut steps = previous.clone();
                 steps.push(step.to_owned());
@@ -276,6 +280,8 @@ impl Labeller<'_> {
             } else {
                 outcome(&r.target_step)?
             };
+            cost.rollout_seconds += rollouts_started.elapsed().as_secs_f64();
+            let probes_started = std::time::Instant::now();
             let transcript = Transcript {
                 problem: p.problem,
                 question: p.question,
@@ -308,6 +314,7 @@ impl Labeller<'_> {
                 target_hidden_at_draft: state(self.target_states, &r.draft_step)?,
                 target_hidden_at_target: state(self.target_states, &r.target_step)?,
             });
+            cost.probe_seconds += probes_started.elapsed().as_secs_f64();
         }
         self.target.release(p.problem);
         Ok(Some((lines, cost)))

@@ -17,6 +17,7 @@
 //! - [`speculate`]: the speculation loop for one problem.
 //! - [`step_cache`]: finished steps and scores on disk, replayed by sweeps.
 //! - [`run`]: a run over a dataset: results, resume, metrics.
+//! - [`serve`]: the loop behind an OpenAI-compatible HTTP API.
 //! - [`sweep`]: threshold grids, `sweep.csv`, trade-off frontiers and matched-accuracy speed-ups.
 //! - [`report`]: plots and the HTML page of a sweep.
 //! - [`labels`]: outcome labels for `generate` records by rollouts, and the hidden states read
@@ -41,6 +42,7 @@ pub mod remote;
 pub mod report;
 pub mod router;
 pub mod run;
+pub mod serve;
 pub mod speculate;
 pub mod step_cache;
 pub mod sweep;

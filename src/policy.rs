@@ -135,9 +135,114 @@ pub fn generate_uses_target(draft_score: f32, target_score: f32) -> bool {
     target_score > draft_score
 }
 
+/// What a router offers for choosing a threshold by target fraction.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget<'a> {
+    /// No router is configured.
+    NoRouter,
+    /// A served router: it has no budget table.
+    Served,
+    /// A router file, with its default threshold and (maybe) its budget table.
+    File(&'a crate::router::RouterFile),
+}
+
+/// Why a threshold could not be chosen. The messages name the values, not the flags, so `run`
+/// (flags) and `serve` (request fields) can both show them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("a target fraction applies to run type `router` only, not `{0}`")]
+    FractionNeedsRouter(RunType),
+    #[error(
+        "a target fraction is read from a router file's budget table; a served router has none: give a threshold"
+    )]
+    ServedRouterHasNoBudget,
+    #[error("run type `router` needs a router, and none is configured")]
+    NoRouter,
+    #[error("target fraction {0} is out of range: expected a value in [0, 1]")]
+    FractionOutOfRange(f64),
+    #[error("the router file has no budget table: give a threshold")]
+    NoBudgetTable,
+    #[error(
+        "threshold {threshold} is out of range for `{run_type}`: expected a value in [{lo}, {hi}]"
+    )]
+    OutOfRange {
+        threshold: f64,
+        run_type: RunType,
+        lo: f64,
+        hi: f64,
+    },
+}
+
+/// The threshold of a rule: the one given, else the router file's for a target fraction, else
+/// the default (the router file's own for `router`, else [`RunType::default_threshold`]).
+pub fn choose_threshold(
+    run_type: RunType,
+    threshold: Option<f64>,
+    target_fraction: Option<f64>,
+    budget: Budget<'_>,
+) -> Result<f64, ThresholdError> {
+    if target_fraction.is_some() && run_type != RunType::Router {
+        return Err(ThresholdError::FractionNeedsRouter(run_type));
+    }
+    let chosen = match (threshold, target_fraction, budget) {
+        (Some(t), _, _) => t,
+        (None, Some(_), Budget::Served) => return Err(ThresholdError::ServedRouterHasNoBudget),
+        (None, Some(_), Budget::NoRouter) => return Err(ThresholdError::NoRouter),
+        (None, Some(f), Budget::File(file)) => {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(ThresholdError::FractionOutOfRange(f));
+            }
+            file.threshold_for_fraction(f)
+                .ok_or(ThresholdError::NoBudgetTable)?
+        }
+        (None, None, Budget::File(file)) if run_type == RunType::Router => file.default_threshold,
+        (None, None, _) => run_type.default_threshold(),
+    };
+    let (lo, hi) = run_type.threshold_range();
+    // NaN fails the range check too.
+    if run_type.uses_threshold() && !(lo..=hi).contains(&chosen) || !chosen.is_finite() {
+        return Err(ThresholdError::OutOfRange {
+            threshold: chosen,
+            run_type,
+            lo,
+            hi,
+        });
+    }
+    Ok(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_fraction_outside_router_or_without_a_budget_is_refused() {
+        assert_eq!(
+            choose_threshold(RunType::Rsd, None, Some(0.3), Budget::NoRouter),
+            Err(ThresholdError::FractionNeedsRouter(RunType::Rsd))
+        );
+        assert_eq!(
+            choose_threshold(RunType::Router, None, Some(0.3), Budget::Served),
+            Err(ThresholdError::ServedRouterHasNoBudget)
+        );
+    }
+
+    #[test]
+    fn thresholds_are_checked_against_the_run_types_range() {
+        assert_eq!(
+            choose_threshold(RunType::Rsd, None, None, Budget::NoRouter),
+            Ok(0.7)
+        );
+        assert_eq!(
+            choose_threshold(RunType::Oracle, Some(-0.5), None, Budget::NoRouter),
+            Ok(-0.5)
+        );
+        assert!(matches!(
+            choose_threshold(RunType::Rsd, Some(-0.5), None, Budget::NoRouter),
+            Err(ThresholdError::OutOfRange { .. })
+        ));
+        assert!(choose_threshold(RunType::Router, Some(f64::NAN), None, Budget::Served).is_err());
+    }
 
     #[test]
     fn rsd_keeps_a_draft_step_scoring_exactly_the_threshold() {

@@ -137,6 +137,18 @@ impl Sampling {
             .wrapping_add((problem as u32).wrapping_mul(1_000_003))
             .wrapping_add(steps_so_far as u32 + 1)
     }
+
+    /// The sampling whose [`step_seed`](Sampling::step_seed) for `problem` is what `self`'s is for
+    /// problem 0: a server numbers its requests as problems (the engines' caches are per problem),
+    /// and the same request with the same seed must write the same text whatever its number.
+    pub fn seeded_as_problem_zero(self, problem: u64) -> Sampling {
+        Sampling {
+            seed: self
+                .seed
+                .wrapping_sub((problem as u32).wrapping_mul(1_000_003)),
+            ..self
+        }
+    }
 }
 
 /// Limits and stop condition for one step.
@@ -146,4 +158,27 @@ pub struct StepOptions {
     pub separator: Option<String>,
     pub max_tokens: u32,
     pub sampling: Sampling,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_numbered_as_any_problem_gets_the_step_seeds_of_problem_zero() {
+        let sampling = Sampling {
+            temperature: 0.7,
+            top_p: 0.9,
+            seed: 42,
+        };
+        for problem in [0, 1, 17, u64::from(u32::MAX) + 5] {
+            let shifted = sampling.seeded_as_problem_zero(problem);
+            for step in 0..4 {
+                assert_eq!(
+                    shifted.step_seed(problem, step),
+                    sampling.step_seed(0, step)
+                );
+            }
+        }
+    }
 }

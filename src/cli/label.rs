@@ -29,7 +29,9 @@ pub struct LabelArgs {
     run: PathBuf,
     /// Tokens a rollout may write after the labelled step; one that has not finished by then
     /// counts as wrong.
-    #[arg(long, default_value_t = 1024)]
+    /// GSM8K solutions take 150–300 tokens; a continuation still going after this many is a
+    /// runaway.
+    #[arg(long, default_value_t = 640)]
     rollout_max_tokens: u64,
     /// Skip reading hidden states (labels and judge scores only).
     #[arg(long)]
@@ -132,6 +134,7 @@ pub fn run(args: LabelArgs) -> Result<()> {
     );
     let started = Instant::now();
     let (mut steps, mut rollouts, mut written) = (0usize, 0u64, 0u64);
+    let (mut rollout_s, mut probe_s) = (0.0f64, 0.0f64);
     for (idx, recs) in todo {
         let question = &recs[0].question;
         let prompt = config.prompt.render(question);
@@ -160,13 +163,27 @@ pub fn run(args: LabelArgs) -> Result<()> {
         steps += lines.len();
         rollouts += cost.rollouts;
         written += cost.written_tokens;
+        rollout_s += cost.rollout_seconds;
+        probe_s += cost.probe_seconds;
         bar.inc(1);
         let secs = started.elapsed().as_secs_f64();
+        let n = bar.position() as f64;
         bar.set_message(format!(
-            "{steps} steps · {rollouts} rollouts · {:.0} rollout tokens/problem · {:.1} s/problem",
-            written as f64 / bar.position() as f64,
-            secs / bar.position() as f64
+            "{steps} steps · {rollouts} rollouts · {:.0} rollout tokens/problem · {:.1} s/problem (rollouts {:.1}, states and judge {:.1})",
+            written as f64 / n,
+            secs / n,
+            rollout_s / n,
+            probe_s / n
         ));
+        tracing::info!(
+            idx,
+            records = lines.len(),
+            rollouts = cost.rollouts,
+            written_tokens = cost.written_tokens,
+            rollout_s = cost.rollout_seconds,
+            probe_s = cost.probe_seconds,
+            "labelled"
+        );
     }
     bar.finish();
     if interrupted.load(Ordering::SeqCst) {

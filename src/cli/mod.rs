@@ -4,8 +4,10 @@ mod bench;
 mod grade;
 mod heads;
 mod label;
+mod models;
 mod report;
 mod run;
+mod serve;
 mod steps;
 mod sweep;
 mod train;
@@ -45,6 +47,8 @@ pub enum Command {
     TrainRouter(train::TrainArgs),
     /// Grade answer pairs, or re-grade a finished run.
     Grade(grade::GradeArgs),
+    /// Serve the loop behind an OpenAI-compatible HTTP API (chat and completions, streaming).
+    Serve(serve::ServeArgs),
     /// Solve one problem with one model and print its solution step by step.
     Steps(steps::StepsArgs),
     /// Measure prefill and decode tokens/s of the configured models.
@@ -201,6 +205,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Label(args) => label::run(args),
         Command::TrainHeads(args) => heads::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Grade(args) => grade::run(args),
         Command::TrainRouter(args) => train::run(args),
         Command::Steps(args) => steps::run(args),

@@ -5,23 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use arbitrage::backend::{StepGenerator, StepScorer, TextProbe};
-use arbitrage::config::{Config, ModelConfig, PrmConfig};
+use arbitrage::backend::StepScorer;
+use arbitrage::config::{ModelConfig, PrmConfig};
 use arbitrage::datasets::{Dataset, data_dir};
-use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
-use arbitrage::policy::{EarlyRule, RunType};
-use arbitrage::prm::ProbePrm;
-use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
-use arbitrage::router::{FeatureRouter, Router, RouterFile};
+use arbitrage::policy::{self, Budget, EarlyRule, RunType};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
-use arbitrage::speculate::{Limits, Models};
+use arbitrage::speculate::Models;
 use arbitrage::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::types::Author;
-use arbitrage::value_head::{HeadFile, ValueHeadPrm};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ConfigArgs;
+use super::models::{self, Loaded, Needs, RouterSource};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -133,49 +129,24 @@ pub fn run(args: RunArgs) -> Result<()> {
     let config = args.config.load()?;
     let run_type = args.run_type;
 
-    // Several problems in flight only make sense against servers that batch them.
-    let embedded_in_use: Vec<&str> = [
-        (
-            "draft",
-            run_type != RunType::Target && config.draft.embedded().is_some(),
-        ),
-        (
-            "target",
-            run_type != RunType::Draft && config.target.embedded().is_some(),
-        ),
-        (
-            "PRM (the stand-in runs on the embedded target)",
-            run_type.needs_prm()
-                && matches!(config.prm, PrmConfig::Embedded(_) | PrmConfig::ValueHead(_)),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(role, embedded)| embedded.then_some(role))
-    .collect();
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if args.concurrency > 1 && !embedded_in_use.is_empty() {
-        bail!(
-            "--concurrency {} needs remote engines, but the {} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency",
-            args.concurrency,
-            embedded_in_use.join(" and ")
-        );
-    }
-
     // The router: --router FILE, else a served router, else the config's router file.
-    let remote_router = match (&args.router, &config.remote_router) {
-        (None, Some(server)) if run_type == RunType::Router => Some(server.clone()),
-        _ => None,
-    };
-    let router_file = if run_type == RunType::Router && remote_router.is_none() {
-        let path = args.router.clone().or(config.router_file.clone()).context(
+    let router = if run_type == RunType::Router {
+        Some(RouterSource::find(&config, args.router.as_deref())?.context(
             "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url",
-        )?;
-        Some((RouterFile::load(&path)?, path))
+        )?)
     } else {
         None
     };
+    let needs = Needs {
+        draft: run_type != RunType::Target,
+        target: run_type != RunType::Draft,
+        prm: run_type.needs_prm(),
+        // The feature router and `generate` records read the draft's token statistics.
+        draft_logprobs: run_type == RunType::Generate
+            || matches!(router, Some(RouterSource::File { .. })),
+    };
+    // Several problems in flight only make sense against servers that batch them.
+    models::check_concurrency(&config, &needs, args.concurrency)?;
     if args.early_entropy.is_some() && run_type != RunType::Router {
         bail!("--early-entropy applies to --run-type router only");
     }
@@ -184,39 +155,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     {
         bail!("--early-entropy must be a non-negative number of nats, got {h}");
     }
-    if args.target_fraction.is_some() && run_type != RunType::Router {
-        bail!("--target-fraction applies to --run-type router only");
-    }
-    if args.target_fraction.is_some() && remote_router.is_some() {
-        bail!(
-            "--target-fraction reads a router file's budget table; a served router has none: pass --threshold"
-        );
-    }
-    let threshold = match (args.threshold, args.target_fraction, &router_file) {
-        (Some(t), _, _) => t,
-        (None, Some(f), Some((file, path))) => {
-            if !(0.0..=1.0).contains(&f) {
-                bail!("--target-fraction must be in [0, 1], got {f}");
-            }
-            file.threshold_for_fraction(f).with_context(|| {
-                format!(
-                    "router file {} has no budget table; pass --threshold",
-                    path.display()
-                )
-            })?
-        }
-        (None, None, Some((file, _))) => file.default_threshold,
-        (None, _, None) => run_type.default_threshold(),
-    };
-    let (lo, hi) = run_type.threshold_range();
-    if run_type.uses_threshold() && !(lo..=hi).contains(&threshold) {
-        bail!(
-            "--threshold {threshold} is out of range for `{run_type}`: expected a value in [{lo}, {hi}]"
-        );
-    }
-    if !threshold.is_finite() {
-        bail!("--threshold must be a number, got {threshold}");
-    }
+    let budget = router
+        .as_ref()
+        .map_or(Budget::NoRouter, RouterSource::budget);
+    let threshold =
+        policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
+            .context("--threshold / --target-fraction")?;
 
     let dataset = Dataset::resolve(
         &args.dataset,
@@ -246,114 +190,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let todo = problems.iter().filter(|p| !dir.is_done(p.idx)).count();
 
     // Load only the models the run type calls.
-    let needs_draft = run_type != RunType::Target;
-    let needs_target = run_type != RunType::Draft;
-    // The feature router and `generate` records read the draft's token statistics.
-    let draft_logprobs = run_type == RunType::Generate || router_file.is_some();
-    let draft = if needs_draft {
-        Some(Engine::load(
-            &config.draft,
-            "draft",
-            &config,
-            draft_logprobs,
-        )?)
-    } else {
-        None
-    };
-    let target = if needs_target {
-        // The same file in both roles (the smoke config) shares one loaded model.
-        match (&draft, config.draft.embedded(), config.target.embedded()) {
-            (Some(Engine::Embedded(d)), Some(ds), Some(ts)) if *ds == renamed(ts, "draft") => {
-                Some(Engine::Embedded(Arc::clone(d)))
-            }
-            _ => Some(Engine::load(&config.target, "target", &config, false)?),
-        }
-    } else {
-        None
-    };
-    let prm: Option<Box<dyn StepScorer>> = if run_type.needs_prm() {
-        Some(match &config.prm {
-            PrmConfig::Embedded(kind) => {
-                let Some(Engine::Embedded(t)) = &target else {
-                    bail!(
-                        "run type `{run_type}` needs a PRM: the embedded stand-in runs on an embedded target, and the target is remote. Serve a PRM and set [prm] url (or --prm-url)"
-                    );
-                };
-                Box::new(ProbePrm::new(t.clone(), *kind, config.prompt))
-            }
-            PrmConfig::ValueHead(path) => {
-                let Some(settings) = config.target.embedded() else {
-                    bail!(
-                        "the value-head PRM reads the embedded target's hidden states, and the target is remote"
-                    );
-                };
-                let head = HeadFile::load(path).context(
-                    "the value-head PRM (train one with `arbitrage label` and `arbitrage train-heads`)",
-                )?;
-                // A second instance of the target: hidden states make llama.cpp compute outputs
-                // at every token it reads, which the generating instance should not pay for.
-                let mut states = renamed(settings, "prm (value head on the target)");
-                states.hidden_states = true;
-                let model = super::load_model(&states)?;
-                if model.info().n_embd != head.dim {
-                    bail!(
-                        "value head {} was trained on {}-value hidden states, but {} has {}: train a head on this target's states",
-                        path.display(),
-                        head.dim,
-                        settings.path.display(),
-                        model.info().n_embd
-                    );
-                }
-                let model: Arc<dyn TextProbe> = Arc::new(model);
-                Box::new(ValueHeadPrm::new(model, &head, path))
-            }
-            PrmConfig::Remote(p) => {
-                let tokenizer = match &p.server.tokenizer {
-                    Some(path) => Some(Arc::new(
-                        LocalTokenizer::load(path).context("the PRM tokenizer")?,
-                    )),
-                    None => None,
-                };
-                let client = Client::new(
-                    "PRM",
-                    &p.server.endpoints,
-                    config.remote.retry.clone(),
-                    p.server.api_key.clone(),
-                );
-                let separator = config.generation.step.separator.clone().unwrap_or_default();
-                Box::new(
-                    RemotePrm::new(client, &p.server.model, p.api, tokenizer, &separator)?
-                        .with_skywork_tokens(&p.bos, &p.step_token),
-                )
-            }
-        })
-    } else {
-        None
-    };
-    let router: Option<Box<dyn Router>> = match (router_file, &remote_router) {
-        (Some((file, path)), _) => Some(Box::new(FeatureRouter::new(file, &path))),
-        (None, Some(server)) => Some(Box::new(RemoteRouter::new(
-            Client::new(
-                "router",
-                &server.endpoints,
-                config.remote.retry.clone(),
-                server.api_key.clone(),
-            ),
-            &server.model,
-        ))),
-        (None, None) => None,
-    };
-    let draft_gen = draft
-        .as_ref()
-        .or(target.as_ref())
-        .expect("one model is loaded")
-        .generator();
-    let target_gen = target
-        .as_ref()
-        .or(draft.as_ref())
-        .expect("one model is loaded")
-        .generator();
-    let prm_scorer = prm.as_deref();
+    let loaded = Loaded::load(&config, &needs, router)
+        .with_context(|| format!("loading the models of run type `{run_type}`"))?;
+    let draft_gen = loaded.draft();
+    let target_gen = loaded.target();
+    let prm_scorer = loaded.prm();
     let cache = match &args.cache {
         Some(path) => Some(StepCache::open(path)?),
         None => None,
@@ -387,28 +228,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             draft,
             target,
             prm: prm.as_ref().map(|p| p as &dyn StepScorer),
-            router: router.as_deref(),
+            router: loaded.router(),
         },
-        None => Models {
-            draft: draft_gen,
-            target: target_gen,
-            prm: prm_scorer,
-            router: router.as_deref(),
-        },
+        None => loaded.models(),
     };
 
-    let mut limits = Limits {
-        step: config.generation.step.clone(),
-        max_steps: config.generation.max_steps,
-        max_tokens: config.generation.max_tokens,
-        verify: config.generation.verify && !args.no_verify,
-    };
-    if let Some(n) = args.max_steps {
-        limits.max_steps = n;
-    }
-    if let Some(n) = args.max_tokens {
-        limits.max_tokens = n;
-    }
+    let limits = models::limits(&config, args.max_steps, args.max_tokens, args.no_verify);
     let template = config.prompt;
     let render = move |q: &str| template.render(q);
     let spec = RunSpec {
@@ -418,7 +243,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         limits,
         render_prompt: &render,
         prm_name: prm_scorer.map(|p| p.name().to_owned()),
-        router_name: router.as_ref().map(|r| r.name().to_owned()),
+        router_name: loaded.router().map(|r| r.name().to_owned()),
         early: args.early_entropy.map(|min_entropy| EarlyRule {
             tokens: args.early_tokens,
             min_entropy,
@@ -498,35 +323,6 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// A loaded model role.
-enum Engine {
-    Embedded(Arc<EmbeddedModel>),
-    Remote(Box<RemoteGenerator>),
-}
-
-impl Engine {
-    fn load(model: &ModelConfig, role: &str, config: &Config, logprobs: bool) -> Result<Engine> {
-        Ok(match model {
-            ModelConfig::Embedded(settings) => {
-                Engine::Embedded(Arc::new(super::load_model(settings)?))
-            }
-            ModelConfig::Remote(server) => Engine::Remote(Box::new(super::remote_generator(
-                role,
-                server,
-                &config.remote,
-                logprobs,
-            )?)),
-        })
-    }
-
-    fn generator(&self) -> &dyn StepGenerator {
-        match self {
-            Engine::Embedded(m) => m.as_ref(),
-            Engine::Remote(g) => g.as_ref(),
-        }
-    }
-}
-
 /// What makes a model write what it writes: the weights file by name and size, or the model a
 /// server serves by name. Keys the step cache, so a replaced model never replays the old one's
 /// steps.
@@ -551,10 +347,4 @@ fn file_digest(path: &std::path::Path) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::fs::read(path).unwrap_or_default().hash(&mut h);
     format!("{:016x}", h.finish())
-}
-
-fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {
-    let mut s = settings.clone();
-    s.name = name.to_owned();
-    s
 }

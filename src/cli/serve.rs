@@ -1,0 +1,206 @@
+//! `arbitrage serve`: the configured models behind an OpenAI-compatible HTTP API.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use arbitrage::config::PrmConfig;
+use arbitrage::policy::{self, RunType};
+use arbitrage::remote::LocalTokenizer;
+use arbitrage::serve::http::Server;
+use arbitrage::serve::{ModelSet, RouterInfo, ServerSettings};
+use arbitrage::speculate::Models;
+use clap::Args;
+
+use super::ConfigArgs;
+use super::models::{self, Loaded, Needs, RouterSource};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "ARBITRAGE_HOST")]
+    host: String,
+    /// Port to listen on (0: any free port; the address is printed on stderr).
+    #[arg(long, default_value_t = 8000, env = "ARBITRAGE_PORT")]
+    port: u16,
+    /// Default decision rule (draft, target, rsd, oracle, router); a request can ask for another.
+    /// Default: router when a router is configured, else rsd.
+    #[arg(long)]
+    run_type: Option<RunType>,
+    /// Default threshold of the rule (rsd: PRM score; oracle: advantage; router: ŷ).
+    #[arg(long, alias = "prm-threshold")]
+    threshold: Option<f64>,
+    /// Router only: the threshold that sent about this fraction of held-out steps to the target.
+    #[arg(long, conflicts_with = "threshold")]
+    target_fraction: Option<f64>,
+    /// Router file (overrides the config's).
+    #[arg(long)]
+    router: Option<PathBuf>,
+    /// Requests solved at once. Needs remote engines; embedded models solve one at a time.
+    #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
+    concurrency: usize,
+    /// Requests that may wait for a worker; more are refused with 429 and Retry-After.
+    #[arg(long, default_value_t = 16, env = "ARBITRAGE_QUEUE")]
+    queue: usize,
+    /// Default steps per answer (default from the config).
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// Default tokens per answer (default from the config); a request's max_tokens overrides it.
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// The target writes an escalated step from scratch instead of first verifying the draft's.
+    #[arg(long)]
+    no_verify: bool,
+    /// The model name /v1/models lists.
+    #[arg(long, default_value = "arbitrage", env = "ARBITRAGE_SERVED_MODEL_NAME")]
+    served_model_name: String,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+}
+
+/// The loaded models, as the server's workers see them, and the remote draft's tokenizer when
+/// the config names one (prompts are then counted with it).
+struct Served {
+    loaded: Loaded,
+    remote_tokenizer: Option<LocalTokenizer>,
+}
+
+impl ModelSet for Served {
+    fn models(&self) -> Models<'_> {
+        self.loaded.models()
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        if let Some(model) = self.loaded.embedded_draft() {
+            return model.tokenize(text).ok().map(|t| t.len());
+        }
+        let tokenizer = self.remote_tokenizer.as_ref()?;
+        tokenizer.encode(text, true).ok().map(|t| t.len())
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let config = args.config.load()?;
+    let router = RouterSource::find(&config, args.router.as_deref())?;
+    // The stand-in PRM runs on the embedded target; with a remote target only a served PRM can
+    // score, so without one rsd and oracle are not offered.
+    let has_prm = match config.prm {
+        PrmConfig::Embedded(_) | PrmConfig::ValueHead(_) => config.target.embedded().is_some(),
+        PrmConfig::Remote(_) => true,
+    };
+    let run_type = args.run_type.unwrap_or(if router.is_some() {
+        RunType::Router
+    } else {
+        RunType::Rsd
+    });
+    match run_type {
+        RunType::Generate => {
+            bail!("`generate` writes router-training records; use `arbitrage run`")
+        }
+        RunType::Router if router.is_none() => bail!(
+            "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url"
+        ),
+        r if r.needs_prm() && !has_prm => bail!(
+            "run type `{r}` needs a PRM, and the embedded stand-in needs an embedded target: serve a PRM and set [prm] url (or --prm-url)"
+        ),
+        _ => {}
+    }
+    let needs = Needs {
+        draft: true,
+        target: true,
+        prm: has_prm,
+        draft_logprobs: matches!(router, Some(RouterSource::File { .. })),
+    };
+    models::check_concurrency(&config, &needs, args.concurrency)?;
+    let budget = router
+        .as_ref()
+        .map_or(policy::Budget::NoRouter, RouterSource::budget);
+    let threshold =
+        policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
+            .context("--threshold / --target-fraction")?;
+    let router_info = match &router {
+        None => RouterInfo::None,
+        Some(RouterSource::Served(_)) => RouterInfo::Served,
+        Some(RouterSource::File { file, .. }) => RouterInfo::File(Box::new(file.clone())),
+    };
+    let loaded = Loaded::load(&config, &needs, router).context("loading the models")?;
+    let remote_tokenizer = match config.draft.remote().and_then(|r| r.tokenizer.as_ref()) {
+        Some(path) => Some(LocalTokenizer::load(path).context("the draft tokenizer")?),
+        None => None,
+    };
+    let settings = ServerSettings {
+        model_name: args.served_model_name,
+        run_type,
+        threshold,
+        has_prm,
+        router: router_info,
+        limits: models::limits(&config, args.max_steps, args.max_tokens, args.no_verify),
+        template: config.prompt,
+        context_window: loaded.context_window(),
+        concurrency: args.concurrency,
+        queue: args.queue,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let server = Server::start(
+            Arc::new(Served {
+                loaded,
+                remote_tokenizer,
+            }),
+            settings.clone(),
+        )
+        .context("starting the workers")?;
+        eprintln!(
+            "{run_type}{} with {} worker(s), queue {}; listening on http://{addr}",
+            if run_type.uses_threshold() {
+                format!(" at threshold {threshold}")
+            } else {
+                String::new()
+            },
+            settings.concurrency,
+            settings.queue,
+        );
+        server.run(listener, shutdown_signal()).await?;
+        eprintln!("stopped: in-flight requests were answered");
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM. A second signal exits at once.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    eprintln!("shutting down: finishing in-flight requests (signal again to exit now)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,76 @@
+//! `arbitrage serve`: the speculation loop behind the OpenAI chat and completions API.
+//!
+//! - [`api`]: the wire format. Requests are parsed and validated into a [`api::Generation`];
+//!   errors are OpenAI-style bodies with a 4xx/5xx status.
+//! - [`answer`]: decided steps become the text a client sees (stop strings cut it).
+//! - [`queue`]: a bounded queue and the worker threads that run the loop.
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`http`]: routes, streaming, graceful shutdown.
+//!
+//! Why it is shaped this way:
+//! - The loop is blocking code driving engines that hold one problem at a time, so it runs on
+//!   its own worker threads, never on the async runtime: one worker for embedded models,
+//!   `--concurrency` for remote ones.
+//! - The queue is bounded: when it is full a request is refused at once with `429` and
+//!   `Retry-After`, instead of waiting behind an unbounded backlog.
+//! - Each request talks to its worker over a channel. A client that goes away drops the
+//!   receiving end; the loop polls that between steps, stops, and frees the problem's KV cache.
+//!   A stop string ends a request the same way.
+
+pub mod answer;
+pub mod api;
+pub mod http;
+pub mod metrics;
+pub mod queue;
+
+use crate::policy::{Budget, RunType};
+use crate::prompts::PromptTemplate;
+use crate::router::RouterFile;
+use crate::speculate::{Limits, Models};
+
+/// The loaded models a server runs the loop on.
+pub trait ModelSet: Send + Sync {
+    fn models(&self) -> Models<'_>;
+    /// Tokens of `text` as the models read it, where a tokenizer is at hand (embedded models).
+    fn count_tokens(&self, text: &str) -> Option<usize>;
+}
+
+/// The router a server has, as far as choosing thresholds goes.
+#[derive(Debug, Clone)]
+pub enum RouterInfo {
+    None,
+    Served,
+    File(Box<RouterFile>),
+}
+
+impl RouterInfo {
+    pub fn budget(&self) -> Budget<'_> {
+        match self {
+            RouterInfo::None => Budget::NoRouter,
+            RouterInfo::Served => Budget::Served,
+            RouterInfo::File(file) => Budget::File(file),
+        }
+    }
+}
+
+/// What a server is configured with: the defaults a request may override and the bounds it
+/// must stay within.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The name `/v1/models` lists and responses carry.
+    pub model_name: String,
+    pub run_type: RunType,
+    pub threshold: f64,
+    pub has_prm: bool,
+    pub router: RouterInfo,
+    /// Default limits and sampling of a solution.
+    pub limits: Limits,
+    pub template: PromptTemplate,
+    /// The embedded models' context window; prompts longer than it are refused.
+    pub context_window: Option<u32>,
+    /// Worker threads: requests solved at once.
+    pub concurrency: usize,
+    /// Requests that may wait for a worker; more are refused with 429.
+    pub queue: usize,
+    pub max_body_bytes: usize,
+}
