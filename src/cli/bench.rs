@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Which models: draft, target or both.
     #[arg(long, value_delimiter = ',', default_value = "draft,target")]
     roles: Vec<String>,
+    /// Load the models as the value-head PRM and `label` do, reporting hidden states (llama.cpp
+    /// then computes outputs at every token read): measures what that costs.
+    #[arg(long)]
+    hidden_states: bool,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -49,7 +53,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "the {role} model is remote; `bench` measures embedded models (see docs/remote.md for the remote overhead benchmark)"
             );
         };
-        let model = super::load_model(settings)?;
+        let mut settings = settings.clone();
+        settings.hidden_states = args.hidden_states;
+        let model = super::load_model(&settings)?;
         let bar = indicatif::ProgressBar::new(2 * args.reps as u64)
             .with_message(format!("benchmarking {role}"));
         let result = arbitrage::bench::run(
@@ -64,12 +70,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"role": role, "threads": settings.threads, "result": result})
+                serde_json::json!({"role": role, "threads": settings.threads, "hidden_states": args.hidden_states, "result": result})
             );
         } else {
             println!(
                 "{:<8} {:<40} {:>6} {:>8} {:>12.1} {:>8} {:>12.1}",
-                role,
+                if args.hidden_states {
+                    format!("{role}+h")
+                } else {
+                    role.clone()
+                },
                 result.model,
                 result.depth,
                 result.prompt_tokens,
