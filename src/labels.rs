@@ -300,6 +300,13 @@ impl Labeller<'_> {
                     .transpose()
                     .map(|s| s.map(|s| s.score))
             };
+            // Each step's hidden state is read before its judge question, which then only adds
+            // the question to what the cache holds.
+            let draft_hidden = state(self.draft_states, &r.draft_step)?;
+            let target_hidden_at_draft = state(self.target_states, &r.draft_step)?;
+            let draft_judge = judge(&r.draft_step)?;
+            let target_hidden_at_target = state(self.target_states, &r.target_step)?;
+            let target_judge = judge(&r.target_step)?;
             lines.push(LabelLine {
                 format_version: LABELS_FORMAT_VERSION,
                 idx: p.idx,
@@ -308,11 +315,11 @@ impl Labeller<'_> {
                 target_correct,
                 draft_rollout_tokens,
                 target_rollout_tokens,
-                draft_judge: judge(&r.draft_step)?,
-                target_judge: judge(&r.target_step)?,
-                draft_hidden: state(self.draft_states, &r.draft_step)?,
-                target_hidden_at_draft: state(self.target_states, &r.draft_step)?,
-                target_hidden_at_target: state(self.target_states, &r.target_step)?,
+                draft_judge,
+                target_judge,
+                draft_hidden,
+                target_hidden_at_draft,
+                target_hidden_at_target,
             });
             cost.probe_seconds += probes_started.elapsed().as_secs_f64();
         }
