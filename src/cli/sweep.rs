@@ -15,6 +15,12 @@ pub struct SweepArgs {
     /// Configuration file (TOML); without it the embedded default models are used.
     #[arg(long, env = "ARBITRAGE_CONFIG")]
     config: Option<PathBuf>,
+    /// Embedded PRM for every point: target-logprob, target-judge or value-head.
+    #[arg(long, value_parser = ["target-logprob", "target-judge", "value-head"])]
+    prm: Option<String>,
+    /// Head file of `--prm value-head`.
+    #[arg(long, value_name = "FILE")]
+    prm_head: Option<PathBuf>,
     /// Run types to sweep (rsd, oracle, router), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "rsd,router")]
     run_types: Vec<RunType>,
@@ -199,6 +205,7 @@ fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
         ("--max-tokens", args.max_tokens.map(|v| v.to_string())),
         ("--question-field", args.question_field.clone()),
         ("--answer-field", args.answer_field.clone()),
+        ("--prm", args.prm.clone()),
     ] {
         if let Some(v) = value {
             cmd.args([flag, &v]);
@@ -207,6 +214,7 @@ fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
     for (flag, path) in [
         ("--data-dir", args.data_dir.as_deref()),
         ("--router", args.router.as_deref()),
+        ("--prm-head", args.prm_head.as_deref()),
         ("--cache", cache),
     ] {
         if let Some(p) = path {
