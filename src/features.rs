@@ -25,6 +25,10 @@ pub const FEATURE_NAMES: [&str; 12] = [
 /// What the router sees of a proposed draft step.
 #[derive(Debug, Clone, Copy)]
 pub struct RouterInput<'a> {
+    /// The problem as the engines know it, and the rendered prompt (routers that read the
+    /// context with a model need them).
+    pub problem: u64,
+    pub prompt: &'a str,
     pub question: &'a str,
     /// Who wrote each earlier step.
     pub previous_authors: &'a [Author],
@@ -92,6 +96,8 @@ mod tests {
         let authors = [Author::Draft, Author::Target];
         let steps = ["a\n\n".to_owned(), "b\n\n".to_owned()];
         let f = step_features(&RouterInput {
+            problem: 0,
+            prompt: "",
             question: "q",
             previous_authors: &authors,
             previous_steps: &steps,

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::features::FEATURE_NAMES;
 use crate::labels::LabelLine;
 use crate::policy;
+use crate::router::{DRAFT_HIDDEN, KIND_HIDDEN_STATE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
 use crate::run::StepsLine;
-use crate::train::{Logistic, TrainError, fit_logistic, roc_auc, spearman};
+use crate::train::{Logistic, TrainError, budget_points, fit_logistic, roc_auc, spearman};
 use crate::value_head::{HeadFile, HeadInput};
 
 /// One record with its labels.
@@ -382,7 +383,8 @@ pub struct HeadsReport {
 /// Heads trained by [`train_heads`].
 pub struct Heads {
     pub value_head: Option<HeadFile>,
-    pub router_probe: Option<HeadFile>,
+    /// The hidden-state router, as a router file `run --router` loads.
+    pub router_probe: Option<RouterFile>,
     pub report: HeadsReport,
 }
 
@@ -598,9 +600,45 @@ pub fn train_heads(
             h
         })
     };
+    let router_probe = router_probe.map(|(fit, alpha)| {
+        let y_hat: Vec<f64> = test
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter_map(|s| hidden(&s.label.draft_hidden).map(|h| f64::from(fit.predict(h))))
+            .collect();
+        let mut t = training.clone();
+        t["alpha"] = serde_json::json!(alpha);
+        t["model"] = serde_json::json!(format!(
+            "{} (the draft's final hidden state at the end of its step, from {})",
+            t["model"].as_str().unwrap_or_default(),
+            models.0
+        ));
+        t["label"] =
+            serde_json::json!("y = 1 when only the target's step leads to the gold answer");
+        RouterFile {
+            format: ROUTER_FORMAT.into(),
+            version: ROUTER_VERSION,
+            kind: KIND_HIDDEN_STATE.into(),
+            features: vec![DRAFT_HIDDEN.into()],
+            mean: fit.mean,
+            scale: fit.scale,
+            weights: fit.weights,
+            bias: fit.bias,
+            default_threshold: 0.5,
+            budget: budget_points(&y_hat),
+            training: t,
+            evaluation: serde_json::json!(
+                report
+                    .routers
+                    .iter()
+                    .map(|r| serde_json::to_value(r).expect("serialises"))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    });
     Ok(Heads {
         value_head: head(value_head, HeadInput::TargetHidden, models.1, "value"),
-        router_probe: head(router_probe, HeadInput::DraftHidden, models.0, "probe"),
+        router_probe,
         report,
     })
 }
@@ -703,6 +741,10 @@ mod tests {
             .unwrap();
         assert!(probe.roc_auc > 0.9, "{probe:?}");
         assert_eq!(heads.value_head.unwrap().dim, 6);
+        let router = heads.router_probe.unwrap();
+        assert_eq!(router.kind, KIND_HIDDEN_STATE);
+        assert_eq!(router.weights.len(), 6);
+        assert!(!router.budget.is_empty());
     }
 
     #[test]

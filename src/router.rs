@@ -1,9 +1,11 @@
 //! Routers: given the context and a proposed draft step, the probability ŷ that the target would
 //! write a better step. The loop escalates when ŷ ≥ threshold.
 //!
-//! The embedded router is a logistic regression over [`crate::features`], stored as a versioned,
-//! self-describing JSON file (features, standardisation, weights, how it was trained, its
-//! evaluation, and a threshold per target-step budget).
+//! The embedded router is a logistic regression, stored as a versioned, self-describing JSON file
+//! (inputs, standardisation, weights, how it was trained, its evaluation, and a threshold per
+//! target-step budget). Its input is either the draft-side features of [`crate::features`]
+//! (`kind = "logistic"`) or the draft's final hidden state at the end of its step (`kind =
+//! "hidden-state"`, a linear probe, read by a draft instance loaded to report hidden states).
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,12 @@ use crate::features::{FEATURE_NAMES, RouterInput, step_features};
 
 pub const ROUTER_FORMAT: &str = "arbitrage-router";
 pub const ROUTER_VERSION: u32 = 1;
+/// `kind` of a router over the draft-side features.
+pub const KIND_FEATURES: &str = "logistic";
+/// `kind` of a linear probe on the draft's hidden state.
+pub const KIND_HIDDEN_STATE: &str = "hidden-state";
+/// The single input name of a hidden-state router.
+pub const DRAFT_HIDDEN: &str = "draft_hidden";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -59,7 +67,8 @@ pub struct BudgetPoint {
 pub struct RouterFile {
     pub format: String,
     pub version: u32,
-    /// `"logistic"`.
+    /// `"logistic"` (over `features`) or `"hidden-state"` (over the draft's hidden state;
+    /// `features` is then `["draft_hidden"]` and the vectors have the hidden size).
     pub kind: String,
     pub features: Vec<String>,
     /// Standardisation applied before the weights: `(x - mean) / scale`.
@@ -118,26 +127,38 @@ impl RouterFile {
                 self.version
             ));
         }
-        if self.kind != "logistic" {
-            return Err(format!(
-                "`kind` {:?} is not supported (expected \"logistic\")",
-                self.kind
-            ));
-        }
-        if self.features != FEATURE_NAMES {
-            return Err(format!(
-                "trained on features {:?}, but this build computes {:?}; retrain the router",
-                self.features, FEATURE_NAMES
-            ));
-        }
-        let n = self.features.len();
+        let n = match self.kind.as_str() {
+            KIND_FEATURES => {
+                if self.features != FEATURE_NAMES {
+                    return Err(format!(
+                        "trained on features {:?}, but this build computes {:?}; retrain the router",
+                        self.features, FEATURE_NAMES
+                    ));
+                }
+                self.features.len()
+            }
+            KIND_HIDDEN_STATE => {
+                if self.features != [DRAFT_HIDDEN] {
+                    return Err(format!(
+                        "a hidden-state router reads {DRAFT_HIDDEN:?}, not {:?}",
+                        self.features
+                    ));
+                }
+                self.weights.len()
+            }
+            other => {
+                return Err(format!(
+                    "`kind` {other:?} is not supported (expected {KIND_FEATURES:?} or {KIND_HIDDEN_STATE:?})"
+                ));
+            }
+        };
         for (name, len) in [
             ("mean", self.mean.len()),
             ("scale", self.scale.len()),
             ("weights", self.weights.len()),
         ] {
             if len != n {
-                return Err(format!("`{name}` has {len} values for {n} features"));
+                return Err(format!("`{name}` has {len} values for {n} inputs"));
             }
         }
         if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
@@ -162,6 +183,10 @@ impl RouterFile {
             .sum::<f64>()
             + self.bias;
         (1.0 / (1.0 + (-z).exp())) as f32
+    }
+
+    pub fn reads_hidden_state(&self) -> bool {
+        self.kind == KIND_HIDDEN_STATE
     }
 
     /// The threshold that sent about `fraction` of held-out steps to the target.
@@ -203,6 +228,57 @@ impl Router for FeatureRouter {
 
     fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError> {
         Ok(self.file.predict(&step_features(input).0))
+    }
+}
+
+/// A hidden-state router: reads the draft's step with a draft instance that reports hidden states
+/// and scores the state at its last token.
+pub struct ProbeRouter {
+    model: std::sync::Arc<dyn crate::backend::TextProbe>,
+    file: RouterFile,
+    name: String,
+}
+
+impl ProbeRouter {
+    pub fn new(
+        model: std::sync::Arc<dyn crate::backend::TextProbe>,
+        file: RouterFile,
+        path: &Path,
+    ) -> Self {
+        ProbeRouter {
+            name: format!("hidden-state router {} on {}", path.display(), model.name()),
+            model,
+            file,
+        }
+    }
+}
+
+impl Router for ProbeRouter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError> {
+        let transcript = crate::types::Transcript {
+            problem: input.problem,
+            question: input.question,
+            prompt: input.prompt,
+            steps: input.previous_steps,
+        };
+        let probe = self.model.probe(&transcript, &input.step.text, &[])?;
+        match probe.hidden {
+            Some(h) if h.len() == self.file.weights.len() => Ok(self.file.predict(&h)),
+            Some(h) => Err(crate::backend::EngineError::Invalid(format!(
+                "the router was trained on {}-value hidden states; {} gives {}",
+                self.file.weights.len(),
+                self.model.name(),
+                h.len()
+            ))),
+            None => Err(crate::backend::EngineError::Invalid(format!(
+                "the hidden-state router needs hidden states, and {} was not loaded to report them",
+                self.model.name()
+            ))),
+        }
     }
 }
 
@@ -271,5 +347,24 @@ mod tests {
         assert_eq!(f.predict(&[1.0; FEATURE_NAMES.len()]), 0.5);
         assert_eq!(f.threshold_for_fraction(0.25), Some(0.7));
         assert_eq!(f.threshold_for_fraction(0.45), Some(0.5));
+    }
+
+    #[test]
+    fn a_hidden_state_router_needs_its_single_input_and_equal_lengths() {
+        let mut f = sample();
+        f.kind = KIND_HIDDEN_STATE.into();
+        f.features = vec![DRAFT_HIDDEN.into()];
+        f.mean = vec![0.0; 4];
+        f.scale = vec![1.0; 4];
+        f.weights = vec![0.5; 4];
+        assert!(f.check().is_ok());
+        assert!(f.reads_hidden_state());
+        f.scale.pop();
+        assert_eq!(f.check().unwrap_err(), "`scale` has 3 values for 4 inputs");
+        f.scale.push(1.0);
+        f.features = vec!["mean_logprob".into()];
+        assert!(f.check().unwrap_err().contains("reads \"draft_hidden\""));
+        f.kind = "forest".into();
+        assert!(f.check().unwrap_err().contains("not supported"));
     }
 }

@@ -415,6 +415,8 @@ impl StepAt<'_> {
 
     fn router_input<'s>(&'s self, step: &'s GeneratedStep) -> RouterInput<'s> {
         RouterInput {
+            problem: self.task.problem,
+            prompt: self.task.prompt,
             question: self.task.question,
             previous_authors: &self.history.authors,
             previous_steps: &self.history.texts,

@@ -452,6 +452,19 @@ pub fn fit_logistic(rows: &[&[f32]], labels: &[bool], alpha: f64) -> Result<Logi
     })
 }
 
+/// Thresholds that send 5%, 10%, … 95% of the steps scored `y_hat` (held-out ŷ) to the target.
+pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
+    (1..20)
+        .map(|k| {
+            let fraction = f64::from(k) / 20.0;
+            BudgetPoint {
+                target_fraction: fraction,
+                threshold: crate::run::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
+            }
+        })
+        .collect()
+}
+
 /// Trains and evaluates a router on `examples`.
 pub fn train(
     examples: &[Example],
@@ -569,15 +582,7 @@ pub fn train(
             ));
         }
     }
-    file.budget = (1..20)
-        .map(|k| {
-            let fraction = f64::from(k) / 20.0;
-            BudgetPoint {
-                target_fraction: fraction,
-                threshold: crate::run::percentile(&y_hat, 1.0 - fraction).clamp(0.0, 1.0),
-            }
-        })
-        .collect();
+    file.budget = budget_points(&y_hat);
     let per_source: BTreeMap<usize, usize> = examples.iter().fold(BTreeMap::new(), |mut m, e| {
         *m.entry(e.problem.0).or_insert(0) += 1;
         m

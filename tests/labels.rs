@@ -253,3 +253,85 @@ fn a_head_for_another_model_is_refused_with_the_reason() {
     assert!(!output.status.success());
     assert!(stderr.contains("no/such/head.json"), "{stderr}");
 }
+
+/// A hidden-state router file for the smoke model's 576-value states, with weights that make
+/// ŷ depend on the state.
+fn hidden_state_router(dim: usize) -> Value {
+    serde_json::json!({
+        "format": "arbitrage-router", "version": 1, "kind": "hidden-state",
+        "features": ["draft_hidden"], "mean": vec![0.0; dim], "scale": vec![1.0; dim],
+        "weights": (0..dim).map(|i| if i % 2 == 0 { 0.05 } else { -0.05 }).collect::<Vec<f64>>(),
+        "bias": 0.0, "default_threshold": 0.5,
+        "budget": [{"target_fraction": 0.5, "threshold": 0.5}]
+    })
+}
+
+#[test]
+fn a_hidden_state_router_routes_on_the_drafts_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("problems.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let router = tmp.path().join("router.json");
+    std::fs::write(&router, hidden_state_router(576).to_string()).unwrap();
+    let out = tmp.path().join("out");
+    let run = |router: &Path, out: &Path| {
+        common::arbitrage(&[
+            "run",
+            "--config",
+            "configs/smoke.toml",
+            "--run-type",
+            "router",
+            "--router",
+            router.to_str().unwrap(),
+            "--threshold",
+            "0.5",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--limit",
+            "2",
+            "--max-tokens",
+            "64",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = run(&router, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut scores = Vec::new();
+    for r in read_jsonl(&out.join("results.jsonl")) {
+        for s in r["steps"].as_array().unwrap() {
+            let y = s["router_score"].as_f64().unwrap();
+            assert!(y > 0.0 && y < 1.0, "{y}");
+            // The rule: escalated exactly when ŷ ≥ 0.5.
+            assert_eq!(s["model"] == "target", y >= 0.5, "{s}");
+            scores.push(y);
+        }
+    }
+    assert!(
+        scores.iter().any(|&y| (y - scores[0]).abs() > 1e-4),
+        "ŷ does not depend on the step: {scores:?}"
+    );
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        metrics["router"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hidden-state router"),
+        "{metrics}"
+    );
+
+    // A router trained on another model's states is refused before anything runs.
+    std::fs::write(&router, hidden_state_router(896).to_string()).unwrap();
+    let output = run(&router, &tmp.path().join("out2"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("trained on 896-value hidden states, but"),
+        "{stderr}"
+    );
+}

@@ -12,7 +12,7 @@ use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
 use arbitrage::policy::Budget;
 use arbitrage::prm::ProbePrm;
 use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
-use arbitrage::router::{FeatureRouter, Router, RouterFile};
+use arbitrage::router::{FeatureRouter, ProbeRouter, Router, RouterFile};
 use arbitrage::speculate::{Limits, Models};
 use arbitrage::value_head::{HeadFile, ValueHeadPrm};
 
@@ -142,6 +142,29 @@ impl Loaded {
             None
         };
         let router: Option<Box<dyn Router>> = match router {
+            Some(RouterSource::File { file, path }) if file.reads_hidden_state() => {
+                let Some(settings) = config.draft.embedded() else {
+                    bail!(
+                        "router {} reads the embedded draft's hidden states, and the draft is remote",
+                        path.display()
+                    );
+                };
+                // A second draft instance: hidden states make llama.cpp compute outputs at every
+                // token it reads, which the generating instance should not pay for.
+                let mut states = renamed(settings, "router (hidden states of the draft)");
+                states.hidden_states = true;
+                let model = super::load_model(&states)?;
+                if model.info().n_embd != file.weights.len() {
+                    bail!(
+                        "router {} was trained on {}-value hidden states, but {} has {}: train it on this draft's states",
+                        path.display(),
+                        file.weights.len(),
+                        settings.path.display(),
+                        model.info().n_embd
+                    );
+                }
+                Some(Box::new(ProbeRouter::new(Arc::new(model), file, &path)))
+            }
             Some(RouterSource::File { file, path }) => {
                 Some(Box::new(FeatureRouter::new(file, &path)))
             }

@@ -93,6 +93,8 @@ mod tests {
         };
         let steps = ["a\n\n".to_owned(), "b\n\n".to_owned()];
         let text = router_input(&RouterInput {
+            problem: 0,
+            prompt: "",
             question: "Q?",
             previous_authors: &[Author::Draft, Author::Target],
             previous_steps: &steps,
