@@ -154,6 +154,20 @@ impl<'a> Evaluator<'a> {
                 let (b, x) = (self.eval(b)?, self.eval(x)?);
                 log_base(&b, &x)
             }
+            Node::Func(Func::Det, args) => match args.as_slice() {
+                [Node::Matrix(rows)] => {
+                    let mut m = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        m.push(
+                            r.iter()
+                                .map(|x| self.eval(x))
+                                .collect::<Result<Vec<_>, _>>()?,
+                        );
+                    }
+                    crate::matrix::det(&m)
+                }
+                _ => Err(EvalError::Unsupported),
+            },
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 let trig = matches!(
@@ -175,6 +189,11 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 apply(*f, &vals)
+            }
+            Node::BigOp(false, var, lo, hi, body) if **hi == Node::Inf => {
+                let lo = self.eval(lo)?;
+                let lo = to_int(&lo).ok_or(EvalError::Unsupported)?;
+                self.infinite_sum(var, lo, body)
             }
             Node::BigOp(is_prod, var, lo, hi, body) => {
                 let (lo, hi) = (self.eval(lo)?, self.eval(hi)?);
@@ -230,6 +249,91 @@ impl<'a> Evaluator<'a> {
             | Node::Rel(..)
             | Node::List(_) => Err(EvalError::Unsupported),
         }
+    }
+}
+
+/// Partial sums are taken at these term counts; the last four feed the extrapolation.
+const SERIES_CHECKPOINTS: [i64; 5] = [250, 500, 1000, 2000, 4000];
+
+impl Evaluator<'_> {
+    /// The value of `Σ_{var ≥ lo} body`, or `Unsupported` when the series cannot be shown to
+    /// converge numerically.
+    ///
+    /// Covers the well-known series answers are written as: factorial and geometric series (the
+    /// terms fall below 1e-17 of the sum, and summing stops there), and power-law or alternating
+    /// series such as `Σ 1/n²` and `Σ (-1)^{n+1}/n`, whose partial sums at an even number of terms
+    /// `N` behave like `S + a/N + b/N² + …`: Richardson extrapolation over N = 500…4000 removes
+    /// those terms. It must not give a value to a divergent series: `Σ 1/n` grows like `ln N`,
+    /// which is not of that form, so successive extrapolations disagree and the sum is refused,
+    /// and terms that do not tend to zero are refused outright.
+    fn infinite_sum(&mut self, var: &str, lo: i64, body: &Node) -> Result<Val, EvalError> {
+        let mut sum = 0.0f64;
+        let mut partial = Vec::with_capacity(SERIES_CHECKPOINTS.len());
+        let mut small_run = 0;
+        let mut first_term = 0.0f64;
+        let last = SERIES_CHECKPOINTS[SERIES_CHECKPOINTS.len() - 1];
+        for n in 0..last {
+            let k = lo.checked_add(n).ok_or(EvalError::TooBig)?;
+            self.local.push((var.to_string(), int(k)));
+            let v = self.eval(body);
+            self.local.pop();
+            let t = match v {
+                Ok(v) => v.approx_checked()?,
+                // `1/n!` underflows or becomes too big to hold exactly: the term is negligible.
+                Err(EvalError::TooBig) if n > 20 && small_run > 0 => C64::real(0.0),
+                Err(e) => return Err(e),
+            };
+            if !t.is_real() {
+                return Err(EvalError::Unsupported);
+            }
+            if first_term == 0.0 {
+                first_term = t.re.abs();
+            }
+            // Terms that have not fallen to a tenth of the first after 250 of them (a constant,
+            // `n^n`, `1/\ln n`): no value, and no need to pay for 4000 evaluations.
+            if n == 250 && t.re.abs() > 0.1 * first_term {
+                return Err(EvalError::Unsupported);
+            }
+            sum += t.re;
+            if !sum.is_finite() {
+                return Err(EvalError::TooBig);
+            }
+            small_run = if t.re.abs() <= 1e-17 * sum.abs().max(1e-300) {
+                small_run + 1
+            } else {
+                0
+            };
+            if small_run >= 8 {
+                return approx(C64::real(sum));
+            }
+            if SERIES_CHECKPOINTS.contains(&(n + 1)) {
+                partial.push(sum);
+            }
+        }
+        // Terms that do not shrink like a power of N: refuse.
+        let d1 = partial[3] - partial[2];
+        let d2 = partial[4] - partial[3];
+        if d1 != 0.0 && (d2.abs() >= 0.75 * d1.abs() || d2.is_nan()) {
+            return Err(EvalError::Unsupported);
+        }
+        // Richardson extrapolation in h = 1/N with N doubling: three rounds.
+        let mut row: Vec<f64> = partial[1..].to_vec();
+        let mut prev_best = f64::NAN;
+        for round in 1..=3 {
+            let f = 2f64.powi(round);
+            row = row
+                .windows(2)
+                .map(|w| (f * w[1] - w[0]) / (f - 1.0))
+                .collect();
+            if round == 2 {
+                prev_best = row[row.len() - 1];
+            }
+        }
+        let best = row[0];
+        if (best - prev_best).abs() > 1e-10 * best.abs().max(1e-12) {
+            return Err(EvalError::Unsupported);
+        }
+        approx(C64::real(best))
     }
 }
 
@@ -322,6 +426,16 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
                 return Err(EvalError::Unsupported);
             }
             let (s, c) = t.re.sin_cos();
+            // At a multiple of π/2 the sine or cosine is 0 up to the rounding of the argument:
+            // make it exactly 0 (so `\sin\pi = 0` and `\tan\frac{\pi}{2}` is undefined).
+            let snap = |v: f64| {
+                if v.abs() <= value::CANCEL * t.re.abs().max(1.0) {
+                    0.0
+                } else {
+                    v
+                }
+            };
+            let (s, c) = (snap(s), snap(c));
             let r = match f {
                 Func::Sin => s,
                 Func::Cos => c,
@@ -330,6 +444,9 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
                 Func::Sec => 1.0 / c,
                 _ => 1.0 / s,
             };
+            if r == 0.0 {
+                return Ok(int(0));
+            }
             approx(C64::real(r))
         }
         Func::Asin => real_fn(one()?, f64::asin),
@@ -338,6 +455,16 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
         Func::Sinh => real_fn(one()?, f64::sinh),
         Func::Cosh => real_fn(one()?, f64::cosh),
         Func::Tanh => real_fn(one()?, f64::tanh),
+        Func::Coth => real_fn(one()?, |x| 1.0 / x.tanh()),
+        Func::Sech => real_fn(one()?, |x| 1.0 / x.cosh()),
+        Func::Csch => real_fn(one()?, |x| 1.0 / x.sinh()),
+        Func::Asinh => real_fn(one()?, f64::asinh),
+        // Outside their real domains these are NaN, which `checked` reports as a domain error.
+        Func::Acosh => real_fn(one()?, |x| if x >= 1.0 { x.acosh() } else { f64::NAN }),
+        Func::Atanh => real_fn(one()?, |x| if x.abs() < 1.0 { x.atanh() } else { f64::NAN }),
+        Func::Acot => real_fn(one()?, |x| (1.0 / x).atan()),
+        Func::DoubleFactorial => value::double_factorial(one()?),
+        Func::Det => Err(EvalError::Unsupported),
         Func::Max | Func::Min => {
             let mut best: Option<(&Val, f64)> = None;
             for x in v {

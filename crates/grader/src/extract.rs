@@ -10,6 +10,14 @@ use crate::normalize::preclean;
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:\s?%)?").expect("regex"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expect("regex"));
+/// A command with a one-word argument: `\begin{pmatrix}`, `\operatorname{lcm}`, `\text{ cm}`.
+static CMD_ARG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\\[A-Za-z]+\s*\{\s*[A-Za-z]*\s*\}").expect("regex"));
+/// An approximation sign or word just before a number: the number is a rounded value.
+static APPROX_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:≈|~|\\approx|approximately|approx\.?|about|roughly|nearly|around|environ|约)\s*[:=]?\s*[-+]?$")
+        .expect("regex")
+});
 
 /// Markers after which a final answer follows, strongest first. Matched case-insensitively.
 const FINAL_MARKERS: &[&str] = &["final answer is", "final answer:", "final answer"];
@@ -23,7 +31,16 @@ const ANSWER_MARKERS: &[&str] = &[
     "答案是",
     "答案为",
     "答案：",
+    "答：",
     "answer =",
+    "antwort:",
+    "antwort ist",
+    "respuesta es",
+    "respuesta:",
+    "risposta:",
+    "resposta:",
+    "ответ:",
+    "ответ —",
 ];
 
 /// A `\boxed{...}` occurrence: byte range of the whole command and its content.
@@ -122,18 +139,34 @@ fn joins_boxes(gap: &str) -> bool {
     other <= 1
 }
 
+/// Does the text between two answer parts contain a connective word ("and", "or", …)?
+fn has_connective_word(gap: &str) -> bool {
+    gap.split(|c: char| !c.is_alphanumeric()).any(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "and" | "or" | "et" | "ou" | "und" | "oder" | "y" | "o"
+        )
+    })
+}
+
 /// The last boxed answer, joined with immediately preceding boxes (`\boxed{1}, \boxed{2}`).
+///
+/// Parts separated by a connective word (`\boxed{1} and \boxed{-2}`) are joined with "and", so
+/// that they compare as alternatives in any order; parts separated by punctuation only keep
+/// the comma, and with it their order.
 fn boxed_answer(s: &str) -> Option<String> {
     let boxes = find_boxed(s);
     let last = boxes.last()?;
     let mut parts = vec![last.content.clone()];
     let mut k = boxes.len() - 1;
+    let mut words = false;
     while k > 0 && joins_boxes(&s[boxes[k - 1].end..boxes[k].start]) {
+        words |= has_connective_word(&s[boxes[k - 1].end..boxes[k].start]);
         k -= 1;
         parts.push(boxes[k].content.clone());
     }
     parts.reverse();
-    Some(parts.join(", "))
+    Some(parts.join(if words { " and " } else { ", " }))
 }
 
 /// Math segments `$...$`, `$$...$$`, `\(...\)` (single line), `\[...\]`: (start, end, content).
@@ -187,8 +220,14 @@ fn find_unescaped(s: &str, from: usize, pat: &str) -> Option<usize> {
 
 /// Last number in plain text (`1,000.99`, `2,74`, `28 %`), with a sign when it is not a
 /// subtraction. Returns (start, end, text).
+///
+/// A digit run that directly follows a Latin letter belongs to a name (`AB2C`, `H2O`, `x2`)
+/// and is never taken as a number; a letter after the digits (`15cm`) is a unit and is fine.
 fn last_number(s: &str) -> Option<(usize, usize, String)> {
-    let m = NUMBER.find_iter(s).last()?;
+    let m = NUMBER
+        .find_iter(s)
+        .filter(|m| !s[..m.start()].ends_with(|c: char| c.is_ascii_alphabetic()))
+        .last()?;
     let mut start = m.start();
     let prev = s[..start].trim_end_matches(' ');
     if let Some(before) = prev.strip_suffix('-') {
@@ -267,8 +306,15 @@ fn segment_after(s: &str) -> Option<String> {
         .or_else(|| Some(seg.to_string()))
 }
 
-/// Short, mostly symbolic text (not prose).
+/// Short, mostly symbolic text (not prose). Words that are LaTeX command arguments
+/// (`\begin{pmatrix}`, `\operatorname{lcm}`, `\text{cm}`) are markup, not prose.
 fn looks_like_answer(s: &str) -> bool {
+    if s.len() <= 600 && s.contains('\\') {
+        let stripped = CMD_ARG.replace_all(s, "");
+        if stripped.len() < s.len() {
+            return stripped.chars().count() <= 200 && looks_like_answer(&stripped);
+        }
+    }
     const ALLOWED: &[&str] = &["pct", "percent", "and", "sqrt", "frac", "pi", "infty"];
     let prose_script = s
         .chars()
@@ -331,19 +377,69 @@ pub fn extract_answer(text: &str) -> Option<String> {
     if maths.is_empty() && looks_like_answer(s) {
         return Some(s.to_string());
     }
-    // Whichever comes last: a math segment, or a number in the prose after it.
+    // Whichever comes last: a math segment, or a number in the prose after it; but a number
+    // announced as an approximation ("$2\sqrt3$, approximately 3.46") defers to the exact math.
     let last_math = maths.last();
     let tail_from = last_math.map_or(0, |m| m.1);
-    if let Some((_, _, n)) = last_number(&s[tail_from..])
+    if let Some((start, _, n)) = last_number(&s[tail_from..])
         && (last_math.is_none() || !s[tail_from..].trim().is_empty())
+        && (last_math.is_none() || !APPROX_BEFORE.is_match(&s[tail_from..tail_from + start]))
     {
         return Some(n);
     }
     if let Some((_, _, c)) = last_math {
-        return Some(c.clone());
+        return Some(final_value(c));
     }
     // A short word answer (`Sunday`, `Evelyn`).
     (s.chars().count() <= 60 && !s.contains('\n')).then(|| s.to_string())
+}
+
+/// The result of a computation shown as the last math of a solution: `\pi r^2 h = 12\pi`
+/// gives `12\pi`.
+///
+/// Only for a chain of `=` whose last part is a constant other than 0 and whose first part has
+/// a variable: `x + y = 5`-style equations keep their form when the right side is 0
+/// (`2x + 4y - 3 = 0`), and a definition with a variable on the right (`f(x) = 2x + 1`) is kept
+/// whole. Boxed and marked answers never go through this: it applies to unmarked prose only.
+fn final_value(seg: &str) -> String {
+    // `x = \frac13 \approx 0.33`: the approximation is an annotation, not the value.
+    let exact = match seg.find("\\approx").or_else(|| seg.find('≈')) {
+        Some(p) if seg[..p].contains('=') => &seg[..p],
+        _ => seg,
+    };
+    let parts = split_top_level_eq(exact);
+    if parts.len() >= 2 {
+        let last = parts[parts.len() - 1].trim();
+        if let (Ok(first), Ok(value)) = (crate::parse::parse(parts[0]), crate::parse::parse(last)) {
+            let (mut fs, mut vs) = (Default::default(), Default::default());
+            crate::equiv::free_syms(&first, &mut fs);
+            crate::equiv::free_syms(&value, &mut vs);
+            let zero = crate::eval::eval(&value, &Default::default()).is_ok_and(|v| v.is_zero());
+            if !fs.is_empty() && vs.is_empty() && !zero {
+                return last.to_string();
+            }
+        }
+    }
+    seg.to_string()
+}
+
+/// `seg` split at `=` signs outside braces and brackets (`\le`, `\ne` are not `=`).
+fn split_top_level_eq(seg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in seg.char_indices() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => depth -= 1,
+            '=' if depth == 0 => {
+                out.push(&seg[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&seg[start..]);
+    out
 }
 
 /// Gold answers may be bare, wrapped in `$...$`/`\boxed{}`, or full solutions.

@@ -80,6 +80,17 @@ const KNOWN_CMDS: &[&str] = &[
 /// Undo common escaping damage in raw model/test text: `\\frac` → `\frac`, literal `\n` → newline.
 pub fn preclean(text: &str) -> String {
     let mut s = text.to_string();
+    // No-break spaces (French puts one before `:`) and full-width digits and colons.
+    if !s.is_ascii() {
+        s = s
+            .chars()
+            .map(|c| match c {
+                '\u{a0}' | '\u{202f}' | '\u{2009}' | '\u{3000}' => ' ',
+                '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+                _ => c,
+            })
+            .collect();
+    }
     if s.contains("\\n") {
         s = LITERAL_NL.replace_all(&s, "\n$1").into_owned();
     }

@@ -69,7 +69,9 @@ fn thousands_separators_and_decimal_commas_are_read() {
     assert!(answers_equal("11111111100", "11,\\!111,\\!111,\\!100"));
     assert!(answers_equal("14{,}916", "14916"));
     assert!(answers_equal("1,22", "1.22"));
-    assert!(answers_equal("-2,1", "1, -2"));
+    // A plain comma list is ordered (issue 15): `-2,1` is the list, not a reordering of `1, -2`.
+    assert!(answers_equal("-2,1", "-2, 1"));
+    assert!(!answers_equal("-2,1", "1, -2"));
 }
 
 #[test]
