@@ -154,20 +154,24 @@ impl<'a> Evaluator<'a> {
                 let (b, x) = (self.eval(b)?, self.eval(x)?);
                 log_base(&b, &x)
             }
-            Node::Func(Func::Det, args) => match args.as_slice() {
-                [Node::Matrix(rows)] => {
-                    let mut m = Vec::with_capacity(rows.len());
-                    for r in rows {
-                        m.push(
-                            r.iter()
-                                .map(|x| self.eval(x))
-                                .collect::<Result<Vec<_>, _>>()?,
-                        );
+            Node::Func(Func::Det | Func::Abs, args)
+                if matches!(args.as_slice(), [Node::Matrix(_)]) =>
+            {
+                match args.as_slice() {
+                    [Node::Matrix(rows)] => {
+                        let mut m = Vec::with_capacity(rows.len());
+                        for r in rows {
+                            m.push(
+                                r.iter()
+                                    .map(|x| self.eval(x))
+                                    .collect::<Result<Vec<_>, _>>()?,
+                            );
+                        }
+                        crate::matrix::det(&m)
                     }
-                    crate::matrix::det(&m)
+                    _ => Err(EvalError::Unsupported),
                 }
-                _ => Err(EvalError::Unsupported),
-            },
+            }
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 let trig = matches!(
@@ -330,7 +334,7 @@ impl Evaluator<'_> {
             }
         }
         let best = row[0];
-        if (best - prev_best).abs() > 1e-10 * best.abs().max(1e-12) {
+        if (best - prev_best).abs() > 1e-8 * best.abs().max(1e-12) {
             return Err(EvalError::Unsupported);
         }
         approx(C64::real(best))

@@ -10,6 +10,7 @@ use crate::normalize::preclean;
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:\s?%)?").expect("regex"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expect("regex"));
+static CMD_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\[A-Za-z]+").expect("regex"));
 /// A command with a one-word argument: `\begin{pmatrix}`, `\operatorname{lcm}`, `\text{ cm}`.
 static CMD_ARG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\\[A-Za-z]+\s*\{\s*[A-Za-z]*\s*\}").expect("regex"));
@@ -260,10 +261,11 @@ fn segment_after(s: &str) -> Option<String> {
             return Some(b);
         }
     }
-    if (t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\["))
-        && let Some((_, _, c)) = math_segments(t).into_iter().next()
-    {
-        return Some(c);
+    if t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\[") {
+        let maths = math_segments(t);
+        if !maths.is_empty() {
+            return Some(solution_run(t, &maths, 0));
+        }
     }
     // Sentence end: newline, or a period/！ followed by space or end.
     let mut end = t.len();
@@ -295,8 +297,8 @@ fn segment_after(s: &str) -> Option<String> {
         return None;
     }
     let maths = math_segments(seg);
-    if let Some((_, _, c)) = maths.last() {
-        return Some(c.clone());
+    if !maths.is_empty() {
+        return Some(solution_run(seg, &maths, maths.len() - 1));
     }
     if looks_like_answer(seg) {
         return Some(seg.to_string());
@@ -319,7 +321,9 @@ fn looks_like_answer(s: &str) -> bool {
     let prose_script = s
         .chars()
         .any(|c| c.is_alphabetic() && !c.is_ascii() && !('\u{370}'..='\u{3ff}').contains(&c));
-    s.chars().count() <= 40
+    // Command names (`\left`, `\infty`) are markup: only the rest counts towards the length.
+    let markup: usize = CMD_NAME.find_iter(s).map(|m| m.as_str().len()).sum();
+    s.chars().count() - markup.min(s.chars().count()) <= 40
         && !prose_script
         && WORD
             .find_iter(s)
@@ -388,10 +392,47 @@ pub fn extract_answer(text: &str) -> Option<String> {
         return Some(n);
     }
     if let Some((_, _, c)) = last_math {
-        return Some(final_value(c));
+        let run = solution_run(s, &maths, maths.len() - 1);
+        return Some(if run.len() > c.len() {
+            run
+        } else {
+            final_value(c)
+        });
     }
     // A short word answer (`Sunday`, `Evelyn`).
     (s.chars().count() <= 60 && !s.contains('\n')).then(|| s.to_string())
+}
+
+/// Text between two math segments that lists them as one answer: commas and connective words
+/// only (`$x = 1$ and $x = 3$`, `$1$, $2$, or $3$`). Any other word ("so", "then", "we get")
+/// means the segments are steps of the argument, not parts of the answer.
+fn joins_solutions(gap: &str) -> bool {
+    gap.len() <= 24
+        && gap.split(|c: char| !c.is_alphanumeric()).all(|w| {
+            w.is_empty()
+                || matches!(
+                    w.to_lowercase().as_str(),
+                    "and" | "or" | "et" | "ou" | "und" | "oder" | "y" | "o"
+                )
+        })
+        && !gap.contains(['.', '\n', ';'])
+}
+
+/// The math segment `i` with the neighbouring segments joined to it by [`joins_solutions`], as
+/// one answer (`x = 1 and x = 3`); joined with "and" so the parts compare as alternatives.
+fn solution_run(s: &str, maths: &[(usize, usize, String)], i: usize) -> String {
+    let (mut lo, mut hi) = (i, i);
+    while lo > 0 && joins_solutions(&s[maths[lo - 1].1..maths[lo].0]) {
+        lo -= 1;
+    }
+    while hi + 1 < maths.len() && joins_solutions(&s[maths[hi].1..maths[hi + 1].0]) {
+        hi += 1;
+    }
+    if lo == hi {
+        return maths[i].2.clone();
+    }
+    let parts: Vec<&str> = maths[lo..=hi].iter().map(|m| m.2.as_str()).collect();
+    parts.join(" and ")
 }
 
 /// The result of a computation shown as the last math of a solution: `\pi r^2 h = 12\pi`

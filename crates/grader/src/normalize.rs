@@ -120,6 +120,11 @@ pub fn strip_delims(s: &str) -> String {
             }
         }
         t = t.trim_end_matches(['.', '。']).trim();
+        // Markdown emphasis around an answer: `**7**`.
+        if let Some(inner) = t.strip_prefix("**").and_then(|x| x.strip_suffix("**")) {
+            t = inner.trim();
+        }
+        t = t.trim_end_matches("**").trim();
         t = t.trim_start_matches('$').trim_end_matches('$').trim();
         if t == before {
             break;
@@ -149,6 +154,9 @@ pub fn clean_answer(s: &str) -> String {
             })
             .into_owned();
     }
+    if let Some(c) = canonical_phrase(&s) {
+        return c.to_string();
+    }
     // A leading `=` or trailing sentence punctuation carries no meaning.
     let t = s
         .trim()
@@ -157,6 +165,22 @@ pub fn clean_answer(s: &str) -> String {
         .trim_end_matches(['.', ',', ';'])
         .trim();
     t.to_string()
+}
+
+/// Word answers that name a set: "no solution" is `\emptyset`, "all real numbers" is `\mathbb{R}`.
+/// Only whole-answer phrases are mapped, so "no solution for x > 2" stays text.
+fn canonical_phrase(s: &str) -> Option<&'static str> {
+    let key: String = loose(s)
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '\\')
+        .collect();
+    match key.as_str() {
+        "nosolution" | "nosolutions" | "norealsolution" | "norealsolutions" | "theemptyset"
+        | "emptyset" | "\\emptyset" | "\\varnothing" => Some("\\emptyset"),
+        "allrealnumbers" | "allreals" | "allrealx" | "allx" | "realnumbers" | "\\mathbbr"
+        | "xin\\mathbbr" => Some("\\mathbb{R}"),
+        _ => None,
+    }
 }
 
 /// Readings of a bare number with separators. Returns alternatives to try, most likely first.

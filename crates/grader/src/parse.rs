@@ -252,6 +252,7 @@ fn func_of(name: &str) -> Option<Func> {
         "gcd" => Func::Gcd,
         "lcm" => Func::Lcm,
         "max" => Func::Max,
+        "det" => Func::Det,
         "min" => Func::Min,
         _ => return None,
     })
@@ -1312,6 +1313,9 @@ impl Parser {
             Tok::Op('[') => self.parse_bracket('['),
             Tok::Op('{') => self.parse_group_body('}'),
             Tok::SetOpen => {
+                if let Some(cond) = self.set_builder()? {
+                    return Ok(cond);
+                }
                 let items = self.parse_items(false)?;
                 if self.next() != Some(Tok::SetClose) {
                     return Err(ParseError("unclosed set"));
@@ -1329,6 +1333,36 @@ impl Parser {
             Tok::Begin(env) => self.parse_env(&env),
             Tok::Cmd(c) => self.parse_cmd(&c),
             _ => Err(ParseError("unexpected token")),
+        }
+    }
+
+    /// Set-builder notation `\{x \mid x > 2\}` / `\{x : x > 2\}` (after the `\{`): the set is
+    /// its condition, which then compares as a relation or interval. `None` (position restored)
+    /// when the braces hold a plain list.
+    fn set_builder(&mut self) -> PResult<Option<Node>> {
+        let start = self.pos;
+        self.abs_depth += 1;
+        // The head is a name, optionally with its domain (`x \in \mathbb{R}`); not a ratio, so
+        // that `:` is left for the separator.
+        let mut head = self.parse_union();
+        while head.is_ok() && self.peek() == Some(&Tok::Rel(RelOp::In)) {
+            self.pos += 1;
+            head = self.parse_union();
+        }
+        self.abs_depth -= 1;
+        if head.is_err() || !(self.is_op('|') || self.is_op(':')) {
+            self.pos = start;
+            return Ok(None);
+        }
+        self.pos += 1;
+        let conds = self.parse_items(false)?;
+        if self.next() != Some(Tok::SetClose) {
+            return Err(ParseError("unclosed set"));
+        }
+        let mut conds = conds;
+        match conds.len() {
+            1 => Ok(conds.pop()),
+            _ => Err(ParseError("set-builder with several conditions")),
         }
     }
 
@@ -1556,7 +1590,11 @@ impl Parser {
             }
             "sum" | "prod" => {
                 let (var, lo, hi) = self.parse_bounds(true)?;
-                let body = self.parse_mul()?;
+                let mut body = self.parse_mul()?;
+                if var == "i" || var == "e" {
+                    // `\sum_{i=1}^{n} i`: the index, not the imaginary unit.
+                    rebind(&mut body, &var);
+                }
                 Ok(Node::BigOp(
                     c == "prod",
                     var,
@@ -1635,8 +1673,11 @@ impl Parser {
                 if let Node::Rel(parts, ops) = &n
                     && (ops == &[RelOp::Eq] || ops == &[RelOp::Ge])
                 {
-                    if let Node::Sym(v) = &parts[0] {
-                        var = v.clone();
+                    match &parts[0] {
+                        Node::Sym(v) => var = v.clone(),
+                        Node::I => var = "i".into(),
+                        Node::E => var = "e".into(),
+                        _ => {}
                     }
                     lo = Some(parts[1].clone());
                     if ops == &[RelOp::Ge] {
@@ -1654,6 +1695,36 @@ impl Parser {
             (Some(l), Some(h)) if !need_var || !var.is_empty() => Ok((var, l, h)),
             _ => Err(ParseError("bounds")),
         }
+    }
+}
+
+/// Turn the constants `i`/`e` back into the symbol `var` inside a sum over `var`.
+fn rebind(n: &mut Node, var: &str) {
+    let hit = match n {
+        Node::I => var == "i",
+        Node::E => var == "e",
+        _ => false,
+    };
+    if hit {
+        *n = Node::Sym(var.to_string());
+        return;
+    }
+    match n {
+        Node::Neg(a) | Node::Fact(a) | Node::Percent(a) | Node::Degrees(a) => rebind(a, var),
+        Node::Add(v) | Node::Mul(v) => v.iter_mut().for_each(|x| rebind(&mut x.1, var)),
+        Node::Pow(a, b)
+        | Node::LogBase(a, b)
+        | Node::Root(a, b)
+        | Node::Binom(a, b)
+        | Node::Mod(a, b)
+        | Node::Ratio(a, b) => {
+            rebind(a, var);
+            rebind(b, var);
+        }
+        Node::Func(_, v) | Node::Tuple(v) | Node::Set(v) | Node::List(v) => {
+            v.iter_mut().for_each(|x| rebind(x, var))
+        }
+        _ => {}
     }
 }
 
