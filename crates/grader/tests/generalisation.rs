@@ -39,11 +39,15 @@ fn cases() -> Vec<Case> {
 fn every_category_agrees_with_its_labels() {
     let cases = cases();
     let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut spent: BTreeMap<&str, Duration> = BTreeMap::new();
     let mut report = Vec::new();
+    let mut times = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let start = Instant::now();
         let v = grade(&c.gold, &c.pred);
         let took = start.elapsed();
+        times.push((took, i + 1));
+        *spent.entry(c.category.as_str()).or_default() += took;
         let e = per.entry(c.category.as_str()).or_default();
         e.1 += 1;
         if v.equal == c.expected {
@@ -72,8 +76,9 @@ fn every_category_agrees_with_its_labels() {
     let (mut agree, mut total) = (0, 0);
     for (cat, (a, n)) in &per {
         println!(
-            "{cat:<12} {a:>3}/{n:<3} = {:.1}%",
-            100.0 * *a as f64 / *n as f64
+            "{cat:<12} {a:>3}/{n:<3} = {:.1}%   mean {:.1?} per pair",
+            100.0 * *a as f64 / *n as f64,
+            spent[cat] / *n as u32
         );
         agree += a;
         total += n;
@@ -83,6 +88,13 @@ fn every_category_agrees_with_its_labels() {
         "all",
         100.0 * agree as f64 / total as f64
     );
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    let slowest: Vec<String> = times
+        .iter()
+        .take(5)
+        .map(|(t, line)| format!("line {line} {t:.1?}"))
+        .collect();
+    println!("slowest pairs: {}", slowest.join(", "));
     for line in &report {
         println!("  DISAGREE {line}");
     }
