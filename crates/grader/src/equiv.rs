@@ -324,14 +324,22 @@ fn flip(op: RelOp) -> RelOp {
 }
 
 fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
-    // Approximations are annotations: `x = 1/3 ≈ 0.33` means `x = 1/3`.
-    let cut = if ops.iter().all(|o| *o == RelOp::Approx) {
-        ops.len()
+    // Approximations are annotations: `x = 1/3 ≈ 0.33` means `x = 1/3`, and
+    // `\frac{\sqrt{91}}{\pi} \approx 3.04` means the exact value. Only after a name
+    // (`x \approx 11`) is the approximation the answer.
+    let (skip, ops) = if ops.first() == Some(&RelOp::Approx) && is_eq_label(&parts[0]) {
+        (1, &ops[1..])
     } else {
-        ops.iter()
-            .position(|o| *o == RelOp::Approx)
-            .unwrap_or(ops.len())
+        (0, ops)
     };
+    let parts = &parts[skip..];
+    if ops.is_empty() {
+        return to_ans(&parts[0]);
+    }
+    let cut = ops
+        .iter()
+        .position(|o| *o == RelOp::Approx)
+        .unwrap_or(ops.len());
     let parts = &parts[..=cut];
     let ops: Vec<RelOp> = ops[..cut]
         .iter()

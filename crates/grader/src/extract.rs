@@ -439,9 +439,10 @@ fn solution_run(s: &str, maths: &[(usize, usize, String)], i: usize) -> String {
 /// gives `12\pi`.
 ///
 /// Only for a chain of `=` whose last part is a constant other than 0 and whose first part has
-/// a variable: `x + y = 5`-style equations keep their form when the right side is 0
-/// (`2x + 4y - 3 = 0`), and a definition with a variable on the right (`f(x) = 2x + 1`) is kept
-/// whole. Boxed and marked answers never go through this: it applies to unmarked prose only.
+/// a variable and is a single term (`\pi r^2 h`), or with intermediate steps (`A = \pi r^2 =
+/// 4\pi`): an equation with a sum on the left (`x + y + z = 6`, a plane) keeps its form, so does
+/// one equal to 0 (`2x + 4y - 3 = 0`), and a definition with a variable on the right
+/// (`f(x) = 2x + 1`) is kept whole. Boxed and marked answers never go through this: it applies to unmarked prose only.
 fn final_value(seg: &str) -> String {
     // `x = \frac13 \approx 0.33`: the approximation is an annotation, not the value.
     let exact = match seg.find("\\approx").or_else(|| seg.find('≈')) {
@@ -456,7 +457,13 @@ fn final_value(seg: &str) -> String {
             crate::equiv::free_syms(&first, &mut fs);
             crate::equiv::free_syms(&value, &mut vs);
             let zero = crate::eval::eval(&value, &Default::default()).is_ok_and(|v| v.is_zero());
-            if !fs.is_empty() && vs.is_empty() && !zero {
+            // `x + y + z = 6` is an equation (a plane), not a computation of 6: a sum on the
+            // left keeps the equation unless intermediate steps show it is a computation.
+            let equation_like = matches!(
+                first,
+                crate::parse::Node::Add(_) | crate::parse::Node::Pm(..)
+            );
+            if !fs.is_empty() && vs.is_empty() && !zero && (parts.len() >= 3 || !equation_like) {
                 return last.to_string();
             }
         }
