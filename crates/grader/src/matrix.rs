@@ -115,7 +115,12 @@ fn go(n: &Node) -> Result<M, EvalError> {
                 return Err(EvalError::Unsupported);
             }
             let base = if k < 0 { inverse(&m)? } else { m };
-            let mut acc = M::Identity(int(1));
+            let n = base.len();
+            let mut acc = M::Mat(
+                (0..n)
+                    .map(|i| (0..n).map(|j| int(i64::from(i == j))).collect())
+                    .collect(),
+            );
             for _ in 0..k.abs() {
                 acc = mul(&acc, &M::Mat(base.clone()))?;
             }
