@@ -1,7 +1,7 @@
 //! Grade one pair from the command line and print the verdict with the parse of each side:
 //! `cargo run -p arbitrage-grader --example grade -- GOLD PRED`.
 
-use arbitrage_grader::{equiv, grade, parse};
+use arbitrage_grader::{equiv, eval, grade, parse};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,7 +15,11 @@ fn main() {
         .into_iter()
         .flatten()
     {
-        println!("{side:?}\n  parse: {:?}", parse::parse(side));
+        let tree = parse::parse(side);
+        println!("{side:?}\n  parse: {tree:?}");
+        if let Ok(n) = &tree {
+            println!("  value: {:?}", eval::eval(n, &Default::default()));
+        }
         for r in equiv::readings(side) {
             println!("  reading: {r:?}");
         }

@@ -288,7 +288,7 @@ impl Evaluator<'_> {
         &mut self,
         slot: usize,
         lo: i64,
-        exact: bool,
+        mut exact: bool,
         body: &Node,
     ) -> Result<Val, EvalError> {
         let mut sum = 0.0f64;
@@ -303,7 +303,14 @@ impl Evaluator<'_> {
             } else {
                 Val::Approx(C64::real(k as f64))
             };
-            let t = match self.eval(body) {
+            let mut v = self.eval(body);
+            if !exact && matches!(v, Err(EvalError::Unsupported)) {
+                // The body needs an exact index after all (`(n+1)!` looked fine at n = 0).
+                exact = true;
+                self.local[slot].1 = int(k);
+                v = self.eval(body);
+            }
+            let t = match v {
                 Ok(v) => v.approx_checked()?,
                 // `1/n!` underflows or becomes too big to hold exactly: the term is negligible.
                 Err(EvalError::TooBig) if n > 20 && small_run > 0 => C64::real(0.0),

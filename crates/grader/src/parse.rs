@@ -1573,6 +1573,18 @@ impl Parser {
                 Ok(Node::Binom(Box::new(a), Box::new(b)))
             }
             "pi" => Ok(Node::Pi),
+            // `\operatorname{mod}(17, 5)`: the remainder written as a function.
+            "mod" | "bmod" if self.is_op('(') => {
+                self.pos += 1;
+                let mut items = self.parse_items(false)?;
+                self.expect_op(')')?;
+                if items.len() != 2 {
+                    return Err(ParseError("mod takes two arguments"));
+                }
+                let b = items.pop().unwrap_or(num(1));
+                let a = items.pop().unwrap_or(num(0));
+                Ok(Node::Mod(Box::new(a), Box::new(b)))
+            }
             "lfloor" | "lceil" => {
                 let inner = self.parse_add()?;
                 let close = if c == "lfloor" { "rfloor" } else { "rceil" };
