@@ -8,7 +8,7 @@ use regex::Regex;
 use crate::normalize::preclean;
 
 static NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:\s?%)?").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*(?:/\d+)?|\.\d+)(?:\s?%)?").expect("regex"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expect("regex"));
 static CMD_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\[A-Za-z]+").expect("regex"));
 /// A command with a one-word argument: `\begin{pmatrix}`, `\operatorname{lcm}`, `\text{ cm}`.
@@ -33,6 +33,9 @@ const ANSWER_MARKERS: &[&str] = &[
     "答案为",
     "答案：",
     "答：",
+    "答えは",
+    "答え：",
+    "réponse finale",
     "answer =",
     "antwort:",
     "antwort ist",
@@ -250,7 +253,7 @@ fn find_last_ci(hay_lower: &str, markers: &[&str]) -> Option<usize> {
 
 /// Answer text following a marker: up to the end of the sentence or line.
 fn segment_after(s: &str) -> Option<String> {
-    let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '*');
+    let t = s.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '：' | '*'));
     let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '*');
     if t.is_empty() {
         return None;
@@ -439,9 +442,10 @@ fn solution_run(s: &str, maths: &[(usize, usize, String)], i: usize) -> String {
 /// gives `12\pi`.
 ///
 /// Only for a chain of `=` whose last part is a constant other than 0 and whose first part has
-/// a variable and is a single term (`\pi r^2 h`), or with intermediate steps (`A = \pi r^2 =
-/// 4\pi`): an equation with a sum on the left (`x + y + z = 6`, a plane) keeps its form, so does
-/// one equal to 0 (`2x + 4y - 3 = 0`), and a definition with a variable on the right
+/// a variable and is a single term (`\pi r^2 h`) or a sum of unknowns other than coordinates
+/// (`100m + n = 305`), or with intermediate steps (`A = \pi r^2 = 4\pi`): an equation with a
+/// sum of `x`, `y`, `z` terms on the left (`x + y + z = 6`, a plane) keeps its form, so does one
+/// equal to 0 (`2x + 4y - 3 = 0`), and a definition with a variable on the right
 /// (`f(x) = 2x + 1`) is kept whole. Boxed and marked answers never go through this: it applies to unmarked prose only.
 fn final_value(seg: &str) -> String {
     // `x = \frac13 \approx 0.33`: the approximation is an annotation, not the value.
@@ -459,10 +463,13 @@ fn final_value(seg: &str) -> String {
             let zero = crate::eval::eval(&value, &Default::default()).is_ok_and(|v| v.is_zero());
             // `x + y + z = 6` is an equation (a plane), not a computation of 6: a sum on the
             // left keeps the equation unless intermediate steps show it is a computation.
-            let equation_like = matches!(
-                first,
-                crate::parse::Node::Add(_) | crate::parse::Node::Pm(..)
-            );
+            // Only coordinates make a curve: `100m + n = 305` computes 305.
+            let coordinates = fs.iter().all(|v| matches!(v.as_str(), "x" | "y" | "z"));
+            let equation_like = coordinates
+                && matches!(
+                    first,
+                    crate::parse::Node::Add(_) | crate::parse::Node::Pm(..)
+                );
             if !fs.is_empty() && vs.is_empty() && !zero && (parts.len() >= 3 || !equation_like) {
                 return last.to_string();
             }
