@@ -959,9 +959,10 @@ fn truth_set_eq(f: &Node, op: RelOp, set: &Ans) -> bool {
 
 /// All readings of an answer string (several when number formatting is ambiguous).
 ///
-/// An equation whose left side is a name (`y = 2x + 1`) reads as its right side and also as the
-/// relation `y - (2x + 1) = 0`, so that it matches the same line written in another form
-/// (`2x - y + 1 = 0`). A list whose items are joined by "and"/"or" is a list of alternatives.
+/// An equation whose left side is a name (`y = 2x + 1`, `x = 3`) reads as its right side and
+/// also as the relation `y - (2x + 1) = 0`, so that it matches the same line written in another
+/// form (`2x - y + 1 = 0`, `x - 3 = 0`). A relation only ever equals another relation (or, for one
+/// variable, an interval), so the extra reading cannot make `x = 3` equal to `y = 4`. A list whose items are joined by "and"/"or" is a list of alternatives.
 pub fn readings(s: &str) -> Vec<Ans> {
     let mut out = Vec::new();
     for r in number_readings(s) {
@@ -978,7 +979,7 @@ pub fn readings(s: &str) -> Vec<Ans> {
             if let Node::Rel(parts, ops) = &n
                 && ops.as_slice() == [RelOp::Eq]
                 && is_eq_label(&parts[0])
-                && !is_constant(&parts[1])
+                && (!is_constant(&parts[1]) || matches!(parts[0], Node::Sym(_)))
             {
                 out.push(Ans::Rel(sub(&parts[0], &parts[1]), RelOp::Eq));
             }
