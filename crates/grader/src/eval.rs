@@ -498,6 +498,7 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
         Func::Acot => real_fn(one()?, |x| (1.0 / x).atan()),
         Func::DoubleFactorial => value::double_factorial(one()?),
         Func::Det => Err(EvalError::Unsupported),
+        Func::Gamma => gamma(one()?),
         Func::Max | Func::Min => {
             let mut best: Option<(&Val, f64)> = None;
             for x in v {
@@ -535,6 +536,49 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
             acc.ok_or(EvalError::Unsupported)
         }
     }
+}
+
+/// `Γ(x)`: exactly `(x-1)!` at positive integers, Lanczos (g = 7, 9 terms, about 1e-15
+/// relative) at other reals; poles at 0, -1, -2, … are a domain error.
+fn gamma(x: &Val) -> Result<Val, EvalError> {
+    if let Some(r) = x.exact()
+        && r.is_integer()
+    {
+        if !r.is_positive() {
+            return Err(EvalError::Domain);
+        }
+        return factorial(&Val::Exact(r - BigRational::from_integer(BigInt::from(1))));
+    }
+    let Some(v) = x.real() else {
+        return Err(EvalError::Unsupported);
+    };
+    approx(C64::real(lanczos_gamma(v)))
+}
+
+fn lanczos_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x) Γ(1-x) = π / sin(πx).
+        return std::f64::consts::PI / ((std::f64::consts::PI * x).sin() * lanczos_gamma(1.0 - x));
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    (2.0 * std::f64::consts::PI).sqrt() * t.powf(x + 0.5) * (-t).exp() * a
 }
 
 fn half() -> Val {

@@ -21,6 +21,11 @@ static REPEATING: LazyLock<Regex> =
 /// Whole answer is a number written with thousands separators (comma or space).
 static THOUSANDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$").expect("regex"));
+/// A thousands-grouped integer as an operand of arithmetic: `1,234 + 1`. Not inside brackets
+/// (`(1,234)` is a pair), not `1,2345`, not `0.1,234`.
+static GROUPED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[\s+\-*/=])\d{1,3}(?:,\d{3})+(?:$|[\s+\-*/=])").expect("regex")
+});
 /// Whole answer is `a,b` with no space: a decimal comma or a two-element list.
 static DECIMAL_COMMA: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d+,\d+$").expect("regex"));
@@ -206,6 +211,12 @@ pub fn number_readings(s: &str) -> Vec<String> {
     }
     if DECIMAL_COMMA.is_match(t) {
         return vec![t.to_string(), t.replacen(',', ".", 1)];
+    }
+    // Inside an expression (`1,234 + 1`), a digit group `d,ddd` with no space is also read as a
+    // thousands separator; the comma reading (a list) stays first.
+    if t.contains(',') && t.contains(['+', '-', '*', '/', '=']) && GROUPED.is_match(t) {
+        let joined = GROUPED.replace_all(t, |c: &regex::Captures| c[0].replace(',', ""));
+        return vec![t.to_string(), joined.into_owned()];
     }
     vec![t.to_string()]
 }

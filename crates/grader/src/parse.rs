@@ -58,6 +58,8 @@ pub enum Func {
     DoubleFactorial,
     /// `\begin{vmatrix}…\end{vmatrix}`: the determinant of its one matrix argument.
     Det,
+    /// `\Gamma(x)`, only when written with parentheses (`\Gamma` alone is a symbol).
+    Gamma,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1573,6 +1575,7 @@ impl Parser {
                 Ok(Node::Binom(Box::new(a), Box::new(b)))
             }
             "pi" => Ok(Node::Pi),
+            "Gamma" if self.is_op('(') => self.parse_func(Func::Gamma),
             // `\operatorname{mod}(17, 5)`: the remainder written as a function.
             "mod" | "bmod" if self.is_op('(') => {
                 self.pos += 1;
