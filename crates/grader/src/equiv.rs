@@ -861,10 +861,14 @@ fn in_piece(x: &Val, (lo, hi, lc, rc): &Piece) -> bool {
 }
 
 /// Does `f(x) op 0` hold at `x`? Outside the domain of `f` it does not.
-fn rel_holds(f: &Node, var: &str, op: RelOp, x: &Val) -> bool {
+/// Node visits spent in `rel_holds` are added to `spent`.
+fn rel_holds(f: &Node, var: &str, op: RelOp, x: &Val, spent: &mut u32) -> bool {
     let mut env = Env::new();
     env.insert(var.to_string(), x.clone());
-    let Ok(v) = eval_with(f, &env, 0) else {
+    let mut ev = Evaluator::with_mask(&env, 0);
+    let v = ev.eval(f);
+    *spent = spent.saturating_add(ev.steps());
+    let Ok(v) = v else {
         return false;
     };
     let Ok(c) = v.approx_checked() else {
@@ -952,9 +956,13 @@ fn truth_set_eq(f: &Node, op: RelOp, set: &Ans) -> bool {
             }
         }
     }
-    points
-        .iter()
-        .all(|x| rel_holds(f, &var, op, x) == ps.iter().any(|p| in_piece(x, p)))
+    // All sample points together get the budget of one evaluation: a heavy `f` (a long sum)
+    // makes the comparison give up (unequal) rather than take long.
+    let mut spent = 0u32;
+    points.iter().all(|x| {
+        spent <= crate::eval::STEP_BUDGET
+            && rel_holds(f, &var, op, x, &mut spent) == ps.iter().any(|p| in_piece(x, p))
+    })
 }
 
 /// All readings of an answer string (several when number formatting is ambiguous).

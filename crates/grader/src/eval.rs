@@ -9,8 +9,11 @@ use num_traits::{Signed, ToPrimitive, Zero};
 use crate::parse::{Func, Node};
 use crate::value::{self, C64, EvalError, Val, binom, factorial, int, modulo};
 
+/// Largest denominator (in bits) a finite sum or product keeps exactly.
+const DENOM_BITS: u64 = 256;
+
 /// Node visits allowed for one evaluation (bounds sums, integrals and products of sums).
-const STEP_BUDGET: u32 = 200_000;
+pub const STEP_BUDGET: u32 = 200_000;
 
 pub type Env = HashMap<String, Val>;
 
@@ -50,6 +53,21 @@ fn to_int(v: &Val) -> Option<i64> {
 }
 
 impl<'a> Evaluator<'a> {
+    /// Count `n` more steps of work; `TooBig` once the budget is spent.
+    fn charge(&mut self, n: u32) -> Result<(), EvalError> {
+        self.steps = self.steps.saturating_add(n);
+        if self.steps > STEP_BUDGET {
+            Err(EvalError::TooBig)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Node visits so far (each evaluation is capped at [`STEP_BUDGET`]).
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
     pub fn with_mask(env: &'a Env, mask: u32) -> Self {
         Evaluator {
             env,
@@ -118,7 +136,11 @@ impl<'a> Evaluator<'a> {
                 let t = self.eval(b)?;
                 if minus { base.sub(&t) } else { base.add(&t) }
             }
-            Node::Fact(a) => factorial(&self.eval(a)?),
+            Node::Fact(a) => {
+                let v = self.eval(a)?;
+                self.charge(to_int(&v).map_or(1, |n| (n.unsigned_abs() / 4).min(1 << 20)) as u32)?;
+                factorial(&v)
+            }
             Node::Percent(a) => self.eval(a)?.div(&int(100)),
             Node::Degrees(a) => {
                 let v = self.eval(a)?;
@@ -130,6 +152,9 @@ impl<'a> Evaluator<'a> {
             }
             Node::Binom(n, k) => {
                 let (n, k) = (self.eval(n)?, self.eval(k)?);
+                // Each binomial costs about min(k, n-k) big-number steps: charge them to the
+                // budget, so that a long sum of large binomials stops instead of taking seconds.
+                self.charge(to_int(&k).map_or(1, |k| k.unsigned_abs().min(1 << 20)) as u32)?;
                 binom(&n, &k)
             }
             Node::Mod(a, b) => {
@@ -214,6 +239,14 @@ impl<'a> Evaluator<'a> {
                     self.local.pop();
                     let v = v?;
                     acc = if *is_prod { acc.mul(&v)? } else { acc.add(&v)? };
+                    // A running sum of fractions grows a huge denominator (H_9000 has 13 000
+                    // bits), and each exact step then costs more than the whole answer should:
+                    // past DENOM_BITS the sum goes on in floating point. Integer sums stay exact.
+                    if let Val::Exact(r) = &acc
+                        && r.denom().bits() > DENOM_BITS
+                    {
+                        acc = Val::Approx(acc.approx_checked()?);
+                    }
                 }
                 Ok(acc)
             }
