@@ -281,6 +281,38 @@ fn adversarial_inputs_finish_fast_without_panicking() {
     }
 }
 
+/// Exact harmonic numbers grow a 13 000-bit denominator: `\sum_{k=1}^{9000} 1/k` took about 4 s
+/// and a sum of 2000 large binomials about 0.2 s before sums went on in floating point and
+/// binomials were charged to the step budget.
+#[test]
+fn long_sums_of_fractions_and_binomials_grade_in_under_100ms() {
+    let cases = [
+        ("9.682251075746601", "\\sum_{k=1}^{9000} \\frac{1}{k}"),
+        (
+            "\\sum_{k=1}^{9000} \\frac{1}{k}",
+            "\\sum_{k=1}^{9001} \\frac{1}{k}",
+        ),
+        (
+            "(-\\infty,1)\\cup(2,3)\\cup(14,200)",
+            "\\sum_{k=1}^{9000} \\frac{x}{k} > 0",
+        ),
+        ("2^{2000}", "\\sum_{k=0}^{2000} \\binom{2000}{k}"),
+    ];
+    let mut verdicts = Vec::new();
+    for (gold, pred) in cases {
+        let t = Instant::now();
+        verdicts.push(grade(gold, pred).equal);
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?} for {gold} vs {pred}",
+            t.elapsed()
+        );
+    }
+    // The harmonic sums keep their verdicts; the relation is not that union; the binomial sum
+    // runs out of budget and is unequal, a documented limit.
+    assert_eq!(verdicts, [true, false, false, false]);
+}
+
 #[test]
 fn grading_is_deterministic() {
     let a = grade("\\frac{x+1}{x}", "1 + 1/x");
