@@ -3,18 +3,22 @@
 #
 #   scripts/bench-grader.sh            # uses ../shared (or $ARBITRAGE_SHARED_DIR)
 #
-# Env: ARBITRAGE_SHARED_DIR (folder holding grading/answer_pairs.jsonl), GRADER_BENCH_SECS
+# Env: ARBITRAGE_SHARED_DIR (folder holding grading/answer_pairs.jsonl), GRADER_BENCH_PAIRS
+# (another pairs file, e.g. crates/grader/tests/data/generalisation.jsonl), GRADER_BENCH_SECS
 # (Rust measuring time, default 3), MV_REPEATS (Math-Verify passes over the file, default 3),
 # BENCH_VENV (virtualenv for math-verify, default target/bench-venv), MATH_VERIFY_VERSION
-# (default 0.8.0), CARGO_TARGET_DIR (default target/grader).
+# (default 0.8.0), CARGO_TARGET_DIR (default target/grader), MV_ARGS (e.g. --wrap: bare answers
+# wrapped in $...$ for Math-Verify).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=${ARBITRAGE_SHARED_DIR:-$root/../shared}
-pairs=$shared/grading/answer_pairs.jsonl
+pairs=${GRADER_BENCH_PAIRS:-$shared/grading/answer_pairs.jsonl}
 [[ -f $pairs ]] || { echo "missing $pairs (set ARBITRAGE_SHARED_DIR)" >&2; exit 1; }
+pairs=$(realpath "$pairs")
 export ARBITRAGE_SHARED_DIR=$shared
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/grader}
+export GRADER_BENCH_PAIRS=$pairs
 
 venv=${BENCH_VENV:-$root/target/bench-venv}
 if [[ ! -x $venv/bin/python ]]; then
@@ -26,7 +30,7 @@ echo "== arbitrage-grader (cargo bench -p arbitrage-grader --bench throughput)" 
 rust=$(cargo bench -q -p arbitrage-grader --bench throughput 2>/dev/null | grep '^{')
 echo "$rust"
 echo "== math-verify $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("math-verify"))') (verify(parse(gold), parse(pred)))" >&2
-mv=$("$venv/bin/python" scripts/bench_mathverify.py "$pairs" --repeats "${MV_REPEATS:-3}" 2>/dev/null | grep '^{')
+mv=$("$venv/bin/python" scripts/bench_mathverify.py "$pairs" --repeats "${MV_REPEATS:-3}" ${MV_ARGS:-} 2>/dev/null | grep '^{')
 echo "$mv"
 
 python3 - "$rust" "$mv" <<'PY'

@@ -1,6 +1,7 @@
 //! Pairs graded per second over `shared/grading/answer_pairs.jsonl`, repeated.
 //! Run: `cargo bench -p arbitrage-grader --bench throughput` (env `ARBITRAGE_SHARED_DIR`,
-//! `GRADER_BENCH_SECS` = minimum measuring time, default 3). Prints one JSON line.
+//! `GRADER_BENCH_SECS` = minimum measuring time, default 3, `GRADER_BENCH_PAIRS` = another
+//! JSONL file of `{"gold", "pred", "expected"}` rows). Prints one JSON line.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,7 +12,9 @@ fn main() {
     let shared = std::env::var_os("ARBITRAGE_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = shared.join("grading/answer_pairs.jsonl");
+    let path = std::env::var_os("GRADER_BENCH_PAIRS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("grading/answer_pairs.jsonl"));
     let Ok(text) = std::fs::read_to_string(&path) else {
         eprintln!("SKIP: {} not found", path.display());
         return;

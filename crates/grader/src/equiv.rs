@@ -9,7 +9,7 @@ use num_rational::BigRational;
 
 use crate::eval::{Env, Evaluator};
 use crate::normalize::{clean_answer, loose, number_readings};
-use crate::parse::{Node, RelOp, parse};
+use crate::parse::{Func, Node, RelOp, parse};
 use crate::value::{EvalError, Val, is_terminating, val_eq};
 
 /// Number of random points used for expressions with free variables.
@@ -29,8 +29,16 @@ pub enum Ans {
     NegInf,
     PosInf,
     Tuple(Vec<Ans>),
-    /// A bare list (top-level commas): order-free, or ordered against a tuple.
+    /// A list of alternatives or solutions, compared without regard to order: items joined by
+    /// "and"/"or", `±` branches, repeated labels (`x = 2, x = 3`), or structured items (tuples,
+    /// intervals). Against a tuple it is ordered.
     List(Vec<Ans>),
+    /// A plain comma list of values (`10, 4, -2`): ordered, like a tuple written without
+    /// parentheses. Only a [`Ans::List`] or a set on the other side lifts the order.
+    Seq(Vec<Ans>),
+    /// Labelled results `a_3 = 2, a_{37} = 19` (distinct labels): matched label by label against
+    /// another record with the same labels, and in the written order against anything else.
+    Record(Vec<(String, Ans)>),
     Set(Vec<Ans>),
     Interval(Box<Ans>, Box<Ans>, bool, bool),
     Union(Vec<Ans>),
@@ -93,8 +101,14 @@ fn count_pm(n: &Node) -> usize {
     own + children(n).into_iter().map(count_pm).sum::<usize>()
 }
 
+/// Does `n` involve infinity as a value? The upper bound of `\sum_{n=1}^{\infty}` does not:
+/// the series is evaluated as a number.
 fn has_inf(n: &Node) -> bool {
-    matches!(n, Node::Inf) || children(n).into_iter().any(has_inf)
+    match n {
+        Node::Inf => true,
+        Node::BigOp(false, _, lo, _, body) => has_inf(lo) || has_inf(body),
+        _ => children(n).into_iter().any(has_inf),
+    }
 }
 
 /// A name-like left-hand side (`x`, `f(x)`, `(p, q)`, `A:B`, `\frac{NO}{BO}`): no numbers, no sums.
@@ -105,6 +119,19 @@ fn is_label(n: &Node) -> bool {
         Node::Tuple(v) => v.iter().all(is_label),
         Node::Ratio(a, b) => is_label(a) && is_label(b),
         _ => false,
+    }
+}
+
+/// The left side of an equation that only names the value after it: a [`is_label`] name, or
+/// the length `|AB|` of a segment named by two or more letters. `|x| = 3` is not a label (it is
+/// a condition on `x`), so a single-symbol absolute value stays an equation. Used for `=` only:
+/// in `|x| \ge 3` the left side is an expression to solve, never a name.
+fn is_eq_label(n: &Node) -> bool {
+    match n {
+        Node::Func(Func::Abs, a) if a.len() == 1 => {
+            matches!(&a[0], Node::Mul(v) if v.len() >= 2 && v.iter().all(|(d, x)| !d && matches!(x, Node::Sym(_))))
+        }
+        _ => is_label(n),
     }
 }
 
@@ -166,7 +193,16 @@ fn one_or_list(mut v: Vec<Ans>) -> Ans {
 /// Convert a parse tree into an answer shape. A node may expand into several items (`±`).
 pub fn to_ans(n: &Node) -> Vec<Ans> {
     match n {
-        Node::List(items) => vec![one_or_list(list_items(items))],
+        Node::List(items) => {
+            let (mut v, free) = list_items(items);
+            vec![if v.len() == 1 {
+                v.pop().unwrap_or(Ans::List(vec![]))
+            } else if free {
+                Ans::List(v)
+            } else {
+                Ans::Seq(v)
+            }]
+        }
         Node::Tuple(v) => vec![Ans::Tuple(
             v.iter().map(|x| one_or_list(to_ans(x))).collect(),
         )],
@@ -202,20 +238,40 @@ pub fn to_ans(n: &Node) -> Vec<Ans> {
         Node::Rel(parts, ops) => rel_to_ans(parts, ops),
         Node::Inf => vec![Ans::PosInf],
         Node::Neg(a) if **a == Node::Inf => vec![Ans::NegInf],
+        _ if crate::matrix::has_matrix(n) => match crate::matrix::reduce(n) {
+            Some(m) => vec![Ans::Matrix(
+                m.into_iter()
+                    .map(|r| r.into_iter().map(Ans::Value).collect())
+                    .collect(),
+            )],
+            None => scalar(n.clone()),
+        },
         _ => scalar(n.clone()),
     }
 }
 
-/// Items of a bare list, with `x = 1, y = 2` assignments grouped.
-fn list_items(items: &[Node]) -> Vec<Ans> {
+/// Is a list item a structure (a tuple, set, interval…) rather than a value? A list of such
+/// items is a list of solutions, whose order carries no meaning.
+fn is_structured(n: &Node) -> bool {
+    match n {
+        Node::Tuple(_) | Node::Set(_) | Node::Interval(..) | Node::Union(_) | Node::List(_) => true,
+        Node::Rel(_, ops) => ops.iter().any(|o| !matches!(o, RelOp::Eq | RelOp::Approx)),
+        _ => false,
+    }
+}
+
+/// Items of a bare list, with `x = 1, y = 2` assignments grouped, and whether the list is
+/// order-free (see [`Ans::List`] and [`Ans::Seq`]).
+fn list_items(items: &[Node]) -> (Vec<Ans>, bool) {
     let mut labels: Vec<Option<String>> = Vec::new();
     let mut values: Vec<Vec<Ans>> = Vec::new();
     let mut any_label = false;
+    let mut free = items.iter().any(is_structured);
     for it in items {
         if let Node::Rel(parts, ops) = it
             && ops.len() == 1
             && ops[0] == RelOp::Eq
-            && is_label(&parts[0])
+            && is_eq_label(&parts[0])
         {
             any_label = true;
             labels.push(Some(format!("{:?}", parts[0])));
@@ -233,6 +289,8 @@ fn list_items(items: &[Node]) -> Vec<Ans> {
         labels.push(None);
         values.push(v);
     }
+    // `±` branches are alternatives.
+    free |= values.iter().any(|v| v.len() > 1);
     if any_label {
         let names: Vec<&String> = labels.iter().flatten().collect();
         let distinct: BTreeSet<&String> = names.iter().copied().collect();
@@ -241,11 +299,18 @@ fn list_items(items: &[Node]) -> Vec<Ans> {
             && names.len() >= 2
             && values.iter().all(|v| v.len() == 1)
         {
-            // `p = 5, q = 2` is the tuple (5, 2).
-            return vec![Ans::Tuple(values.into_iter().flatten().collect())];
+            // `p = 5, q = 2` is the record {p: 5, q: 2}.
+            let record = labels
+                .into_iter()
+                .flatten()
+                .zip(values.into_iter().flatten())
+                .collect();
+            return (vec![Ans::Record(record)], false);
         }
+        // The same name twice (`x = 2, x = 3`): alternative values of one unknown.
+        free |= distinct.len() < names.len();
     }
-    values.into_iter().flatten().collect()
+    (values.into_iter().flatten().collect(), free)
 }
 
 fn flip(op: RelOp) -> RelOp {
@@ -259,14 +324,22 @@ fn flip(op: RelOp) -> RelOp {
 }
 
 fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
-    // Approximations are annotations: `x = 1/3 ≈ 0.33` means `x = 1/3`.
-    let cut = if ops.iter().all(|o| *o == RelOp::Approx) {
-        ops.len()
+    // Approximations are annotations: `x = 1/3 ≈ 0.33` means `x = 1/3`, and
+    // `\frac{\sqrt{91}}{\pi} \approx 3.04` means the exact value. Only after a name
+    // (`x \approx 11`) is the approximation the answer.
+    let (skip, ops) = if ops.first() == Some(&RelOp::Approx) && is_eq_label(&parts[0]) {
+        (1, &ops[1..])
     } else {
-        ops.iter()
-            .position(|o| *o == RelOp::Approx)
-            .unwrap_or(ops.len())
+        (0, ops)
     };
+    let parts = &parts[skip..];
+    if ops.is_empty() {
+        return to_ans(&parts[0]);
+    }
+    let cut = ops
+        .iter()
+        .position(|o| *o == RelOp::Approx)
+        .unwrap_or(ops.len());
     let parts = &parts[..=cut];
     let ops: Vec<RelOp> = ops[..cut]
         .iter()
@@ -280,7 +353,7 @@ fn rel_to_ans(parts: &[Node], ops: &[RelOp]) -> Vec<Ans> {
     }
     if ops.iter().all(|o| *o == RelOp::Eq) {
         let (lhs, last) = (&parts[0], &parts[parts.len() - 1]);
-        if parts.len() >= 3 || is_label(lhs) || parts.iter().all(is_constant) {
+        if parts.len() >= 3 || is_eq_label(lhs) || parts.iter().all(is_constant) {
             return to_ans(last);
         }
         return vec![Ans::Rel(sub(lhs, last), RelOp::Eq)];
@@ -363,9 +436,13 @@ fn solve_linear(f: &Node, op: RelOp) -> Option<Ans> {
         env.insert(var.clone(), crate::value::int(x));
         crate::eval::eval(f, &env).ok()
     };
-    let (f0, f1, f3) = (at(0)?, at(1)?, at(3)?);
+    let (f0, f1, f3, fm) = (at(0)?, at(1)?, at(3)?, at(-2)?);
     let slope = f1.sub(&f0).ok()?;
-    if slope.is_zero() || !val_eq(&f3.sub(&f0).ok()?, &slope.mul(&crate::value::int(3)).ok()?) {
+    // Linear on both sides of 0 (`|x| - 3` is linear for x ≥ 0 only).
+    if slope.is_zero()
+        || !val_eq(&f3.sub(&f0).ok()?, &slope.mul(&crate::value::int(3)).ok()?)
+        || !val_eq(&fm.sub(&f0).ok()?, &slope.mul(&crate::value::int(-2)).ok()?)
+    {
         return None;
     }
     let root = f0.neg().div(&slope).ok()?;
@@ -629,6 +706,18 @@ fn rel_eq(f: &Node, fo: RelOp, g: &Node, go: RelOp) -> bool {
 /// Structural equality of two answer shapes.
 pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
     match (a, b) {
+        (Ans::Seq(x), Ans::Seq(y)) => seq_eq(x, y),
+        (Ans::Seq(x), _) => ans_eq(&Ans::List(x.clone()), b),
+        (_, Ans::Seq(y)) => ans_eq(a, &Ans::List(y.clone())),
+        (Ans::Record(x), Ans::Record(y)) => record_eq(x, y),
+        (Ans::Record(x), _) => ans_eq(&record_values(x), b),
+        (_, Ans::Record(y)) => ans_eq(a, &record_values(y)),
+        (Ans::Rel(f, op), other) | (other, Ans::Rel(f, op))
+            if matches!(other, Ans::Interval(..) | Ans::Union(_) | Ans::List(_))
+                || matches!(other, Ans::Tuple(t) if t.len() == 2) =>
+        {
+            truth_set_eq(f, *op, other)
+        }
         (Ans::List(x), _) if x.len() == 1 => ans_eq(&x[0], b),
         (_, Ans::List(y)) if y.len() == 1 => ans_eq(a, &y[0]),
         (Ans::List(x), Ans::List(y)) => bag_eq(x, y) || (x.len() == y.len() && seq_eq(x, y)),
@@ -680,18 +769,246 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
     }
 }
 
+/// Two records with the same labels match label by label, whatever their order; with different
+/// labels (`x = 1, y = 2` against `a = 1, b = 2`) their values match in the written order.
+fn record_eq(x: &[(String, Ans)], y: &[(String, Ans)]) -> bool {
+    if x.len() != y.len() {
+        return false;
+    }
+    let same_labels = x
+        .iter()
+        .all(|(l, _)| y.iter().filter(|(m, _)| m == l).count() == 1);
+    if same_labels {
+        return x
+            .iter()
+            .all(|(l, v)| y.iter().any(|(m, w)| m == l && ans_eq(v, w)));
+    }
+    x.iter().zip(y).all(|((_, v), (_, w))| ans_eq(v, w))
+}
+
+fn record_values(x: &[(String, Ans)]) -> Ans {
+    Ans::Tuple(x.iter().map(|(_, v)| v.clone()).collect())
+}
+
+/// Finite end of an interval bound, `None` for ±∞, `Err` when it does not evaluate.
+fn bound_val(b: &Ans) -> Result<Option<Val>, ()> {
+    match b {
+        Ans::NegInf | Ans::PosInf => Ok(None),
+        Ans::Value(v) => Ok(Some(v.clone())),
+        Ans::Scalar {
+            node,
+            mask,
+            percent: false,
+        } => eval_with(node, &Env::new(), *mask)
+            .map(Some)
+            .map_err(|_| ()),
+        _ => Err(()),
+    }
+}
+
+type Piece = (Option<Val>, Option<Val>, bool, bool);
+
+/// Grid points per gap between interval endpoints in [`truth_set_eq`].
+const GRID: i64 = 48;
+
+/// The intervals of an interval, union or list of intervals.
+fn pieces(a: &Ans, out: &mut Vec<Piece>) -> Result<(), ()> {
+    match a {
+        Ans::Interval(lo, hi, lc, rc) => {
+            out.push((bound_val(lo)?, bound_val(hi)?, *lc, *rc));
+            Ok(())
+        }
+        Ans::Union(v) | Ans::List(v) => v.iter().try_for_each(|x| pieces(x, out)),
+        // `(a, b)` read as the open interval.
+        Ans::Tuple(v) if v.len() == 2 => {
+            out.push((bound_val(&v[0])?, bound_val(&v[1])?, false, false));
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}
+
+fn real_of(v: &Val) -> Option<f64> {
+    v.approx_checked()
+        .ok()
+        .filter(|c| c.is_real())
+        .map(|c| c.re)
+}
+
+fn in_piece(x: &Val, (lo, hi, lc, rc): &Piece) -> bool {
+    let Some(xr) = real_of(x) else { return false };
+    let above = match lo {
+        None => true,
+        Some(l) => {
+            if val_eq(x, l) {
+                *lc
+            } else {
+                real_of(l).is_some_and(|l| xr > l)
+            }
+        }
+    };
+    let below = match hi {
+        None => true,
+        Some(h) => {
+            if val_eq(x, h) {
+                *rc
+            } else {
+                real_of(h).is_some_and(|h| xr < h)
+            }
+        }
+    };
+    above && below
+}
+
+/// Does `f(x) op 0` hold at `x`? Outside the domain of `f` it does not.
+/// Node visits spent in `rel_holds` are added to `spent`.
+fn rel_holds(f: &Node, var: &str, op: RelOp, x: &Val, spent: &mut u32) -> bool {
+    let mut env = Env::new();
+    env.insert(var.to_string(), x.clone());
+    let mut ev = Evaluator::with_mask(&env, 0);
+    let v = ev.eval(f);
+    *spent = spent.saturating_add(ev.steps());
+    let Ok(v) = v else {
+        return false;
+    };
+    let Ok(c) = v.approx_checked() else {
+        return false;
+    };
+    if !c.is_real() {
+        return false;
+    }
+    // A floating value this close to 0 at an irrational endpoint is 0.
+    let zero = v.is_zero() || (matches!(v, Val::Approx(_)) && c.re.abs() < 1e-9);
+    match op {
+        RelOp::Gt => !zero && c.re > 0.0,
+        RelOp::Ge => zero || c.re > 0.0,
+        RelOp::Eq => zero,
+        RelOp::Ne => !zero,
+        _ => false,
+    }
+}
+
+/// A one-variable relation `f(x) op 0` (`x^2 - 4x + 3 > 0`, `|x| \ge 3`, `x \ne 1`) against
+/// an interval or a union of intervals: equal when both hold at the same sample points.
+///
+/// The points are every finite endpoint (exactly, so that open and closed ends are told apart),
+/// every integer and a grid of 48 points inside each gap between consecutive endpoints, and
+/// points 1/2, 1, 2, 5, 10, 100 and 1000 beyond the outermost ones. This decides correctly
+/// whenever the sign changes of `f` that the interval answer misses are not squeezed between
+/// two grid points, which holds for the polynomial, rational and absolute-value inequalities
+/// answers come from (their roots are usually integers or simple numbers). It must not equate
+/// a relation with more than one variable (refused), nor sets that differ on a stretch of the
+/// line wider than the grid step, nor open with closed ends (the endpoint sample catches it).
+fn truth_set_eq(f: &Node, op: RelOp, set: &Ans) -> bool {
+    let mut syms = BTreeSet::new();
+    free_syms(f, &mut syms);
+    if syms.len() != 1 || !matches!(op, RelOp::Gt | RelOp::Ge | RelOp::Ne) {
+        return false;
+    }
+    let Some(var) = syms.into_iter().next() else {
+        return false;
+    };
+    let mut ps = Vec::new();
+    if pieces(set, &mut ps).is_err() || ps.is_empty() || ps.len() > 16 {
+        return false;
+    }
+    let mut ends: Vec<(f64, Val)> = Vec::new();
+    for (lo, hi, _, _) in &ps {
+        for v in [lo, hi].into_iter().flatten() {
+            match real_of(v) {
+                Some(r) => ends.push((r, v.clone())),
+                None => return false,
+            }
+        }
+    }
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ends.dedup_by(|a, b| val_eq(&a.1, &b.1));
+    let int = crate::value::int;
+    let mut points: Vec<Val> = Vec::new();
+    match (ends.first(), ends.last()) {
+        (Some((_, first)), Some((_, last))) => {
+            let half = Val::Exact(BigRational::new(BigInt::from(1), BigInt::from(2)));
+            points.extend(first.sub(&half));
+            points.extend(last.add(&half));
+            for d in [1, 2, 5, 10, 100, 1000] {
+                points.extend(first.sub(&int(d)));
+                points.extend(last.add(&int(d)));
+            }
+        }
+        _ => points.extend([-1000, -1, 0, 1, 1000].map(int)),
+    }
+    for (_, e) in &ends {
+        points.push(e.clone());
+    }
+    for w in ends.windows(2) {
+        let ((ar, a), (br, b)) = (&w[0], &w[1]);
+        for k in 1..GRID {
+            let t = Val::Exact(BigRational::new(BigInt::from(k), BigInt::from(GRID)));
+            if let Ok(p) = b.sub(a).and_then(|d| d.mul(&t)).and_then(|d| a.add(&d)) {
+                points.push(p);
+            }
+        }
+        if br - ar <= 200.0 {
+            let mut k = ar.floor() as i64 + 1;
+            while (k as f64) < *br {
+                points.push(int(k));
+                k += 1;
+            }
+        }
+    }
+    // All sample points together get the budget of one evaluation: a heavy `f` (a long sum)
+    // makes the comparison give up (unequal) rather than take long.
+    let mut spent = 0u32;
+    points.iter().all(|x| {
+        spent <= crate::eval::STEP_BUDGET
+            && rel_holds(f, &var, op, x, &mut spent) == ps.iter().any(|p| in_piece(x, p))
+    })
+}
+
 /// All readings of an answer string (several when number formatting is ambiguous).
+///
+/// An equation whose left side is a name (`y = 2x + 1`, `x = 3`) reads as its right side and
+/// also as the relation `y - (2x + 1) = 0`, so that it matches the same line written in another
+/// form (`2x - y + 1 = 0`, `x - 3 = 0`). A relation only ever equals another relation (or, for one
+/// variable, an interval), so the extra reading cannot make `x = 3` equal to `y = 4`. A list whose items are joined by "and"/"or" is a list of alternatives.
 pub fn readings(s: &str) -> Vec<Ans> {
     let mut out = Vec::new();
     for r in number_readings(s) {
         if let Ok(n) = parse(&r) {
-            out.push(one_or_list(to_ans(&n)));
+            let mut a = one_or_list(to_ans(&n));
+            if let Ans::Seq(v) = a {
+                a = if crate::parse::joined_by_words(&r) {
+                    Ans::List(v)
+                } else {
+                    Ans::Seq(v)
+                };
+            }
+            out.push(a);
+            if let Node::Rel(parts, ops) = &n
+                && ops.as_slice() == [RelOp::Eq]
+                && is_eq_label(&parts[0])
+                && (!is_constant(&parts[1]) || matches!(parts[0], Node::Sym(_)))
+            {
+                out.push(Ans::Rel(sub(&parts[0], &parts[1]), RelOp::Eq));
+            }
         }
     }
     out
 }
 
-/// Are two bare answers the same?
+/// A set of solutions given with parentheses: when the reference answer is a set (`\{1, 3\}`),
+/// a tuple with the same elements (`(1, 3)`, `(3, 1)`) is that set written loosely. Directed:
+/// a tuple reference (`(3, 1)`, an ordered pair) is never matched by a set, and two tuples
+/// still compare in order.
+fn set_written_as_tuple(gold: &Ans, pred: &Ans) -> bool {
+    match (gold, pred) {
+        (Ans::Set(x), Ans::Tuple(y)) => set_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Are two bare answers the same? `a` is the reference (the gold answer): the only directed
+/// rule is [`set_written_as_tuple`]; everything else is symmetric.
 pub fn answers_equal(a: &str, b: &str) -> bool {
     let (ca, cb) = (clean_answer(a), clean_answer(b));
     if ca.is_empty() || cb.is_empty() {
@@ -705,5 +1022,8 @@ pub fn answers_equal(a: &str, b: &str) -> bool {
         let (la, lb) = (loose(&ca), loose(&cb));
         return !la.is_empty() && la == lb;
     }
-    ra.iter().any(|x| rb.iter().any(|y| ans_eq(x, y))) || loose(&ca) == loose(&cb)
+    ra.iter().any(|x| {
+        rb.iter()
+            .any(|y| ans_eq(x, y) || set_written_as_tuple(x, y))
+    }) || loose(&ca) == loose(&cb)
 }

@@ -9,8 +9,11 @@ use num_traits::{Signed, ToPrimitive, Zero};
 use crate::parse::{Func, Node};
 use crate::value::{self, C64, EvalError, Val, binom, factorial, int, modulo};
 
+/// Largest denominator (in bits) a finite sum or product keeps exactly.
+const DENOM_BITS: u64 = 256;
+
 /// Node visits allowed for one evaluation (bounds sums, integrals and products of sums).
-const STEP_BUDGET: u32 = 200_000;
+pub const STEP_BUDGET: u32 = 200_000;
 
 pub type Env = HashMap<String, Val>;
 
@@ -50,6 +53,21 @@ fn to_int(v: &Val) -> Option<i64> {
 }
 
 impl<'a> Evaluator<'a> {
+    /// Count `n` more steps of work; `TooBig` once the budget is spent.
+    fn charge(&mut self, n: u32) -> Result<(), EvalError> {
+        self.steps = self.steps.saturating_add(n);
+        if self.steps > STEP_BUDGET {
+            Err(EvalError::TooBig)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Node visits so far (each evaluation is capped at [`STEP_BUDGET`]).
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
     pub fn with_mask(env: &'a Env, mask: u32) -> Self {
         Evaluator {
             env,
@@ -118,7 +136,11 @@ impl<'a> Evaluator<'a> {
                 let t = self.eval(b)?;
                 if minus { base.sub(&t) } else { base.add(&t) }
             }
-            Node::Fact(a) => factorial(&self.eval(a)?),
+            Node::Fact(a) => {
+                let v = self.eval(a)?;
+                self.charge(to_int(&v).map_or(1, |n| (n.unsigned_abs() / 4).min(1 << 20)) as u32)?;
+                factorial(&v)
+            }
             Node::Percent(a) => self.eval(a)?.div(&int(100)),
             Node::Degrees(a) => {
                 let v = self.eval(a)?;
@@ -130,6 +152,9 @@ impl<'a> Evaluator<'a> {
             }
             Node::Binom(n, k) => {
                 let (n, k) = (self.eval(n)?, self.eval(k)?);
+                // Each binomial costs about min(k, n-k) big-number steps: charge them to the
+                // budget, so that a long sum of large binomials stops instead of taking seconds.
+                self.charge(to_int(&k).map_or(1, |k| k.unsigned_abs().min(1 << 20)) as u32)?;
                 binom(&n, &k)
             }
             Node::Mod(a, b) => {
@@ -154,6 +179,24 @@ impl<'a> Evaluator<'a> {
                 let (b, x) = (self.eval(b)?, self.eval(x)?);
                 log_base(&b, &x)
             }
+            Node::Func(Func::Det | Func::Abs, args)
+                if matches!(args.as_slice(), [Node::Matrix(_)]) =>
+            {
+                match args.as_slice() {
+                    [Node::Matrix(rows)] => {
+                        let mut m = Vec::with_capacity(rows.len());
+                        for r in rows {
+                            m.push(
+                                r.iter()
+                                    .map(|x| self.eval(x))
+                                    .collect::<Result<Vec<_>, _>>()?,
+                            );
+                        }
+                        crate::matrix::det(&m)
+                    }
+                    _ => Err(EvalError::Unsupported),
+                }
+            }
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 let trig = matches!(
@@ -176,6 +219,11 @@ impl<'a> Evaluator<'a> {
                 }
                 apply(*f, &vals)
             }
+            Node::BigOp(false, var, lo, hi, body) if **hi == Node::Inf => {
+                let lo = self.eval(lo)?;
+                let lo = to_int(&lo).ok_or(EvalError::Unsupported)?;
+                self.infinite_sum(var, lo, body)
+            }
             Node::BigOp(is_prod, var, lo, hi, body) => {
                 let (lo, hi) = (self.eval(lo)?, self.eval(hi)?);
                 let (Some(lo), Some(hi)) = (to_int(&lo), to_int(&hi)) else {
@@ -191,6 +239,14 @@ impl<'a> Evaluator<'a> {
                     self.local.pop();
                     let v = v?;
                     acc = if *is_prod { acc.mul(&v)? } else { acc.add(&v)? };
+                    // A running sum of fractions grows a huge denominator (H_9000 has 13 000
+                    // bits), and each exact step then costs more than the whole answer should:
+                    // past DENOM_BITS the sum goes on in floating point. Integer sums stay exact.
+                    if let Val::Exact(r) = &acc
+                        && r.denom().bits() > DENOM_BITS
+                    {
+                        acc = Val::Approx(acc.approx_checked()?);
+                    }
                 }
                 Ok(acc)
             }
@@ -230,6 +286,120 @@ impl<'a> Evaluator<'a> {
             | Node::Rel(..)
             | Node::List(_) => Err(EvalError::Unsupported),
         }
+    }
+}
+
+/// Partial sums are taken at these term counts and feed the extrapolation.
+const SERIES_CHECKPOINTS: [i64; 5] = [64, 128, 256, 512, 1024];
+
+impl Evaluator<'_> {
+    /// The value of `Σ_{var ≥ lo} body`, or `Unsupported` when the series cannot be shown to
+    /// converge numerically.
+    ///
+    /// Covers the well-known series answers are written as: factorial and geometric series (the
+    /// terms fall below 1e-17 of the sum, and summing stops there), and power-law or alternating
+    /// series such as `Σ 1/n²` and `Σ (-1)^{n+1}/n`, whose partial sums at an even number of terms
+    /// `N` behave like `S + a/N + b/N² + …`: four rounds of Richardson extrapolation over
+    /// N = 64…1024 remove those terms (to about 1e-14 on the classical series). It must not give
+    /// a value to a divergent series: `Σ 1/n` grows like `ln N`, which is not of that form, so
+    /// successive extrapolations disagree and the sum is refused, and terms that do not shrink
+    /// (a constant, `n^n`) are refused after 64 of them.
+    fn infinite_sum(&mut self, var: &str, lo: i64, body: &Node) -> Result<Val, EvalError> {
+        // The index is bound as a float when the body allows it (`1/n^2`: a thousand exact
+        // rational divisions would cost milliseconds), and exactly when it does not (`1/n!`).
+        self.local
+            .push((var.to_string(), Val::Approx(C64::real(lo as f64))));
+        let slot = self.local.len() - 1;
+        let exact = self.eval(body).is_err();
+        let r = self.sum_terms(slot, lo, exact, body);
+        self.local.pop();
+        r
+    }
+
+    /// Partial sums of the series whose index lives in `self.local[slot]` (updated in place).
+    fn sum_terms(
+        &mut self,
+        slot: usize,
+        lo: i64,
+        mut exact: bool,
+        body: &Node,
+    ) -> Result<Val, EvalError> {
+        let mut sum = 0.0f64;
+        let mut partial = Vec::with_capacity(SERIES_CHECKPOINTS.len());
+        let mut small_run = 0;
+        let mut first_term = 0.0f64;
+        let last = SERIES_CHECKPOINTS[SERIES_CHECKPOINTS.len() - 1];
+        for n in 0..last {
+            let k = lo.checked_add(n).ok_or(EvalError::TooBig)?;
+            self.local[slot].1 = if exact {
+                int(k)
+            } else {
+                Val::Approx(C64::real(k as f64))
+            };
+            let mut v = self.eval(body);
+            if !exact && matches!(v, Err(EvalError::Unsupported)) {
+                // The body needs an exact index after all (`(n+1)!` looked fine at n = 0).
+                exact = true;
+                self.local[slot].1 = int(k);
+                v = self.eval(body);
+            }
+            let t = match v {
+                Ok(v) => v.approx_checked()?,
+                // `1/n!` underflows or becomes too big to hold exactly: the term is negligible.
+                Err(EvalError::TooBig) if n > 20 && small_run > 0 => C64::real(0.0),
+                Err(e) => return Err(e),
+            };
+            if !t.is_real() {
+                return Err(EvalError::Unsupported);
+            }
+            if first_term == 0.0 {
+                first_term = t.re.abs();
+            }
+            // Terms that have not fallen to a tenth of the first after 64 of them: no value,
+            // and no need to pay for the remaining evaluations.
+            if n == 63 && t.re.abs() > 0.1 * first_term {
+                return Err(EvalError::Unsupported);
+            }
+            sum += t.re;
+            if !sum.is_finite() {
+                return Err(EvalError::TooBig);
+            }
+            small_run = if t.re.abs() <= 1e-17 * sum.abs().max(1e-300) {
+                small_run + 1
+            } else {
+                0
+            };
+            if small_run >= 8 {
+                return approx(C64::real(sum));
+            }
+            if SERIES_CHECKPOINTS.contains(&(n + 1)) {
+                partial.push(sum);
+            }
+        }
+        // Terms that do not shrink like a power of N: refuse.
+        let d1 = partial[3] - partial[2];
+        let d2 = partial[4] - partial[3];
+        if d1 != 0.0 && (d2.abs() >= 0.75 * d1.abs() || d2.is_nan()) {
+            return Err(EvalError::Unsupported);
+        }
+        // Richardson extrapolation in h = 1/N with N doubling: four rounds.
+        let mut row = partial;
+        let mut prev_best = f64::NAN;
+        for round in 1..=4 {
+            let f = 2f64.powi(round);
+            row = row
+                .windows(2)
+                .map(|w| (f * w[1] - w[0]) / (f - 1.0))
+                .collect();
+            if round == 3 {
+                prev_best = row[row.len() - 1];
+            }
+        }
+        let best = row[0];
+        if (best - prev_best).abs() > 1e-8 * best.abs().max(1e-12) {
+            return Err(EvalError::Unsupported);
+        }
+        approx(C64::real(best))
     }
 }
 
@@ -322,6 +492,16 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
                 return Err(EvalError::Unsupported);
             }
             let (s, c) = t.re.sin_cos();
+            // At a multiple of π/2 the sine or cosine is 0 up to the rounding of the argument:
+            // make it exactly 0 (so `\sin\pi = 0` and `\tan\frac{\pi}{2}` is undefined).
+            let snap = |v: f64| {
+                if v.abs() <= value::CANCEL * t.re.abs().max(1.0) {
+                    0.0
+                } else {
+                    v
+                }
+            };
+            let (s, c) = (snap(s), snap(c));
             let r = match f {
                 Func::Sin => s,
                 Func::Cos => c,
@@ -330,6 +510,9 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
                 Func::Sec => 1.0 / c,
                 _ => 1.0 / s,
             };
+            if r == 0.0 {
+                return Ok(int(0));
+            }
             approx(C64::real(r))
         }
         Func::Asin => real_fn(one()?, f64::asin),
@@ -338,6 +521,17 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
         Func::Sinh => real_fn(one()?, f64::sinh),
         Func::Cosh => real_fn(one()?, f64::cosh),
         Func::Tanh => real_fn(one()?, f64::tanh),
+        Func::Coth => real_fn(one()?, |x| 1.0 / x.tanh()),
+        Func::Sech => real_fn(one()?, |x| 1.0 / x.cosh()),
+        Func::Csch => real_fn(one()?, |x| 1.0 / x.sinh()),
+        Func::Asinh => real_fn(one()?, f64::asinh),
+        // Outside their real domains these are NaN, which `checked` reports as a domain error.
+        Func::Acosh => real_fn(one()?, |x| if x >= 1.0 { x.acosh() } else { f64::NAN }),
+        Func::Atanh => real_fn(one()?, |x| if x.abs() < 1.0 { x.atanh() } else { f64::NAN }),
+        Func::Acot => real_fn(one()?, |x| (1.0 / x).atan()),
+        Func::DoubleFactorial => value::double_factorial(one()?),
+        Func::Det => Err(EvalError::Unsupported),
+        Func::Gamma => gamma(one()?),
         Func::Max | Func::Min => {
             let mut best: Option<(&Val, f64)> = None;
             for x in v {
@@ -375,6 +569,49 @@ fn apply(f: Func, v: &[Val]) -> Result<Val, EvalError> {
             acc.ok_or(EvalError::Unsupported)
         }
     }
+}
+
+/// `Γ(x)`: exactly `(x-1)!` at positive integers, Lanczos (g = 7, 9 terms, about 1e-15
+/// relative) at other reals; poles at 0, -1, -2, … are a domain error.
+fn gamma(x: &Val) -> Result<Val, EvalError> {
+    if let Some(r) = x.exact()
+        && r.is_integer()
+    {
+        if !r.is_positive() {
+            return Err(EvalError::Domain);
+        }
+        return factorial(&Val::Exact(r - BigRational::from_integer(BigInt::from(1))));
+    }
+    let Some(v) = x.real() else {
+        return Err(EvalError::Unsupported);
+    };
+    approx(C64::real(lanczos_gamma(v)))
+}
+
+fn lanczos_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x) Γ(1-x) = π / sin(πx).
+        return std::f64::consts::PI / ((std::f64::consts::PI * x).sin() * lanczos_gamma(1.0 - x));
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    (2.0 * std::f64::consts::PI).sqrt() * t.powf(x + 0.5) * (-t).exp() * a
 }
 
 fn half() -> Val {

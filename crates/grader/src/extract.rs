@@ -8,8 +8,17 @@ use regex::Regex;
 use crate::normalize::preclean;
 
 static NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:\s?%)?").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?:\d+(?:[.,]\d+)*(?:/\d+)?|\.\d+)(?:\s?%)?").expect("regex"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z]{3,}").expect("regex"));
+static CMD_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\[A-Za-z]+").expect("regex"));
+/// A command with a one-word argument: `\begin{pmatrix}`, `\operatorname{lcm}`, `\text{ cm}`.
+static CMD_ARG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\\[A-Za-z]+\s*\{\s*[A-Za-z]*\s*\}").expect("regex"));
+/// An approximation sign or word just before a number: the number is a rounded value.
+static APPROX_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:≈|~|\\approx|approximately|approx\.?|about|roughly|nearly|around|environ|约)\s*[:=]?\s*[-+]?$")
+        .expect("regex")
+});
 
 /// Markers after which a final answer follows, strongest first. Matched case-insensitively.
 const FINAL_MARKERS: &[&str] = &["final answer is", "final answer:", "final answer"];
@@ -23,7 +32,19 @@ const ANSWER_MARKERS: &[&str] = &[
     "答案是",
     "答案为",
     "答案：",
+    "答：",
+    "答えは",
+    "答え：",
+    "réponse finale",
     "answer =",
+    "antwort:",
+    "antwort ist",
+    "respuesta es",
+    "respuesta:",
+    "risposta:",
+    "resposta:",
+    "ответ:",
+    "ответ —",
 ];
 
 /// A `\boxed{...}` occurrence: byte range of the whole command and its content.
@@ -122,18 +143,34 @@ fn joins_boxes(gap: &str) -> bool {
     other <= 1
 }
 
+/// Does the text between two answer parts contain a connective word ("and", "or", …)?
+fn has_connective_word(gap: &str) -> bool {
+    gap.split(|c: char| !c.is_alphanumeric()).any(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "and" | "or" | "et" | "ou" | "und" | "oder" | "y" | "o"
+        )
+    })
+}
+
 /// The last boxed answer, joined with immediately preceding boxes (`\boxed{1}, \boxed{2}`).
+///
+/// Parts separated by a connective word (`\boxed{1} and \boxed{-2}`) are joined with "and", so
+/// that they compare as alternatives in any order; parts separated by punctuation only keep
+/// the comma, and with it their order.
 fn boxed_answer(s: &str) -> Option<String> {
     let boxes = find_boxed(s);
     let last = boxes.last()?;
     let mut parts = vec![last.content.clone()];
     let mut k = boxes.len() - 1;
+    let mut words = false;
     while k > 0 && joins_boxes(&s[boxes[k - 1].end..boxes[k].start]) {
+        words |= has_connective_word(&s[boxes[k - 1].end..boxes[k].start]);
         k -= 1;
         parts.push(boxes[k].content.clone());
     }
     parts.reverse();
-    Some(parts.join(", "))
+    Some(parts.join(if words { " and " } else { ", " }))
 }
 
 /// Math segments `$...$`, `$$...$$`, `\(...\)` (single line), `\[...\]`: (start, end, content).
@@ -187,8 +224,14 @@ fn find_unescaped(s: &str, from: usize, pat: &str) -> Option<usize> {
 
 /// Last number in plain text (`1,000.99`, `2,74`, `28 %`), with a sign when it is not a
 /// subtraction. Returns (start, end, text).
+///
+/// A digit run that directly follows a Latin letter belongs to a name (`AB2C`, `H2O`, `x2`)
+/// and is never taken as a number; a letter after the digits (`15cm`) is a unit and is fine.
 fn last_number(s: &str) -> Option<(usize, usize, String)> {
-    let m = NUMBER.find_iter(s).last()?;
+    let m = NUMBER
+        .find_iter(s)
+        .filter(|m| !s[..m.start()].ends_with(|c: char| c.is_ascii_alphabetic()))
+        .last()?;
     let mut start = m.start();
     let prev = s[..start].trim_end_matches(' ');
     if let Some(before) = prev.strip_suffix('-') {
@@ -210,7 +253,7 @@ fn find_last_ci(hay_lower: &str, markers: &[&str]) -> Option<usize> {
 
 /// Answer text following a marker: up to the end of the sentence or line.
 fn segment_after(s: &str) -> Option<String> {
-    let t = s.trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '*');
+    let t = s.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '：' | '*'));
     let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '*');
     if t.is_empty() {
         return None;
@@ -221,10 +264,11 @@ fn segment_after(s: &str) -> Option<String> {
             return Some(b);
         }
     }
-    if (t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\["))
-        && let Some((_, _, c)) = math_segments(t).into_iter().next()
-    {
-        return Some(c);
+    if t.starts_with('$') || t.starts_with("\\(") || t.starts_with("\\[") {
+        let maths = math_segments(t);
+        if !maths.is_empty() {
+            return Some(solution_run(t, &maths, 0));
+        }
     }
     // Sentence end: newline, or a period/！ followed by space or end.
     let mut end = t.len();
@@ -256,8 +300,8 @@ fn segment_after(s: &str) -> Option<String> {
         return None;
     }
     let maths = math_segments(seg);
-    if let Some((_, _, c)) = maths.last() {
-        return Some(c.clone());
+    if !maths.is_empty() {
+        return Some(solution_run(seg, &maths, maths.len() - 1));
     }
     if looks_like_answer(seg) {
         return Some(seg.to_string());
@@ -267,13 +311,22 @@ fn segment_after(s: &str) -> Option<String> {
         .or_else(|| Some(seg.to_string()))
 }
 
-/// Short, mostly symbolic text (not prose).
+/// Short, mostly symbolic text (not prose). Words that are LaTeX command arguments
+/// (`\begin{pmatrix}`, `\operatorname{lcm}`, `\text{cm}`) are markup, not prose.
 fn looks_like_answer(s: &str) -> bool {
+    if s.len() <= 600 && s.contains('\\') {
+        let stripped = CMD_ARG.replace_all(s, "");
+        if stripped.len() < s.len() {
+            return stripped.chars().count() <= 200 && looks_like_answer(&stripped);
+        }
+    }
     const ALLOWED: &[&str] = &["pct", "percent", "and", "sqrt", "frac", "pi", "infty"];
     let prose_script = s
         .chars()
         .any(|c| c.is_alphabetic() && !c.is_ascii() && !('\u{370}'..='\u{3ff}').contains(&c));
-    s.chars().count() <= 40
+    // Command names (`\left`, `\infty`) are markup: only the rest counts towards the length.
+    let markup: usize = CMD_NAME.find_iter(s).map(|m| m.as_str().len()).sum();
+    s.chars().count() - markup.min(s.chars().count()) <= 40
         && !prose_script
         && WORD
             .find_iter(s)
@@ -331,19 +384,117 @@ pub fn extract_answer(text: &str) -> Option<String> {
     if maths.is_empty() && looks_like_answer(s) {
         return Some(s.to_string());
     }
-    // Whichever comes last: a math segment, or a number in the prose after it.
+    // Whichever comes last: a math segment, or a number in the prose after it; but a number
+    // announced as an approximation ("$2\sqrt3$, approximately 3.46") defers to the exact math.
     let last_math = maths.last();
     let tail_from = last_math.map_or(0, |m| m.1);
-    if let Some((_, _, n)) = last_number(&s[tail_from..])
+    if let Some((start, _, n)) = last_number(&s[tail_from..])
         && (last_math.is_none() || !s[tail_from..].trim().is_empty())
+        && (last_math.is_none() || !APPROX_BEFORE.is_match(&s[tail_from..tail_from + start]))
     {
         return Some(n);
     }
     if let Some((_, _, c)) = last_math {
-        return Some(c.clone());
+        let run = solution_run(s, &maths, maths.len() - 1);
+        return Some(if run.len() > c.len() {
+            run
+        } else {
+            final_value(c)
+        });
     }
     // A short word answer (`Sunday`, `Evelyn`).
     (s.chars().count() <= 60 && !s.contains('\n')).then(|| s.to_string())
+}
+
+/// Text between two math segments that lists them as one answer: commas and connective words
+/// only (`$x = 1$ and $x = 3$`, `$1$, $2$, or $3$`). Any other word ("so", "then", "we get")
+/// means the segments are steps of the argument, not parts of the answer.
+fn joins_solutions(gap: &str) -> bool {
+    gap.len() <= 24
+        && gap.split(|c: char| !c.is_alphanumeric()).all(|w| {
+            w.is_empty()
+                || matches!(
+                    w.to_lowercase().as_str(),
+                    "and" | "or" | "et" | "ou" | "und" | "oder" | "y" | "o"
+                )
+        })
+        && !gap.contains(['.', '\n', ';'])
+}
+
+/// The math segment `i` with the neighbouring segments joined to it by [`joins_solutions`], as
+/// one answer (`x = 1 and x = 3`); joined with "and" so the parts compare as alternatives.
+fn solution_run(s: &str, maths: &[(usize, usize, String)], i: usize) -> String {
+    let (mut lo, mut hi) = (i, i);
+    while lo > 0 && joins_solutions(&s[maths[lo - 1].1..maths[lo].0]) {
+        lo -= 1;
+    }
+    while hi + 1 < maths.len() && joins_solutions(&s[maths[hi].1..maths[hi + 1].0]) {
+        hi += 1;
+    }
+    if lo == hi {
+        return maths[i].2.clone();
+    }
+    let parts: Vec<&str> = maths[lo..=hi].iter().map(|m| m.2.as_str()).collect();
+    parts.join(" and ")
+}
+
+/// The result of a computation shown as the last math of a solution: `\pi r^2 h = 12\pi`
+/// gives `12\pi`.
+///
+/// Only for a chain of `=` whose last part is a constant other than 0 and whose first part has
+/// a variable and is a single term (`\pi r^2 h`) or a sum of unknowns other than coordinates
+/// (`100m + n = 305`), or with intermediate steps (`A = \pi r^2 = 4\pi`): an equation with a
+/// sum of `x`, `y`, `z` terms on the left (`x + y + z = 6`, a plane) keeps its form, so does one
+/// equal to 0 (`2x + 4y - 3 = 0`), and a definition with a variable on the right
+/// (`f(x) = 2x + 1`) is kept whole. Boxed and marked answers never go through this: it applies to unmarked prose only.
+fn final_value(seg: &str) -> String {
+    // `x = \frac13 \approx 0.33`: the approximation is an annotation, not the value.
+    let exact = match seg.find("\\approx").or_else(|| seg.find('≈')) {
+        Some(p) if seg[..p].contains('=') => &seg[..p],
+        _ => seg,
+    };
+    let parts = split_top_level_eq(exact);
+    if parts.len() >= 2 {
+        let last = parts[parts.len() - 1].trim();
+        if let (Ok(first), Ok(value)) = (crate::parse::parse(parts[0]), crate::parse::parse(last)) {
+            let (mut fs, mut vs) = (Default::default(), Default::default());
+            crate::equiv::free_syms(&first, &mut fs);
+            crate::equiv::free_syms(&value, &mut vs);
+            let zero = crate::eval::eval(&value, &Default::default()).is_ok_and(|v| v.is_zero());
+            // `x + y + z = 6` is an equation (a plane), not a computation of 6: a sum on the
+            // left keeps the equation unless intermediate steps show it is a computation.
+            // Only coordinates make a curve: `100m + n = 305` computes 305.
+            let coordinates = fs.iter().all(|v| matches!(v.as_str(), "x" | "y" | "z"));
+            let equation_like = coordinates
+                && matches!(
+                    first,
+                    crate::parse::Node::Add(_) | crate::parse::Node::Pm(..)
+                );
+            if !fs.is_empty() && vs.is_empty() && !zero && (parts.len() >= 3 || !equation_like) {
+                return last.to_string();
+            }
+        }
+    }
+    seg.to_string()
+}
+
+/// `seg` split at `=` signs outside braces and brackets (`\le`, `\ne` are not `=`).
+fn split_top_level_eq(seg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in seg.char_indices() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => depth -= 1,
+            '=' if depth == 0 => {
+                out.push(&seg[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&seg[start..]);
+    out
 }
 
 /// Gold answers may be bare, wrapped in `$...$`/`\boxed{}`, or full solutions.

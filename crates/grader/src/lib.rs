@@ -11,6 +11,7 @@ pub mod equiv;
 pub mod eval;
 pub mod extract;
 pub mod gold;
+pub mod matrix;
 pub mod normalize;
 pub mod parse;
 pub mod value;

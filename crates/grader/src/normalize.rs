@@ -21,6 +21,11 @@ static REPEATING: LazyLock<Regex> =
 /// Whole answer is a number written with thousands separators (comma or space).
 static THOUSANDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$").expect("regex"));
+/// A thousands-grouped integer as an operand of arithmetic: `1,234 + 1`. Not inside brackets
+/// (`(1,234)` is a pair), not `1,2345`, not `0.1,234`.
+static GROUPED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[\s+\-*/=])\d{1,3}(?:,\d{3})+(?:$|[\s+\-*/=])").expect("regex")
+});
 /// Whole answer is `a,b` with no space: a decimal comma or a two-element list.
 static DECIMAL_COMMA: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?\d+,\d+$").expect("regex"));
@@ -80,6 +85,17 @@ const KNOWN_CMDS: &[&str] = &[
 /// Undo common escaping damage in raw model/test text: `\\frac` → `\frac`, literal `\n` → newline.
 pub fn preclean(text: &str) -> String {
     let mut s = text.to_string();
+    // No-break spaces (French puts one before `:`) and full-width digits and colons.
+    if !s.is_ascii() {
+        s = s
+            .chars()
+            .map(|c| match c {
+                '\u{a0}' | '\u{202f}' | '\u{2009}' | '\u{3000}' => ' ',
+                '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+                _ => c,
+            })
+            .collect();
+    }
     if s.contains("\\n") {
         s = LITERAL_NL.replace_all(&s, "\n$1").into_owned();
     }
@@ -109,6 +125,11 @@ pub fn strip_delims(s: &str) -> String {
             }
         }
         t = t.trim_end_matches(['.', '。']).trim();
+        // Markdown emphasis around an answer: `**7**`.
+        if let Some(inner) = t.strip_prefix("**").and_then(|x| x.strip_suffix("**")) {
+            t = inner.trim();
+        }
+        t = t.trim_end_matches("**").trim();
         t = t.trim_start_matches('$').trim_end_matches('$').trim();
         if t == before {
             break;
@@ -138,6 +159,9 @@ pub fn clean_answer(s: &str) -> String {
             })
             .into_owned();
     }
+    if let Some(c) = canonical_phrase(&s) {
+        return c.to_string();
+    }
     // A leading `=` or trailing sentence punctuation carries no meaning.
     let t = s
         .trim()
@@ -146,6 +170,22 @@ pub fn clean_answer(s: &str) -> String {
         .trim_end_matches(['.', ',', ';'])
         .trim();
     t.to_string()
+}
+
+/// Word answers that name a set: "no solution" is `\emptyset`, "all real numbers" is `\mathbb{R}`.
+/// Only whole-answer phrases are mapped, so "no solution for x > 2" stays text.
+fn canonical_phrase(s: &str) -> Option<&'static str> {
+    let key: String = loose(s)
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '\\')
+        .collect();
+    match key.as_str() {
+        "nosolution" | "nosolutions" | "norealsolution" | "norealsolutions" | "theemptyset"
+        | "emptyset" | "\\emptyset" | "\\varnothing" => Some("\\emptyset"),
+        "allrealnumbers" | "allreals" | "allrealx" | "allx" | "realnumbers" | "\\mathbbr"
+        | "xin\\mathbbr" => Some("\\mathbb{R}"),
+        _ => None,
+    }
 }
 
 /// Readings of a bare number with separators. Returns alternatives to try, most likely first.
@@ -171,6 +211,12 @@ pub fn number_readings(s: &str) -> Vec<String> {
     }
     if DECIMAL_COMMA.is_match(t) {
         return vec![t.to_string(), t.replacen(',', ".", 1)];
+    }
+    // Inside an expression (`1,234 + 1`), a digit group `d,ddd` with no space is also read as a
+    // thousands separator; the comma reading (a list) stays first.
+    if t.contains(',') && t.contains(['+', '-', '*', '/', '=']) && GROUPED.is_match(t) {
+        let joined = GROUPED.replace_all(t, |c: &regex::Captures| c[0].replace(',', ""));
+        return vec![t.to_string(), joined.into_owned()];
     }
     vec![t.to_string()]
 }

@@ -36,6 +36,13 @@ pub enum Func {
     Sinh,
     Cosh,
     Tanh,
+    Coth,
+    Sech,
+    Csch,
+    Asinh,
+    Acosh,
+    Atanh,
+    Acot,
     Ln,
     Log,
     Exp,
@@ -47,6 +54,12 @@ pub enum Func {
     Lcm,
     Max,
     Min,
+    /// `n!!`: the product of the integers up to `n` with the parity of `n`.
+    DoubleFactorial,
+    /// `\begin{vmatrix}…\end{vmatrix}`: the determinant of its one matrix argument.
+    Det,
+    /// `\Gamma(x)`, only when written with parentheses (`\Gamma` alone is a symbol).
+    Gamma,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,6 +237,13 @@ fn func_of(name: &str) -> Option<Func> {
         "sinh" => Func::Sinh,
         "cosh" => Func::Cosh,
         "tanh" => Func::Tanh,
+        "coth" => Func::Coth,
+        "sech" => Func::Sech,
+        "csch" | "cosech" => Func::Csch,
+        "arsinh" | "arcsinh" | "asinh" => Func::Asinh,
+        "arcosh" | "arccosh" | "acosh" => Func::Acosh,
+        "artanh" | "arctanh" | "atanh" => Func::Atanh,
+        "arccot" | "acot" | "arcctg" => Func::Acot,
         "ln" => Func::Ln,
         "log" | "lg" => Func::Log,
         "exp" => Func::Exp,
@@ -234,6 +254,7 @@ fn func_of(name: &str) -> Option<Func> {
         "gcd" => Func::Gcd,
         "lcm" => Func::Lcm,
         "max" => Func::Max,
+        "det" => Func::Det,
         "min" => Func::Min,
         _ => return None,
     })
@@ -263,6 +284,42 @@ fn read_group(chars: &[char], i: usize) -> Option<(String, usize)> {
         }
     }
     None
+}
+
+/// The run of ASCII letters after `i` (skipping spaces), if any.
+fn next_word(chars: &[char], i: usize) -> Option<&'static str> {
+    let j = skip_ws(chars, i);
+    let w: String = chars[j..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    (w.eq_ignore_ascii_case("cent")).then_some("cent")
+}
+
+/// Short unit abbreviations recognised after a number even though they are under 3 letters.
+const SHORT_UNITS: &[&str] = &[
+    "cm", "mm", "km", "kg", "mg", "ml", "mL", "ft", "yd", "hr", "lb", "oz", "mi", "sq",
+];
+
+/// A word after a number is a unit (and is dropped) when it reads as a word, not as a product
+/// of variables: at least three letters, separated from the number by a space, not a function
+/// name (`2 \sin x`), and not followed by an argument; or one of [`SHORT_UNITS`]. `2ab`, `3 xy`
+/// and `5 \min(a,b)` therefore stay algebra.
+fn is_unit_word(w: &str, chars: &[char], start: usize, end: usize) -> bool {
+    if SHORT_UNITS.contains(&w) {
+        return true;
+    }
+    let spaced = start > 0 && chars[start - 1].is_whitespace();
+    let next = chars[skip_ws(chars, end)..].first().copied();
+    let argument_follows =
+        matches!(next, Some('(' | '{' | '\\')) || next.is_some_and(|c| c.is_ascii_digit());
+    let lower = w.to_ascii_lowercase();
+    let function =
+        func_of(&lower).is_some() || matches!(lower.as_str(), "mod" | "pi" | "inf" | "infty");
+    w.len() >= 3
+        && spaced
+        && !argument_follows
+        && (!function || matches!(lower.as_str(), "min" | "sec"))
 }
 
 fn skip_ws(chars: &[char], mut i: usize) -> usize {
@@ -331,9 +388,18 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 i += 1;
             }
             let w: String = chars[st..i].iter().collect();
-            match w.as_str() {
+            let lower = w.to_ascii_lowercase();
+            let after_quantity = matches!(out.last(), Some(Tok::Num(_)) | Some(Tok::Text(_)));
+            match lower.as_str() {
                 "and" | "or" => out.push(Tok::Sep),
-                "pct" | "percent" => out.push(Tok::Op('%')),
+                "pct" | "percent" | "percentage" | "percents" => out.push(Tok::Op('%')),
+                // `28 per cent`
+                "per" if after_quantity && next_word(&chars, i) == Some("cent") => {
+                    out.push(Tok::Op('%'));
+                    i = skip_ws(&chars, i) + 4;
+                }
+                "degree" | "degrees" | "deg" if after_quantity => out.push(Tok::Op('°')),
+                _ if after_quantity && is_unit_word(&w, &chars, st, i) => out.push(Tok::Text(w)),
                 _ if w.len() == 1 => out.push(Tok::Ident(w)),
                 _ => out.push(Tok::Word(w)),
             }
@@ -394,8 +460,18 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                 let tl = t.to_lowercase();
                 if tl == "and" || tl == "or" || tl == "," || tl == "，" {
                     out.push(Tok::Sep);
-                } else if tl == "%" || tl == "\\%" || tl == "percent" {
+                } else if matches!(
+                    tl.as_str(),
+                    "%" | "\\%" | "percent" | "percentage" | "per cent"
+                ) {
                     out.push(Tok::Op('%'));
+                } else if matches!(tl.as_str(), "lcm" | "gcd" | "mod" | "max")
+                    || (func_of(&tl).is_some() && !matches!(tl.as_str(), "min" | "sec" | "ln"))
+                        && !matches!(out.last(), Some(Tok::Num(_)))
+                {
+                    // `\text{lcm}(4, 6)`: an operator name written as text. After a number,
+                    // `\text{min}` and `\text{sec}` are units, so they stay text.
+                    out.push(Tok::Cmd(tl));
                 } else if !t.is_empty() {
                     out.push(Tok::Text(t.to_string()));
                 }
@@ -434,7 +510,19 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
                             out.push(Tok::Ident(t.to_string()));
                         }
                     } else {
-                        lex(&content, out, depth + 1)?;
+                        let t1 = t.chars().next().unwrap_or('e');
+                        if n == "mathrm"
+                            && t.len() == 1
+                            && t1.is_ascii_alphabetic()
+                            && !matches!(t1, 'e' | 'i' | 'd')
+                            && matches!(out.last(), Some(Tok::Num(_)))
+                        {
+                            // `100\,\mathrm{m}`: an upright letter after a number is a unit
+                            // (`\mathrm{e}`, `\mathrm{i}`, `\mathrm{d}` are constants/differentials).
+                            out.push(Tok::Text(t.to_string()));
+                        } else {
+                            lex(&content, out, depth + 1)?;
+                        }
                     }
                 }
                 continue;
@@ -588,6 +676,25 @@ fn lex(s: &str, out: &mut Vec<Tok>, depth: usize) -> PResult<()> {
         out.push(tok);
     }
     Ok(())
+}
+
+/// Are the top-level items of `s` joined by words ("and", "or", `\text{ and }`) rather than
+/// by commas alone? Such a list names alternatives, so its order carries no meaning.
+pub fn joined_by_words(s: &str) -> bool {
+    let mut toks = Vec::new();
+    if lex(s, &mut toks, 0).is_err() {
+        return false;
+    }
+    let mut depth = 0i32;
+    for t in &toks {
+        match t {
+            Tok::Op('(' | '[' | '{') | Tok::SetOpen | Tok::Begin(_) => depth += 1,
+            Tok::Op(')' | ']' | '}') | Tok::SetClose | Tok::End(_) => depth -= 1,
+            Tok::Sep if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Parse a number literal (decimal or scientific) into an exact rational.
@@ -905,15 +1012,33 @@ impl Parser {
                     }
                 }
                 _ if self.starts_factor() => {
-                    let prev_int = matches!(factors.last(), Some((false, Node::Num(_, 0))));
+                    let prev_int = match factors.last() {
+                        Some((false, Node::Num(_, 0))) => Some(false),
+                        Some((false, Node::Neg(x))) if matches!(**x, Node::Num(_, 0)) => Some(true),
+                        _ => None,
+                    };
                     let f = self.parse_pow_chain()?;
-                    // Mixed number: 3\frac{1}{2}.
-                    if prev_int
+                    // Mixed number: `3\frac{1}{2}` is 7/2 and `-3\frac12` is -7/2 (the sign
+                    // covers the whole number). Only integer-over-integer fractions qualify, so
+                    // `2\frac{x}{3}` stays a product.
+                    if let Some(negative) = prev_int
                         && let Node::Mul(ref v) = f
                         && is_simple_frac(v)
                     {
                         let (_, whole) = factors.pop().unwrap_or((false, num(0)));
-                        factors.push((false, Node::Add(vec![(false, whole), (false, f)])));
+                        let whole = match whole {
+                            Node::Neg(x) => *x,
+                            w => w,
+                        };
+                        let mixed = Node::Add(vec![(false, whole), (false, f)]);
+                        factors.push((
+                            false,
+                            if negative {
+                                Node::Neg(Box::new(mixed))
+                            } else {
+                                mixed
+                            },
+                        ));
                         continue;
                     }
                     factors.push((false, f));
@@ -1036,7 +1161,12 @@ impl Parser {
             match self.peek() {
                 Some(Tok::Op('!')) => {
                     self.pos += 1;
-                    n = Node::Fact(Box::new(n));
+                    // `n!!` is the double factorial (8!! = 8·6·4·2), never `(n!)!`.
+                    n = if self.eat_op('!') {
+                        Node::Func(Func::DoubleFactorial, vec![n])
+                    } else {
+                        Node::Fact(Box::new(n))
+                    };
                 }
                 Some(Tok::Op('%')) => {
                     self.pos += 1;
@@ -1185,6 +1315,9 @@ impl Parser {
             Tok::Op('[') => self.parse_bracket('['),
             Tok::Op('{') => self.parse_group_body('}'),
             Tok::SetOpen => {
+                if let Some(cond) = self.set_builder()? {
+                    return Ok(cond);
+                }
                 let items = self.parse_items(false)?;
                 if self.next() != Some(Tok::SetClose) {
                     return Err(ParseError("unclosed set"));
@@ -1202,6 +1335,36 @@ impl Parser {
             Tok::Begin(env) => self.parse_env(&env),
             Tok::Cmd(c) => self.parse_cmd(&c),
             _ => Err(ParseError("unexpected token")),
+        }
+    }
+
+    /// Set-builder notation `\{x \mid x > 2\}` / `\{x : x > 2\}` (after the `\{`): the set is
+    /// its condition, which then compares as a relation or interval. `None` (position restored)
+    /// when the braces hold a plain list.
+    fn set_builder(&mut self) -> PResult<Option<Node>> {
+        let start = self.pos;
+        self.abs_depth += 1;
+        // The head is a name, optionally with its domain (`x \in \mathbb{R}`); not a ratio, so
+        // that `:` is left for the separator.
+        let mut head = self.parse_union();
+        while head.is_ok() && self.peek() == Some(&Tok::Rel(RelOp::In)) {
+            self.pos += 1;
+            head = self.parse_union();
+        }
+        self.abs_depth -= 1;
+        if head.is_err() || !(self.is_op('|') || self.is_op(':')) {
+            self.pos = start;
+            return Ok(None);
+        }
+        self.pos += 1;
+        let conds = self.parse_items(false)?;
+        if self.next() != Some(Tok::SetClose) {
+            return Err(ParseError("unclosed set"));
+        }
+        let mut conds = conds;
+        match conds.len() {
+            1 => Ok(conds.pop()),
+            _ => Err(ParseError("set-builder with several conditions")),
         }
     }
 
@@ -1298,6 +1461,10 @@ impl Parser {
         if rows.iter().any(|r| r.len() != w) {
             return Err(ParseError("ragged matrix"));
         }
+        if e == "vmatrix" {
+            // Vertical bars around a square array denote its determinant, a number.
+            return Ok(Node::Func(Func::Det, vec![Node::Matrix(rows)]));
+        }
         Ok(Node::Matrix(rows))
     }
 
@@ -1322,6 +1489,10 @@ impl Parser {
                 Func::Sin => Func::Asin,
                 Func::Cos => Func::Acos,
                 Func::Tan => Func::Atan,
+                Func::Cot => Func::Acot,
+                Func::Sinh => Func::Asinh,
+                Func::Cosh => Func::Acosh,
+                Func::Tanh => Func::Atanh,
                 _ => return Err(ParseError("inverse")),
             };
             power = None;
@@ -1330,6 +1501,14 @@ impl Parser {
             self.pos += 1;
             let items = self.parse_items(false)?;
             self.expect_op(')')?;
+            items
+        } else if self.peek() == Some(&Tok::SetOpen) && is_multi_arg(f) {
+            // `\min\{3, 7, -2\}`: the extremum of a set.
+            self.pos += 1;
+            let items = self.parse_items(false)?;
+            if self.next() != Some(Tok::SetClose) {
+                return Err(ParseError("unclosed set"));
+            }
             items
         } else if self.is_op('(') || self.is_op('{') || self.is_op('[') {
             vec![self.parse_postfix()?]
@@ -1396,6 +1575,19 @@ impl Parser {
                 Ok(Node::Binom(Box::new(a), Box::new(b)))
             }
             "pi" => Ok(Node::Pi),
+            "Gamma" if self.is_op('(') => self.parse_func(Func::Gamma),
+            // `\operatorname{mod}(17, 5)`: the remainder written as a function.
+            "mod" | "bmod" if self.is_op('(') => {
+                self.pos += 1;
+                let mut items = self.parse_items(false)?;
+                self.expect_op(')')?;
+                if items.len() != 2 {
+                    return Err(ParseError("mod takes two arguments"));
+                }
+                let b = items.pop().unwrap_or(num(1));
+                let a = items.pop().unwrap_or(num(0));
+                Ok(Node::Mod(Box::new(a), Box::new(b)))
+            }
             "lfloor" | "lceil" => {
                 let inner = self.parse_add()?;
                 let close = if c == "lfloor" { "rfloor" } else { "rceil" };
@@ -1413,7 +1605,11 @@ impl Parser {
             }
             "sum" | "prod" => {
                 let (var, lo, hi) = self.parse_bounds(true)?;
-                let body = self.parse_mul()?;
+                let mut body = self.parse_mul()?;
+                if var == "i" || var == "e" {
+                    // `\sum_{i=1}^{n} i`: the index, not the imaginary unit.
+                    rebind(&mut body, &var);
+                }
                 Ok(Node::BigOp(
                     c == "prod",
                     var,
@@ -1490,12 +1686,19 @@ impl Parser {
             if self.eat_op('_') {
                 let n = self.parse_arg()?;
                 if let Node::Rel(parts, ops) = &n
-                    && ops == &[RelOp::Eq]
+                    && (ops == &[RelOp::Eq] || ops == &[RelOp::Ge])
                 {
-                    if let Node::Sym(v) = &parts[0] {
-                        var = v.clone();
+                    match &parts[0] {
+                        Node::Sym(v) => var = v.clone(),
+                        Node::I => var = "i".into(),
+                        Node::E => var = "e".into(),
+                        _ => {}
                     }
                     lo = Some(parts[1].clone());
+                    if ops == &[RelOp::Ge] {
+                        // `\sum_{n \ge 0}`: no upper bound.
+                        hi = Some(Node::Inf);
+                    }
                     continue;
                 }
                 lo = Some(n);
@@ -1507,6 +1710,36 @@ impl Parser {
             (Some(l), Some(h)) if !need_var || !var.is_empty() => Ok((var, l, h)),
             _ => Err(ParseError("bounds")),
         }
+    }
+}
+
+/// Turn the constants `i`/`e` back into the symbol `var` inside a sum over `var`.
+fn rebind(n: &mut Node, var: &str) {
+    let hit = match n {
+        Node::I => var == "i",
+        Node::E => var == "e",
+        _ => false,
+    };
+    if hit {
+        *n = Node::Sym(var.to_string());
+        return;
+    }
+    match n {
+        Node::Neg(a) | Node::Fact(a) | Node::Percent(a) | Node::Degrees(a) => rebind(a, var),
+        Node::Add(v) | Node::Mul(v) => v.iter_mut().for_each(|x| rebind(&mut x.1, var)),
+        Node::Pow(a, b)
+        | Node::LogBase(a, b)
+        | Node::Root(a, b)
+        | Node::Binom(a, b)
+        | Node::Mod(a, b)
+        | Node::Ratio(a, b) => {
+            rebind(a, var);
+            rebind(b, var);
+        }
+        Node::Func(_, v) | Node::Tuple(v) | Node::Set(v) | Node::List(v) => {
+            v.iter_mut().for_each(|x| rebind(x, var))
+        }
+        _ => {}
     }
 }
 

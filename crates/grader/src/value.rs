@@ -170,13 +170,19 @@ impl Val {
     pub fn add(&self, o: &Val) -> Result<Val, EvalError> {
         match (self, o) {
             (Val::Exact(a), Val::Exact(b)) => cap(a + b),
-            _ => checked(self.approx_checked()?.add(o.approx_checked()?)),
+            _ => {
+                let (x, y) = (self.approx_checked()?, o.approx_checked()?);
+                cancelled(x, y, x.add(y))
+            }
         }
     }
     pub fn sub(&self, o: &Val) -> Result<Val, EvalError> {
         match (self, o) {
             (Val::Exact(a), Val::Exact(b)) => cap(a - b),
-            _ => checked(self.approx_checked()?.sub(o.approx_checked()?)),
+            _ => {
+                let (x, y) = (self.approx_checked()?, o.approx_checked()?);
+                cancelled(x, y, x.sub(y))
+            }
         }
     }
     pub fn neg(&self) -> Val {
@@ -255,6 +261,19 @@ impl Val {
     }
 }
 
+/// Relative size below which a floating sum or difference is taken to have cancelled exactly.
+pub const CANCEL: f64 = 1e-13;
+
+/// The floating result `r` of `x ± y`, or exact 0 when the terms cancelled to within rounding
+/// (`e^{i\pi} + 1`, `\sqrt{2}^2 - 2`). This is what lets zero be compared exactly: a small value
+/// that did not come from cancellation (`e^{-40}`) keeps its size and is not equal to 0.
+fn cancelled(x: C64, y: C64, r: C64) -> Result<Val, EvalError> {
+    if r.abs() <= CANCEL * x.abs().max(y.abs()) {
+        return Ok(int(0));
+    }
+    checked(r)
+}
+
 fn cap(r: BigRational) -> Result<Val, EvalError> {
     if bits(&r) > MAX_BITS {
         Err(EvalError::TooBig)
@@ -289,6 +308,25 @@ pub fn factorial(v: &Val) -> Result<Val, EvalError> {
     let mut acc = BigInt::one();
     for k in 2..=n {
         acc *= k;
+    }
+    Ok(Val::Exact(BigRational::from_integer(acc)))
+}
+
+/// Exact double factorial `n!! = n (n-2) (n-4) …` of a small non-negative integer.
+pub fn double_factorial(v: &Val) -> Result<Val, EvalError> {
+    let r = v.exact().ok_or(EvalError::Unsupported)?;
+    if !r.is_integer() || r.is_negative() {
+        return Err(EvalError::Domain);
+    }
+    let n = r.to_integer().to_u64().ok_or(EvalError::TooBig)?;
+    if n > 2 * MAX_FACTORIAL {
+        return Err(EvalError::TooBig);
+    }
+    let mut acc = BigInt::one();
+    let mut k = n;
+    while k > 1 {
+        acc *= k;
+        k -= 2;
     }
     Ok(Val::Exact(BigRational::from_integer(acc)))
 }
@@ -334,10 +372,13 @@ pub fn val_eq(a: &Val, b: &Val) -> bool {
     }
 }
 
+/// Relative closeness. There is no absolute tolerance: values that vanish by cancellation are
+/// already exact zeros (see `cancelled`), and a tiny value such as `1E-32` or `e^{-40}` must
+/// not equal 0 or another tiny value.
 pub fn c_close(x: C64, y: C64, rel: f64) -> bool {
     let d = C64::new(x.re - y.re, x.im - y.im).abs();
     let m = x.abs().max(y.abs());
-    d <= rel * m || d <= 1e-12
+    d <= rel * m
 }
 
 /// Rational gcd: gcd of numerators over lcm of denominators.
