@@ -14,7 +14,6 @@
 //!   accuracy at the threshold that balances the two classes' accuracy on the training part.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -26,7 +25,9 @@ use crate::labels::LabelLine;
 use crate::policy;
 use crate::router::{DRAFT_HIDDEN, KIND_HIDDEN_STATE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
 use crate::run::StepsLine;
-use crate::train::{Logistic, TrainError, budget_points, fit_logistic, roc_auc, spearman};
+use crate::train::{
+    Logistic, TrainError, budget_points, fit_logistic, read_jsonl, roc_auc, spearman,
+};
 use crate::value_head::{HeadFile, HeadInput};
 
 /// One record with its labels.
@@ -56,29 +57,6 @@ pub struct LabelledProblem {
     pub steps: Vec<LabelledStep>,
 }
 
-fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TrainError> {
-    let file = std::fs::File::open(path).map_err(|e| TrainError::Read {
-        path: path.to_owned(),
-        source: e,
-    })?;
-    let mut out = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| TrainError::Read {
-            path: path.to_owned(),
-            source: e,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(serde_json::from_str(&line).map_err(|e| TrainError::Record {
-            path: path.to_owned(),
-            line: n + 1,
-            source: e,
-        })?);
-    }
-    Ok(out)
-}
-
 /// The problems of a run directory whose records are all labelled.
 pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
     #[derive(Deserialize)]
@@ -86,9 +64,9 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
         idx: usize,
         correct: bool,
     }
-    let steps: Vec<StepsLine> = read_lines(&run.join("steps.jsonl"))?;
-    let labels: Vec<LabelLine> = read_lines(&run.join("labels.jsonl"))?;
-    let outcomes: Vec<Outcome> = read_lines(&run.join("results.jsonl"))?;
+    let steps: Vec<StepsLine> = read_jsonl(&run.join("steps.jsonl"))?;
+    let labels: Vec<LabelLine> = read_jsonl(&run.join("labels.jsonl"))?;
+    let outcomes: Vec<Outcome> = read_jsonl(&run.join("results.jsonl"))?;
     let correct: HashMap<usize, bool> = outcomes.iter().map(|o| (o.idx, o.correct)).collect();
     let mut by_key: HashMap<(usize, usize), LabelLine> = labels
         .into_iter()

@@ -175,14 +175,13 @@ impl RouterFile {
 
     /// ŷ for a feature vector.
     pub fn predict(&self, features: &[f32]) -> f32 {
-        let z: f64 = features
-            .iter()
-            .zip(self.mean.iter().zip(&self.scale))
-            .zip(&self.weights)
-            .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
-            .sum::<f64>()
-            + self.bias;
-        (1.0 / (1.0 + (-z).exp())) as f32
+        crate::train::logistic_probability(
+            features,
+            &self.mean,
+            &self.scale,
+            &self.weights,
+            self.bias,
+        )
     }
 
     pub fn reads_hidden_state(&self) -> bool {

@@ -30,7 +30,7 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a step record")]
+    #[error("{path}:{line}: not a valid record")]
     Record {
         path: PathBuf,
         line: usize,
@@ -75,33 +75,40 @@ impl Advantage {
     }
 }
 
-/// Labels of the records in `steps_path`'s directory, by `(idx, step_index)`.
-fn labels_beside(
-    steps_path: &Path,
-) -> Result<std::collections::HashMap<(usize, usize), crate::labels::LabelLine>, TrainError> {
-    let path = steps_path.with_file_name("labels.jsonl");
-    let file = std::fs::File::open(&path).map_err(|e| TrainError::Read {
-        path: path.clone(),
+/// Every non-empty line of a JSONL file, parsed; an error names the file and line.
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, TrainError> {
+    let file = std::fs::File::open(path).map_err(|e| TrainError::Read {
+        path: path.to_owned(),
         source: e,
     })?;
-    let mut out = std::collections::HashMap::new();
+    let mut out = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| TrainError::Read {
-            path: path.clone(),
+            path: path.to_owned(),
             source: e,
         })?;
         if line.trim().is_empty() {
             continue;
         }
-        let l: crate::labels::LabelLine =
-            serde_json::from_str(&line).map_err(|e| TrainError::Record {
-                path: path.clone(),
-                line: n + 1,
-                source: e,
-            })?;
-        out.insert((l.idx, l.step_index), l);
+        out.push(serde_json::from_str(&line).map_err(|e| TrainError::Record {
+            path: path.to_owned(),
+            line: n + 1,
+            source: e,
+        })?);
     }
     Ok(out)
+}
+
+/// Labels of the records in `steps_path`'s directory, by `(idx, step_index)`.
+fn labels_beside(
+    steps_path: &Path,
+) -> Result<std::collections::HashMap<(usize, usize), crate::labels::LabelLine>, TrainError> {
+    let labels: Vec<crate::labels::LabelLine> =
+        read_jsonl(&steps_path.with_file_name("labels.jsonl"))?;
+    Ok(labels
+        .into_iter()
+        .map(|l| ((l.idx, l.step_index), l))
+        .collect())
 }
 
 /// The fields of a `steps.jsonl` line that training reads.
@@ -401,15 +408,27 @@ pub struct Logistic {
 
 impl Logistic {
     pub fn predict(&self, x: &[f32]) -> f32 {
-        let z: f64 = x
-            .iter()
-            .zip(self.mean.iter().zip(&self.scale))
-            .zip(&self.weights)
-            .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
-            .sum::<f64>()
-            + self.bias;
-        (1.0 / (1.0 + (-z).exp())) as f32
+        logistic_probability(x, &self.mean, &self.scale, &self.weights, self.bias)
     }
+}
+
+/// `σ(w · (x − mean) / scale + bias)`: what every stored logistic model (router file, head file)
+/// predicts.
+pub fn logistic_probability(
+    x: &[f32],
+    mean: &[f64],
+    scale: &[f64],
+    weights: &[f64],
+    bias: f64,
+) -> f32 {
+    let z: f64 = x
+        .iter()
+        .zip(mean.iter().zip(scale))
+        .zip(weights)
+        .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
+        .sum::<f64>()
+        + bias;
+    (1.0 / (1.0 + (-z).exp())) as f32
 }
 
 /// Fits an L2-regularised logistic regression (`linfa-logistic`) on standardised `rows`. Inputs

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, Scored, StepScorer, TextProbe};
-use crate::train::Logistic;
+use crate::train::{Logistic, logistic_probability};
 use crate::types::Transcript;
 
 pub const HEAD_FORMAT: &str = "arbitrage-linear-head";
@@ -164,7 +164,7 @@ impl HeadFile {
 
     /// P(label = 1) for a hidden state of length `dim`.
     pub fn predict(&self, hidden: &[f32]) -> f32 {
-        self.logistic().predict(hidden)
+        logistic_probability(hidden, &self.mean, &self.scale, &self.weights, self.bias)
     }
 }
 

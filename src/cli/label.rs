@@ -85,10 +85,7 @@ pub fn run(args: LabelArgs) -> Result<()> {
     };
     let target = super::load_model(target_settings)?;
     let with_states = |s: &EmbeddedSettings, name: &str| -> Result<Arc<EmbeddedModel>> {
-        let mut s = s.clone();
-        s.name = name.to_owned();
-        s.hidden_states = true;
-        Ok(Arc::new(super::load_model(&s)?))
+        Ok(Arc::new(super::load_hidden_states_model(s, name, None)?))
     };
     let target_states = with_states(target_settings, "target (hidden states)")?;
     let draft_states = if args.no_hidden {

@@ -215,6 +215,31 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// Loads a second instance of a configured model that reports hidden states (named `name`).
+/// llama.cpp then computes outputs at every token it reads, which the generating instance should
+/// not pay for. With `trained_on = Some((dim, what))`, refuses a model whose hidden size is not the
+/// `dim` that `what` (a head or router file) was trained on.
+pub fn load_hidden_states_model(
+    settings: &arbitrage::llama::EmbeddedSettings,
+    name: &str,
+    trained_on: Option<(usize, &dyn std::fmt::Display)>,
+) -> Result<arbitrage::llama::EmbeddedModel> {
+    let mut states = settings.clone();
+    states.name = name.to_owned();
+    states.hidden_states = true;
+    let model = load_model(&states)?;
+    if let Some((dim, what)) = trained_on
+        && model.info().n_embd != dim
+    {
+        anyhow::bail!(
+            "{what} was trained on {dim}-value hidden states, but {} has {}: train it on this model's states",
+            settings.path.display(),
+            model.info().n_embd
+        );
+    }
+    Ok(model)
+}
+
 /// Loads a model with a spinner, since the larger ones take seconds.
 pub fn load_model(
     settings: &arbitrage::llama::EmbeddedSettings,

@@ -149,20 +149,12 @@ impl Loaded {
                         path.display()
                     );
                 };
-                // A second draft instance: hidden states make llama.cpp compute outputs at every
-                // token it reads, which the generating instance should not pay for.
-                let mut states = renamed(settings, "router (hidden states of the draft)");
-                states.hidden_states = true;
-                let model = super::load_model(&states)?;
-                if model.info().n_embd != file.weights.len() {
-                    bail!(
-                        "router {} was trained on {}-value hidden states, but {} has {}: train it on this draft's states",
-                        path.display(),
-                        file.weights.len(),
-                        settings.path.display(),
-                        model.info().n_embd
-                    );
-                }
+                let what = format!("router {}", path.display());
+                let model = super::load_hidden_states_model(
+                    settings,
+                    "router (hidden states of the draft)",
+                    Some((file.weights.len(), &what)),
+                )?;
                 Some(Box::new(ProbeRouter::new(Arc::new(model), file, &path)))
             }
             Some(RouterSource::File { file, path }) => {
@@ -263,20 +255,12 @@ fn load_prm(config: &Config, target: Option<&Engine>) -> Result<Box<dyn StepScor
             let head = HeadFile::load(path).context(
                 "the value-head PRM (train one with `arbitrage label` and `arbitrage train-heads`)",
             )?;
-            // A second instance of the target: hidden states make llama.cpp compute outputs at
-            // every token it reads, which the generating instance should not pay for.
-            let mut states = renamed(settings, "prm (value head on the target)");
-            states.hidden_states = true;
-            let model = super::load_model(&states)?;
-            if model.info().n_embd != head.dim {
-                bail!(
-                    "value head {} was trained on {}-value hidden states, but {} has {}: train a head on this target's states",
-                    path.display(),
-                    head.dim,
-                    settings.path.display(),
-                    model.info().n_embd
-                );
-            }
+            let what = format!("value head {}", path.display());
+            let model = super::load_hidden_states_model(
+                settings,
+                "prm (value head on the target)",
+                Some((head.dim, &what)),
+            )?;
             let model: Arc<dyn TextProbe> = Arc::new(model);
             Box::new(ValueHeadPrm::new(model, &head, path))
         }
