@@ -88,17 +88,30 @@ pub struct Probe {
     pub usage: Usage,
 }
 
+/// Whether a probe reports a log-probability for each token of the forced text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedTokens {
+    /// `Probe::token_logprobs` holds one per forced token.
+    Logprobs,
+    /// Only what follows the text (candidates, the hidden state) is read; `token_logprobs` is
+    /// empty. An engine may then keep forced tokens it already holds instead of reading them
+    /// again, and skips a softmax over the vocabulary per token.
+    Skip,
+}
+
 /// A model that can read forced text and report log-probabilities; what a stand-in PRM needs.
 pub trait TextProbe: Send + Sync {
     fn name(&self) -> &str;
 
-    /// Read `forced` after `transcript` and report its token log-probabilities and the
-    /// log-probabilities of each of `candidates` (their first token) coming next.
+    /// Read `forced` after `transcript` and report (as `per_token` asks) its token
+    /// log-probabilities, and the log-probabilities of each of `candidates` (their first token)
+    /// coming next.
     fn probe(
         &self,
         transcript: &Transcript<'_>,
         forced: &str,
         candidates: &[&str],
+        per_token: ForcedTokens,
     ) -> Result<Probe, EngineError>;
 }
 

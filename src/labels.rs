@@ -15,7 +15,7 @@ use std::fmt;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::backend::{EngineError, StepGenerator, StepScorer, TextProbe};
+use crate::backend::{EngineError, ForcedTokens, StepGenerator, StepScorer, TextProbe};
 use crate::speculate::StepRecord;
 use crate::types::{FinishReason, StepOptions, Transcript};
 
@@ -194,6 +194,15 @@ pub fn roll_out(
     })
 }
 
+fn log_read(usage: crate::types::Usage, what: &str) {
+    tracing::debug!(
+        what,
+        tokens = usage.prefill_tokens,
+        seconds = usage.seconds,
+        "read for labels"
+    );
+}
+
 /// Whether a rollout's answer is the gold one. An unfinished rollout counts as wrong: it gave no
 /// answer within its budget.
 pub fn rollout_correct(rollout: &Rollout, gold: &str) -> bool {
@@ -290,15 +299,26 @@ impl Labeller<'_> {
             };
             let state = |probe: Option<&dyn TextProbe>, step: &str| {
                 probe
-                    .map(|m| m.probe(&transcript, step, &[]))
+                    .map(|m| m.probe(&transcript, step, &[], ForcedTokens::Skip))
                     .transpose()
-                    .map(|p| p.and_then(|p| p.hidden).map(HiddenState))
+                    .map(|p| {
+                        p.and_then(|p| {
+                            log_read(p.usage, "hidden state");
+                            p.hidden
+                        })
+                        .map(HiddenState)
+                    })
             };
             let judge = |step: &str| {
                 self.judge
                     .map(|j| j.score_step(&transcript, step))
                     .transpose()
-                    .map(|s| s.map(|s| s.score))
+                    .map(|s| {
+                        s.map(|s| {
+                            log_read(s.usage, "judge");
+                            s.score
+                        })
+                    })
             };
             // Each step's hidden state is read before its judge question, which then only adds
             // the question to what the cache holds.

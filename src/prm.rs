@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::backend::{EngineError, Scored, StepScorer, TextProbe};
+use crate::backend::{EngineError, ForcedTokens, Scored, StepScorer, TextProbe};
 use crate::prompts::PromptTemplate;
 use crate::types::Transcript;
 
@@ -112,7 +112,9 @@ impl StepScorer for ProbePrm {
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError> {
         match self.kind {
             PrmKind::TargetLogprob => {
-                let probe = self.model.probe(transcript, step, &[])?;
+                let probe = self
+                    .model
+                    .probe(transcript, step, &[], ForcedTokens::Logprobs)?;
                 Ok(Scored {
                     score: geometric_mean_probability(&probe.token_logprobs),
                     usage: probe.usage,
@@ -120,7 +122,9 @@ impl StepScorer for ProbePrm {
             }
             PrmKind::TargetJudge => {
                 let forced = format!("{step}{}", judge_suffix(self.template));
-                let probe = self.model.probe(transcript, &forced, &["Yes", "No"])?;
+                let probe =
+                    self.model
+                        .probe(transcript, &forced, &["Yes", "No"], ForcedTokens::Skip)?;
                 let score = yes_share(probe.candidate_logprobs[0], probe.candidate_logprobs[1]);
                 Ok(Scored {
                     score,

@@ -264,7 +264,12 @@ impl Router for ProbeRouter {
             prompt: input.prompt,
             steps: input.previous_steps,
         };
-        let probe = self.model.probe(&transcript, &input.step.text, &[])?;
+        let probe = self.model.probe(
+            &transcript,
+            &input.step.text,
+            &[],
+            crate::backend::ForcedTokens::Skip,
+        )?;
         match probe.hidden {
             Some(h) if h.len() == self.file.weights.len() => Ok(self.file.predict(&h)),
             Some(h) => Err(crate::backend::EngineError::Invalid(format!(

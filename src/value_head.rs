@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{EngineError, Scored, StepScorer, TextProbe};
+use crate::backend::{EngineError, ForcedTokens, Scored, StepScorer, TextProbe};
 use crate::train::{Logistic, logistic_probability};
 use crate::types::Transcript;
 
@@ -199,7 +199,9 @@ impl StepScorer for ValueHeadPrm {
     }
 
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError> {
-        let probe = self.model.probe(transcript, step, &[])?;
+        let probe = self
+            .model
+            .probe(transcript, step, &[], ForcedTokens::Skip)?;
         let Some(hidden) = probe.hidden else {
             return Err(EngineError::Invalid(format!(
                 "the value head needs hidden states, and {} was not loaded to report them",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use arbitrage::backend::{StepGenerator, TextProbe};
+use arbitrage::backend::{ForcedTokens, StepGenerator, TextProbe};
 use arbitrage::prompts::PromptTemplate;
 use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript, Usage};
 
@@ -152,7 +152,12 @@ fn probing_a_greedy_step_reproduces_its_logprobs() {
         .generate_step(&t(1, &prompt, &[]), &options(Some("\n\n"), 48))
         .unwrap();
     let probe = model
-        .probe(&t(1, &prompt, &[]), &step.text, &["Yes", "No"])
+        .probe(
+            &t(1, &prompt, &[]),
+            &step.text,
+            &["Yes", "No"],
+            ForcedTokens::Logprobs,
+        )
         .unwrap();
     let forced = model.tokenize(&step.text).unwrap().len();
     assert_eq!(probe.token_logprobs.len(), forced);
@@ -241,7 +246,12 @@ fn counters_add_up() {
         steps.push(step.text);
     }
     let probe = model
-        .probe(&t(1, &prompt, &steps), "Is it right?", &["Yes"])
+        .probe(
+            &t(1, &prompt, &steps),
+            "Is it right?",
+            &["Yes"],
+            ForcedTokens::Logprobs,
+        )
         .unwrap();
     sum += &probe.usage;
     let totals = model.totals();
@@ -463,7 +473,9 @@ fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
     let steps = vec!["In April she sold 48 clips.\n\n".to_owned()];
     let step = "In May she sold 48 / 2 = 24 clips.";
 
-    let first = states.probe(&t(1, &p, &steps), step, &[]).unwrap();
+    let first = states
+        .probe(&t(1, &p, &steps), step, &[], ForcedTokens::Logprobs)
+        .unwrap();
     let hidden = first.hidden.clone().expect("hidden state");
     // SmolLM2-135M's hidden size.
     assert_eq!(hidden.len(), 576);
@@ -477,20 +489,71 @@ fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
         dot / (norm(a) * norm(b))
     };
-    let warm = states.probe(&t(1, &p, &steps), step, &[]).unwrap();
-    let cold = states.probe(&t(2, &p, &steps), step, &[]).unwrap();
+    let warm = states
+        .probe(&t(1, &p, &steps), step, &[], ForcedTokens::Logprobs)
+        .unwrap();
+    let cold = states
+        .probe(&t(2, &p, &steps), step, &[], ForcedTokens::Logprobs)
+        .unwrap();
     assert!(cold.usage.prefill_tokens > warm.usage.prefill_tokens);
     for other in [&warm, &cold] {
         let c = cosine(other.hidden.as_ref().expect("hidden state"), &hidden);
         assert!(c > 0.995, "cosine {c}");
     }
     let other = states
-        .probe(&t(1, &p, &steps), "So she sold 96 apples in June!", &[])
+        .probe(
+            &t(1, &p, &steps),
+            "So she sold 96 apples in June!",
+            &[],
+            ForcedTokens::Logprobs,
+        )
         .unwrap();
     let c = cosine(&other.hidden.unwrap(), &hidden);
     assert!(c < 0.98, "cosine {c}");
+    // A probe that asks only for what follows the text keeps the forced tokens the cache holds:
+    // it reads the last one again, or only what was added, and reports the same state.
+    let skip = |text: &str, candidates: &[&str]| {
+        states
+            .probe(&t(1, &p, &steps), text, candidates, ForcedTokens::Skip)
+            .unwrap()
+    };
+    states
+        .probe(&t(1, &p, &steps), step, &[], ForcedTokens::Logprobs)
+        .unwrap();
+    let again = skip(step, &[]);
+    assert_eq!(again.usage.prefill_tokens, 1);
+    assert!(again.token_logprobs.is_empty());
+    let c = cosine(again.hidden.as_ref().expect("hidden state"), &hidden);
+    assert!(c > 0.995, "cosine {c}");
+    let question = " Is it right?";
+    let added = states.tokenize(question).unwrap().len() as u64;
+    let asked = skip(&format!("{step}{question}"), &["Yes", "No"]);
+    assert!(
+        asked.usage.prefill_tokens <= added + 1,
+        "{} tokens read for a {added}-token question",
+        asked.usage.prefill_tokens
+    );
+    let cold_asked = states
+        .probe(
+            &t(3, &p, &steps),
+            &format!("{step}{question}"),
+            &["Yes", "No"],
+            ForcedTokens::Skip,
+        )
+        .unwrap();
+    for (a, b) in asked
+        .candidate_logprobs
+        .iter()
+        .zip(&cold_asked.candidate_logprobs)
+    {
+        // Probabilities, not log-probabilities: rounding moves a rare token's log-prob by more.
+        assert!(a.is_finite() && a < &0.0);
+        assert!((a.exp() - b.exp()).abs() < 0.02, "{a} vs {b}");
+    }
     // Token log-probabilities are the same with and without hidden states.
-    let without = plain.probe(&t(1, &p, &steps), step, &[]).unwrap();
+    let without = plain
+        .probe(&t(1, &p, &steps), step, &[], ForcedTokens::Logprobs)
+        .unwrap();
     assert!(without.hidden.is_none());
     assert_eq!(without.token_logprobs.len(), first.token_logprobs.len());
     for (a, b) in without.token_logprobs.iter().zip(&first.token_logprobs) {

@@ -50,16 +50,26 @@ impl<F: Fn(&str, bool) -> Vec<TokenId>> Tokenize for F {
     }
 }
 
+/// Which cached positions a call may keep instead of decoding them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Only the context before its last token: the call reads logits at the last context
+    /// position and at every `extra` token (generation, verification, per-token log-probs).
+    Context,
+    /// Everything but the very last token: the call reads only what follows the whole text.
+    AllButLast,
+}
+
 impl CacheState {
     /// Plans the cache for `texts` followed by `extra` forced tokens (empty for generation).
-    ///
-    /// `min_fed` positions at the end are always decoded again so their logits are fresh; a
-    /// generation call needs the last position's logits, a probe every forced position's.
+    /// What `reuse` allows of the cached tokens is kept; the rest is decoded again so its
+    /// logits are fresh.
     pub fn plan(
         &mut self,
         problem: u64,
         texts: &[&str],
         extra: &[TokenId],
+        reuse: Reuse,
         tok: &impl Tokenize,
     ) -> Plan {
         let clear = self.problem != Some(problem);
@@ -94,8 +104,12 @@ impl CacheState {
         let context_len = desired.len();
         desired.extend_from_slice(extra);
         let common = common_prefix(&self.in_kv, &desired);
-        // The last context position is always decoded again: its logits are what the call reads.
-        let keep = common.min(context_len.saturating_sub(1));
+        let first_read = match reuse {
+            Reuse::Context => context_len,
+            Reuse::AllButLast => desired.len(),
+        };
+        // The first position whose logits the call reads is always decoded again.
+        let keep = common.min(first_read.saturating_sub(1));
         Plan {
             keep,
             feed: desired[keep..].to_vec(),
@@ -176,7 +190,7 @@ mod tests {
     }
 
     fn run(state: &mut CacheState, problem: u64, texts: &[&str]) -> Plan {
-        let plan = state.plan(problem, texts, &[], &bytes);
+        let plan = state.plan(problem, texts, &[], Reuse::Context, &bytes);
         state.applied(&plan);
         plan
     }
@@ -272,9 +286,32 @@ mod tests {
     fn forced_tokens_after_a_cached_context_are_decoded_from_the_last_context_token() {
         let mut s = CacheState::default();
         run(&mut s, 1, &["ab"]);
-        let plan = s.plan(1, &["ab"], &[5, 6], &bytes);
+        let plan = s.plan(1, &["ab"], &[5, 6], Reuse::Context, &bytes);
         assert_eq!(plan.keep, 2);
         assert_eq!(plan.feed, vec![98, 5, 6]);
         assert_eq!(plan.context_len, 3);
+    }
+
+    #[test]
+    fn a_call_that_reads_only_the_end_keeps_cached_forced_tokens() {
+        let mut s = CacheState::default();
+        let first = s.plan(1, &["ab"], &[5, 6], Reuse::Context, &bytes);
+        s.applied(&first);
+        // The same forced tokens and one more: only the new one is decoded.
+        let plan = s.plan(1, &["ab"], &[5, 6, 7], Reuse::AllButLast, &bytes);
+        assert_eq!(plan.keep, 5);
+        assert_eq!(plan.feed, vec![7]);
+        // Nothing new: the last token is still decoded again, for its logits.
+        s.applied(&plan);
+        let plan = s.plan(1, &["ab"], &[5, 6, 7], Reuse::AllButLast, &bytes);
+        assert_eq!(plan.keep, 5);
+        assert_eq!(plan.feed, vec![7]);
+        // Where the forced tokens differ, what differs is decoded.
+        let plan = s.plan(1, &["ab"], &[5, 9, 7], Reuse::AllButLast, &bytes);
+        assert_eq!(
+            plan.keep, 4,
+            "the prompt (3 tokens) and the first forced token"
+        );
+        assert_eq!(plan.feed, vec![9, 7]);
     }
 }

@@ -31,9 +31,9 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::backend::{EngineError, Probe, StepGenerator, TextProbe};
+use crate::backend::{EngineError, ForcedTokens, Probe, StepGenerator, TextProbe};
 use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
-use cache::{CacheState, Plan, TokenId};
+use cache::{CacheState, Plan, Reuse, TokenId};
 
 /// How to load and run one GGUF model.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +104,7 @@ enum Request {
         texts: Vec<String>,
         forced: String,
         candidates: Vec<String>,
+        per_token: ForcedTokens,
         reply: Sender<Result<Probe, EngineError>>,
     },
     Tokenize {
@@ -334,12 +335,14 @@ impl TextProbe for EmbeddedModel {
         transcript: &Transcript<'_>,
         forced: &str,
         candidates: &[&str],
+        per_token: ForcedTokens,
     ) -> Result<Probe, EngineError> {
         let probe = self.ask(|reply| Request::Probe {
             problem: transcript.problem,
             texts: texts_of(transcript),
             forced: forced.to_owned(),
             candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
+            per_token,
             reply,
         })??;
         self.count(&probe.usage);
@@ -483,17 +486,62 @@ fn tokenize(model: &LlamaModel, text: &str, first: bool) -> Vec<TokenId> {
         .collect()
 }
 
+/// `exp(z)` for `z ≤ 0`, in a form the compiler vectorises: `2^(z·log2 e)` split into the
+/// nearest integer power (built in the exponent bits) and a degree-6 polynomial for the rest
+/// (|f| ≤ 0.5). Relative error below 1e-5 down to `z = -80` (the f32 range reduction dominates);
+/// below about -87 it returns 2^-126 instead of 0, nothing next to the largest term's 1. Five
+/// times faster than the C library's `exp` over a 152k vocabulary (0.11 against 0.56 ms).
+#[inline(always)]
+fn exp_nonpositive(z: f32) -> f32 {
+    let t = (z * std::f32::consts::LOG2_E).max(-126.0);
+    let whole = (t + 0.5).floor();
+    let f = t - whole;
+    let two_f = 1.0
+        + f * (0.693_147_2
+            + f * (0.240_226_5
+                + f * (0.055_504_11
+                    + f * (0.009_618_129 + f * (0.001_333_355_8 + f * 0.000_154_035_3)))));
+    f32::from_bits(((whole as i32 + 127) as u32) << 23) * two_f
+}
+
+/// Lanes summed separately, so the loop over the vocabulary vectorises.
+const LANES: usize = 16;
+
+/// `Σ exp(l − max)` and `Σ exp(l − max)·(l − max)` over `logits`, with their maximum.
+fn exp_sums(logits: &[f32]) -> (f32, f64, f64) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sums = [0f32; LANES];
+    let mut weighted = [0f32; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for k in 0..LANES {
+            let z = chunk[k] - max;
+            let e = exp_nonpositive(z);
+            sums[k] += e;
+            weighted[k] += e * z;
+        }
+    }
+    let mut sum: f64 = sums.iter().copied().map(f64::from).sum();
+    let mut weighted: f64 = weighted.iter().copied().map(f64::from).sum();
+    for &l in rest {
+        let z = l - max;
+        let e = f64::from(exp_nonpositive(z));
+        sum += e;
+        weighted += e * f64::from(z);
+    }
+    (max, sum, weighted)
+}
+
+/// `log Σ exp(l)` over `logits`.
+fn log_sum_exp(logits: &[f32]) -> f32 {
+    let (max, sum, _) = exp_sums(logits);
+    max + sum.ln() as f32
+}
+
 /// Log-probability of `token` and the entropy of the distribution given by `logits`.
 fn logprob_and_entropy(logits: &[f32], token: usize) -> (f32, f32) {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
-    let mut weighted = 0.0f64;
-    for &l in logits {
-        let z = f64::from(l - max);
-        let e = z.exp();
-        sum += e;
-        weighted += e * z;
-    }
+    let (max, sum, weighted) = exp_sums(logits);
     let log_sum = sum.ln();
     let logprob = f64::from(logits[token] - max) - log_sum;
     let entropy = log_sum - weighted / sum;
@@ -538,9 +586,11 @@ impl Worker<'_> {
                 texts,
                 forced,
                 candidates,
+                per_token,
                 reply,
             } => {
-                let _ = reply.send(self.probe(model, problem, &texts, &forced, &candidates));
+                let _ =
+                    reply.send(self.probe(model, problem, &texts, &forced, &candidates, per_token));
             }
             Request::Tokenize { text, reply } => {
                 let _ = reply.send(self.tokenize(model, &text, false));
@@ -687,7 +737,9 @@ impl Worker<'_> {
         // to replace) then costs a few tokens' read, not the whole step's.
         let mut chunk = VERIFY_FIRST_CHUNK;
         proposal_tokens.truncate(chunk.min(options.max_tokens as usize));
-        let mut plan = self.state.plan(problem, &refs, &proposal_tokens, &tokenize);
+        let mut plan = self
+            .state
+            .plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
         if plan.context_len == 0 {
             return Err(EngineError::Invalid("the prompt is empty".into()));
         }
@@ -696,7 +748,9 @@ impl Worker<'_> {
         let room = n_ctx.saturating_sub(plan.context_len + 1);
         if proposal_tokens.len() > room {
             proposal_tokens.truncate(room);
-            plan = self.state.plan(problem, &refs, &proposal_tokens, &tokenize);
+            plan = self
+                .state
+                .plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
         }
         let mut choices = Vec::new();
         let logits_from = if proposal_tokens.is_empty() {
@@ -890,6 +944,7 @@ impl Worker<'_> {
         texts: &[String],
         forced: &str,
         candidates: &[String],
+        per_token: ForcedTokens,
     ) -> Result<Probe, EngineError> {
         let start = Instant::now();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -899,21 +954,32 @@ impl Worker<'_> {
             .map(|c| self.tokenize(model, c, false).first().copied())
             .collect();
         let tokenize = |text: &str, first: bool| tokenize(model, text, first);
-        let plan = self.state.plan(problem, &refs, &forced_tokens, &tokenize);
+        let reuse = match per_token {
+            ForcedTokens::Logprobs => Reuse::Context,
+            ForcedTokens::Skip => Reuse::AllButLast,
+        };
+        let plan = self
+            .state
+            .plan(problem, &refs, &forced_tokens, reuse, &tokenize);
         if plan.context_len == 0 {
             return Err(EngineError::Invalid("the prompt is empty".into()));
         }
         let first = plan.context_len.saturating_sub(1);
         let last = plan.context_len + forced_tokens.len() - 1;
-        let mut token_logprobs = Vec::with_capacity(forced_tokens.len());
+        let logits_from = match per_token {
+            ForcedTokens::Logprobs => first,
+            ForcedTokens::Skip => last,
+        };
+        let mut token_logprobs = Vec::new();
         let mut candidate_logprobs = vec![f32::NEG_INFINITY; candidates.len()];
-        let last_index = self.feed(&plan, first, |p, logits| {
+        let last_index = self.feed(&plan, logits_from, |p, logits| {
             if p < last {
                 token_logprobs.push(logprob_of(logits, forced_tokens[p - first] as usize));
-            } else {
+            } else if !candidates.is_empty() {
+                let log_sum = log_sum_exp(logits);
                 for (slot, token) in candidate_logprobs.iter_mut().zip(&candidate_tokens) {
                     if let Some(t) = token {
-                        *slot = logprob_of(logits, *t as usize);
+                        *slot = logits[*t as usize] - log_sum;
                     }
                 }
             }
@@ -982,6 +1048,53 @@ mod tests {
         let (lp, ent) = logprob_and_entropy(&[1.0; 4], 2);
         assert!((lp + 4f32.ln()).abs() < 1e-6);
         assert!((ent - 4f32.ln()).abs() < 1e-6);
+    }
+
+    /// The same sums in f64 with the C library's `exp`, as the reference.
+    fn exact(logits: &[f32], token: usize) -> (f64, f64) {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (mut sum, mut weighted) = (0f64, 0f64);
+        for &l in logits {
+            let z = f64::from(l - max);
+            sum += z.exp();
+            weighted += z.exp() * z;
+        }
+        let log_sum = sum.ln();
+        (
+            f64::from(logits[token] - max) - log_sum,
+            log_sum - weighted / sum,
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_softmax_matches_the_exact_one(
+            logits in proptest::collection::vec(-40f32..40.0, 1..300),
+            pick in 0usize..300,
+        ) {
+            let token = pick % logits.len();
+            let (lp, ent) = logprob_and_entropy(&logits, token);
+            let (want_lp, want_ent) = exact(&logits, token);
+            proptest::prop_assert!((f64::from(lp) - want_lp).abs() < 1e-4 * (1.0 + want_lp.abs()));
+            proptest::prop_assert!((f64::from(ent) - want_ent).abs() < 1e-4 * (1.0 + want_ent));
+            let from_lse = f64::from(logits[token] - log_sum_exp(&logits));
+            proptest::prop_assert!((from_lse - want_lp).abs() < 1e-4 * (1.0 + want_lp.abs()));
+        }
+    }
+
+    #[test]
+    fn the_fast_exp_is_close_and_underflows_to_almost_zero() {
+        for i in 0..=160_000 {
+            let z = -(i as f32) * 0.0005;
+            let (got, want) = (f64::from(exp_nonpositive(z)), f64::from(z).exp());
+            assert!(
+                (got - want).abs() <= 1e-5 * want,
+                "exp({z}) = {got}, want {want}"
+            );
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1000.0) < 1.2e-38);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), exp_nonpositive(-1000.0));
     }
 
     #[test]
