@@ -215,10 +215,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-/// Loads a second instance of a configured model that reports hidden states (named `name`).
-/// llama.cpp then computes outputs at every token it reads, which the generating instance should
-/// not pay for. With `trained_on = Some((dim, what))`, refuses a model whose hidden size is not the
-/// `dim` that `what` (a head or router file) was trained on.
+/// Loads a configured model so that it reports hidden states (named `name`). llama.cpp then
+/// computes outputs at every token it reads (about +14% on the target's prefill). With
+/// `trained_on = Some((dim, what))`, refuses a model whose hidden size is not the `dim` that `what`
+/// (a head or router file) was trained on.
 pub fn load_hidden_states_model(
     settings: &arbitrage::llama::EmbeddedSettings,
     name: &str,

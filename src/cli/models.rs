@@ -111,51 +111,97 @@ pub struct Loaded {
 
 impl Loaded {
     /// Loads the roles in `needs`, and the router when `router` is given.
+    ///
+    /// A head that reads a model's hidden states (the value-head PRM on the target, a
+    /// hidden-state router on the draft) shares that model's instance, loaded to report them: the
+    /// generator reads every token the head needs anyway, so a second instance would read them
+    /// twice. The price is llama.cpp's output layer at every token the shared instance reads
+    /// (about +14% on the target's prefill, nothing on decoding).
     pub fn load(config: &Config, needs: &Needs, router: Option<RouterSource>) -> Result<Loaded> {
         if !needs.draft && !needs.target {
             bail!("a command needs the draft or the target model");
         }
+        let value_head = match &config.prm {
+            PrmConfig::ValueHead(path) if needs.prm => {
+                if config.target.embedded().is_none() {
+                    bail!(
+                        "the value-head PRM reads the embedded target's hidden states, and the target is remote"
+                    );
+                }
+                let head = HeadFile::load(path).context(
+                    "the value-head PRM (train one with `arbitrage label` and `arbitrage train-heads`)",
+                )?;
+                Some((head, path.clone()))
+            }
+            _ => None,
+        };
+        let probe_router = match &router {
+            Some(RouterSource::File { file, path }) if file.reads_hidden_state() => {
+                if config.draft.embedded().is_none() {
+                    bail!(
+                        "router {} reads the embedded draft's hidden states, and the draft is remote",
+                        path.display()
+                    );
+                }
+                Some((file.weights.len(), format!("router {}", path.display())))
+            }
+            _ => None,
+        };
+        let head_states = value_head
+            .as_ref()
+            .map(|(head, path)| (head.dim, format!("value head {}", path.display())));
+        // The same file in both roles (the smoke config) shares one loaded model.
+        let same_file = match (config.draft.embedded(), config.target.embedded()) {
+            (Some(ds), Some(ts)) => needs.draft && *ds == renamed(ts, "draft"),
+            _ => false,
+        };
         let draft = if needs.draft {
+            let states = if same_file {
+                probe_router.as_ref().or(head_states.as_ref())
+            } else {
+                probe_router.as_ref()
+            };
             Some(Engine::load(
                 &config.draft,
                 "draft",
                 config,
                 needs.draft_logprobs,
+                states,
             )?)
         } else {
             None
         };
         let target = if needs.target {
-            // The same file in both roles (the smoke config) shares one loaded model.
-            match (&draft, config.draft.embedded(), config.target.embedded()) {
-                (Some(Engine::Embedded(d)), Some(ds), Some(ts)) if *ds == renamed(ts, "draft") => {
-                    Some(Engine::Embedded(Arc::clone(d)))
-                }
-                _ => Some(Engine::load(&config.target, "target", config, false)?),
+            match &draft {
+                Some(Engine::Embedded(d)) if same_file => Some(Engine::Embedded(Arc::clone(d))),
+                _ => Some(Engine::load(
+                    &config.target,
+                    "target",
+                    config,
+                    false,
+                    head_states.as_ref(),
+                )?),
             }
         } else {
             None
         };
-        let prm = if needs.prm {
-            Some(load_prm(config, target.as_ref())?)
-        } else {
-            None
+        let prm = match value_head {
+            Some((head, path)) => {
+                let Some(Engine::Embedded(t)) = &target else {
+                    bail!("the value-head PRM needs the target model");
+                };
+                let model: Arc<dyn TextProbe> = t.clone();
+                Some(Box::new(ValueHeadPrm::new(model, &head, &path)) as Box<dyn StepScorer>)
+            }
+            None if needs.prm => Some(load_prm(config, target.as_ref())?),
+            None => None,
         };
         let router: Option<Box<dyn Router>> = match router {
             Some(RouterSource::File { file, path }) if file.reads_hidden_state() => {
-                let Some(settings) = config.draft.embedded() else {
-                    bail!(
-                        "router {} reads the embedded draft's hidden states, and the draft is remote",
-                        path.display()
-                    );
+                let Some(Engine::Embedded(d)) = draft.as_ref().or(target.as_ref()) else {
+                    bail!("router {} needs the draft model", path.display());
                 };
-                let what = format!("router {}", path.display());
-                let model = super::load_hidden_states_model(
-                    settings,
-                    "router (hidden states of the draft)",
-                    Some((file.weights.len(), &what)),
-                )?;
-                Some(Box::new(ProbeRouter::new(Arc::new(model), file, &path)))
+                Some(Box::new(ProbeRouter::new(d.clone(), file, &path)))
             }
             Some(RouterSource::File { file, path }) => {
                 Some(Box::new(FeatureRouter::new(file, &path)))
@@ -246,23 +292,8 @@ fn load_prm(config: &Config, target: Option<&Engine>) -> Result<Box<dyn StepScor
             };
             Box::new(ProbePrm::new(t.clone(), *kind, config.prompt))
         }
-        PrmConfig::ValueHead(path) => {
-            let Some(settings) = config.target.embedded() else {
-                bail!(
-                    "the value-head PRM reads the embedded target's hidden states, and the target is remote"
-                );
-            };
-            let head = HeadFile::load(path).context(
-                "the value-head PRM (train one with `arbitrage label` and `arbitrage train-heads`)",
-            )?;
-            let what = format!("value head {}", path.display());
-            let model = super::load_hidden_states_model(
-                settings,
-                "prm (value head on the target)",
-                Some((head.dim, &what)),
-            )?;
-            let model: Arc<dyn TextProbe> = Arc::new(model);
-            Box::new(ValueHeadPrm::new(model, &head, path))
+        PrmConfig::ValueHead(_) => {
+            bail!("the value-head PRM is built on the target that `Loaded::load` loads")
         }
         PrmConfig::Remote(p) => {
             let tokenizer = match &p.server.tokenizer {
@@ -293,11 +324,21 @@ enum Engine {
 }
 
 impl Engine {
-    fn load(model: &ModelConfig, role: &str, config: &Config, logprobs: bool) -> Result<Engine> {
+    /// `states`: load the embedded model to report hidden states, for a head of that size.
+    fn load(
+        model: &ModelConfig,
+        role: &str,
+        config: &Config,
+        logprobs: bool,
+        states: Option<&(usize, String)>,
+    ) -> Result<Engine> {
         Ok(match model {
-            ModelConfig::Embedded(settings) => {
-                Engine::Embedded(Arc::new(super::load_model(settings)?))
-            }
+            ModelConfig::Embedded(settings) => Engine::Embedded(Arc::new(match states {
+                Some((dim, what)) => {
+                    super::load_hidden_states_model(settings, role, Some((*dim, what)))?
+                }
+                None => super::load_model(settings)?,
+            })),
             ModelConfig::Remote(server) => Engine::Remote(Box::new(super::remote_generator(
                 role,
                 server,
