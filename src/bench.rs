@@ -2,11 +2,12 @@
 //! `llama-bench` does (a prompt of `prompt_tokens` read in one go; `decode_tokens` generated one at
 //! a time), so the two can be compared side by side. Both can be taken at a context depth, as
 //! `llama-bench -d` does: after `depth` tokens already in the cache, the lengths a reasoning loop
-//! works at.
+//! works at. A third figure reads the same prompt as forced text with a log-probability at every
+//! token, as the `target-logprob` stand-in PRM does: next to prefill, what such a probe costs.
 
 use serde::Serialize;
 
-use crate::backend::{EngineError, StepGenerator};
+use crate::backend::{EngineError, ForcedTokens, StepGenerator, TextProbe};
 use crate::llama::EmbeddedModel;
 use crate::types::{Sampling, StepOptions, Transcript};
 
@@ -20,8 +21,11 @@ pub struct BenchResult {
     /// Median over repetitions.
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// The prompt read as a probe's forced text, with a log-probability at every token.
+    pub probe_tok_s: f64,
     pub prefill_runs: Vec<f64>,
     pub decode_runs: Vec<f64>,
+    pub probe_runs: Vec<f64>,
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -97,10 +101,11 @@ pub fn run(
     };
     let mut prefill_runs = Vec::new();
     let mut decode_runs = Vec::new();
+    let mut probe_runs = Vec::new();
     let mut measured_prompt = 0;
     let mut measured_decode = 0;
     for rep in 0..reps {
-        let problem = 1_000_000 + 2 * rep as u64;
+        let problem = 1_000_000 + 3 * rep as u64;
         deepen(problem)?;
         let (prompt, steps) = at_depth(&preamble, &long);
         let step = model.generate_step(
@@ -134,6 +139,25 @@ pub fn run(
         decode_runs.push(decoded as f64 / (step.usage.seconds - step.usage.prefill_seconds));
         model.release(problem + 1);
         progress();
+
+        // The probe reads `long` after the preamble (or after an empty-step prompt at depth 0:
+        // a probe needs a context to follow).
+        let context = if preamble.is_empty() { short } else { &preamble };
+        deepen(problem + 2)?;
+        let probe = model.probe(
+            &Transcript {
+                problem: problem + 2,
+                question: "",
+                prompt: context,
+                steps: &[],
+            },
+            &long,
+            &[],
+            ForcedTokens::Logprobs,
+        )?;
+        probe_runs.push(probe.token_logprobs.len() as f64 / probe.usage.seconds);
+        model.release(problem + 2);
+        progress();
     }
     Ok(BenchResult {
         model: model.info().description.clone(),
@@ -142,8 +166,10 @@ pub fn run(
         decode_tokens: measured_decode,
         prefill_tok_s: median(&prefill_runs),
         decode_tok_s: median(&decode_runs),
+        probe_tok_s: median(&probe_runs),
         prefill_runs,
         decode_runs,
+        probe_runs,
     })
 }
 

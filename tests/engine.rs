@@ -560,3 +560,19 @@ fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
         assert!((a - b).abs() < 0.3, "{a} vs {b}");
     }
 }
+
+#[test]
+fn the_benchmark_measures_prefill_decode_and_probe_reads() {
+    let model = common::smoke_model();
+    let mut calls = 0;
+    let result = arbitrage::bench::run(&model, 64, 48, 8, 2, || calls += 1).unwrap();
+    assert_eq!(calls, 6, "three measurements per repetition");
+    assert_eq!(result.prefill_runs.len(), 2);
+    assert_eq!(result.probe_runs.len(), 2);
+    assert!(result.depth >= 60, "depth {}", result.depth);
+    assert!((46..=50).contains(&result.prompt_tokens), "{}", result.prompt_tokens);
+    assert_eq!(result.decode_tokens, 7);
+    for rate in [result.prefill_tok_s, result.decode_tok_s, result.probe_tok_s] {
+        assert!(rate.is_finite() && rate > 0.0, "{result:?}");
+    }
+}

@@ -38,8 +38,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let config = args.config.load()?;
     if !args.json {
         println!(
-            "{:<8} {:<40} {:>6} {:>8} {:>12} {:>8} {:>12}",
-            "role", "model", "depth", "prompt", "prefill t/s", "decode", "decode t/s"
+            "{:<8} {:<40} {:>6} {:>8} {:>12} {:>8} {:>12} {:>10}",
+            "role", "model", "depth", "prompt", "prefill t/s", "decode", "decode t/s", "probe t/s"
         );
     }
     for role in &args.roles {
@@ -56,7 +56,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut settings = settings.clone();
         settings.hidden_states = args.hidden_states;
         let model = super::load_model(&settings)?;
-        let bar = indicatif::ProgressBar::new(2 * args.reps as u64)
+        let bar = indicatif::ProgressBar::new(3 * args.reps as u64)
             .with_message(format!("benchmarking {role}"));
         let result = arbitrage::bench::run(
             &model,
@@ -74,7 +74,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             );
         } else {
             println!(
-                "{:<8} {:<40} {:>6} {:>8} {:>12.1} {:>8} {:>12.1}",
+                "{:<8} {:<40} {:>6} {:>8} {:>12.1} {:>8} {:>12.1} {:>10.1}",
                 if args.hidden_states {
                     format!("{role}+h")
                 } else {
@@ -85,7 +85,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 result.prompt_tokens,
                 result.prefill_tok_s,
                 result.decode_tokens,
-                result.decode_tok_s
+                result.decode_tok_s,
+                result.probe_tok_s
             );
         }
     }
