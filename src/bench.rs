@@ -142,7 +142,11 @@ pub fn run(
 
         // The probe reads `long` after the preamble (or after an empty-step prompt at depth 0:
         // a probe needs a context to follow).
-        let context = if preamble.is_empty() { short } else { &preamble };
+        let context = if preamble.is_empty() {
+            short
+        } else {
+            &preamble
+        };
         deepen(problem + 2)?;
         let probe = model.probe(
             &Transcript {

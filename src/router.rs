@@ -59,6 +59,10 @@ pub trait Router: Send + Sync {
 pub struct BudgetPoint {
     pub target_fraction: f64,
     pub threshold: f64,
+    /// An early decision trained against the router at this threshold (`train-router`), used
+    /// by `run` at this point unless told otherwise; absent where none saved time in training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early: Option<crate::policy::EarlyRule>,
 }
 
 /// The router file.
@@ -190,14 +194,16 @@ impl RouterFile {
 
     /// The threshold that sent about `fraction` of held-out steps to the target.
     pub fn threshold_for_fraction(&self, fraction: f64) -> Option<f64> {
-        self.budget
-            .iter()
-            .min_by(|a, b| {
-                (a.target_fraction - fraction)
-                    .abs()
-                    .total_cmp(&(b.target_fraction - fraction).abs())
-            })
-            .map(|p| p.threshold)
+        self.budget_point(fraction).map(|p| p.threshold)
+    }
+
+    /// The budget point nearest to `fraction`.
+    pub fn budget_point(&self, fraction: f64) -> Option<&BudgetPoint> {
+        self.budget.iter().min_by(|a, b| {
+            (a.target_fraction - fraction)
+                .abs()
+                .total_cmp(&(b.target_fraction - fraction).abs())
+        })
     }
 }
 
@@ -306,10 +312,12 @@ mod tests {
                 BudgetPoint {
                     target_fraction: 0.2,
                     threshold: 0.7,
+                    early: None,
                 },
                 BudgetPoint {
                     target_fraction: 0.5,
                     threshold: 0.5,
+                    early: None,
                 },
             ],
             training: serde_json::json!({"examples": 0}),

@@ -20,6 +20,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::features::FEATURE_NAMES;
+use crate::policy::EarlyRule;
 use crate::router::{BudgetPoint, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,10 @@ struct StepLine {
     /// Absent in records written before early decisions existed.
     #[serde(default)]
     draft_token_entropies: Vec<f32>,
+    #[serde(default)]
+    draft_tokens: u32,
+    #[serde(default)]
+    target_tokens: u32,
 }
 
 /// One training example.
@@ -138,6 +143,9 @@ pub struct Example {
     /// Entropies of the draft's first tokens of the step (up to [`GLIMPSE_KEPT`]); empty in old
     /// records.
     pub glimpse_entropies: Vec<f32>,
+    /// Lengths of the draft's and the target's step in tokens (what an early decision trades).
+    pub draft_tokens: u32,
+    pub target_tokens: u32,
 }
 
 /// How many of a step's first token entropies an example keeps for early-decision baselines.
@@ -234,6 +242,8 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     .copied()
                     .take(GLIMPSE_KEPT)
                     .collect(),
+                draft_tokens: rec.draft_tokens,
+                target_tokens: rec.target_tokens,
             });
         }
     }
@@ -385,12 +395,17 @@ pub struct TrainOptions {
     pub seed: u64,
     /// L2 penalty of the logistic regression.
     pub alpha: f64,
+    /// Fit an early decision for every budget point, pricing a target token at this many draft
+    /// tokens; `None` fits none.
+    pub early_cost_ratio: Option<f64>,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
 pub struct Trained {
     pub file: RouterFile,
     pub evaluations: Vec<Evaluation>,
+    /// The early decision fitted at each budget point, on training and held-out steps.
+    pub early: Vec<EarlyReport>,
     pub train_size: usize,
     pub test_size: usize,
     pub positives: usize,
@@ -479,9 +494,124 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
             BudgetPoint {
                 target_fraction: fraction,
                 threshold: crate::run::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
+                early: None,
             }
         })
         .collect()
+}
+
+/// What an early decision did on a set of steps, judged against the router's own decisions on
+/// the whole steps at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyOutcome {
+    pub steps: usize,
+    /// Steps the rule sent to the target on the glimpse.
+    pub fired: usize,
+    /// Of those, steps the router escalates too (the rest it would have kept).
+    pub agreed: usize,
+    /// Steps the router escalates.
+    pub escalated: usize,
+    /// Draft-token decodes saved per step: the rest of each step caught early, less the target
+    /// tokens paid (at the cost ratio) for steps the router would have kept.
+    pub saved_per_step: f64,
+}
+
+/// An early rule fitted at one budget point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyReport {
+    pub target_fraction: f64,
+    pub threshold: f64,
+    /// `None` where no rule saved time on the training steps.
+    pub rule: Option<EarlyRule>,
+    pub train: Option<EarlyOutcome>,
+    pub held_out: Option<EarlyOutcome>,
+}
+
+/// Scores `rule` on `steps`, where `escalated[i]` is the router's decision on the whole step.
+pub fn early_outcome(
+    rule: &EarlyRule,
+    steps: &[&Example],
+    escalated: &[bool],
+    cost_ratio: f64,
+) -> EarlyOutcome {
+    let mut outcome = EarlyOutcome {
+        steps: steps.len(),
+        fired: 0,
+        agreed: 0,
+        escalated: escalated.iter().filter(|&&e| e).count(),
+        saved_per_step: 0.0,
+    };
+    let mut saved = 0.0;
+    for (e, &router_escalates) in steps.iter().zip(escalated) {
+        // A step no longer than the glimpse is finished before the rule can decide.
+        if e.draft_tokens <= rule.tokens
+            || !crate::policy::early_escalates(rule, &e.glimpse_entropies)
+        {
+            continue;
+        }
+        outcome.fired += 1;
+        let rest = f64::from(e.draft_tokens - rule.tokens);
+        if router_escalates {
+            outcome.agreed += 1;
+            saved += rest;
+        } else {
+            saved += rest - cost_ratio * f64::from(e.target_tokens);
+        }
+    }
+    if !steps.is_empty() {
+        outcome.saved_per_step = saved / steps.len() as f64;
+    }
+    outcome
+}
+
+/// Glimpse lengths an early rule may read.
+const EARLY_TOKENS: [u32; 4] = [1, 2, 4, 8];
+
+/// Early escalations the router would not have made, as a share of all steps, that a fitted
+/// rule may add. An early rule should save the draft's work on steps the router escalates, not
+/// move the operating point: unbounded, the fit at generous budgets picks "escalate every step"
+/// (on the default pair the target alone is cheaper than the draft writing and discarding).
+pub const EARLY_MAX_EXTRA: f64 = 0.05;
+
+/// The early rule (glimpse length and entropy threshold) that saves the most on `steps` against
+/// the router's decisions `escalated`, adding at most [`EARLY_MAX_EXTRA`] of the steps as
+/// escalations the router would not have made; `None` when none saves anything.
+pub fn fit_early_rule(
+    steps: &[&Example],
+    escalated: &[bool],
+    cost_ratio: f64,
+) -> Option<(EarlyRule, EarlyOutcome)> {
+    let mut best: Option<(EarlyRule, EarlyOutcome)> = None;
+    for tokens in EARLY_TOKENS {
+        let mut glimpse_max: Vec<f32> = steps
+            .iter()
+            .filter(|e| e.draft_tokens > tokens && e.glimpse_entropies.len() >= tokens as usize)
+            .map(|e| {
+                e.glimpse_entropies[..tokens as usize]
+                    .iter()
+                    .fold(0.0f32, |m, &h| m.max(h))
+            })
+            .collect();
+        glimpse_max.sort_by(f32::total_cmp);
+        glimpse_max.dedup();
+        // Candidate thresholds: the observed values (each one fires on the steps at or above it),
+        // thinned to at most 200.
+        let stride = glimpse_max.len().div_ceil(200).max(1);
+        for &min_entropy in glimpse_max.iter().step_by(stride) {
+            let rule = EarlyRule {
+                tokens,
+                min_entropy,
+            };
+            let outcome = early_outcome(&rule, steps, escalated, cost_ratio);
+            let extra = (outcome.fired - outcome.agreed) as f64;
+            if extra <= EARLY_MAX_EXTRA * steps.len() as f64
+                && outcome.saved_per_step > best.map_or(0.0, |(_, o)| o.saved_per_step)
+            {
+                best = Some((rule, outcome));
+            }
+        }
+    }
+    best
 }
 
 /// Trains and evaluates a router on `examples`.
@@ -602,6 +732,43 @@ pub fn train(
         }
     }
     file.budget = budget_points(&y_hat);
+    let mut early = Vec::new();
+    if let Some(cost_ratio) = options.early_cost_ratio {
+        let train_steps: Vec<&Example> = train_part.iter().collect();
+        let eval_steps: Vec<&Example> = eval_on.iter().collect();
+        let scores = |steps: &[&Example]| -> Vec<f32> {
+            steps.iter().map(|e| file.predict(&e.features)).collect()
+        };
+        let (train_scores, eval_scores) = (scores(&train_steps), scores(&eval_steps));
+        let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
+            scores
+                .iter()
+                .map(|&y| crate::policy::router_escalates(y, threshold))
+                .collect()
+        };
+        for point in &mut file.budget {
+            let fitted = fit_early_rule(
+                &train_steps,
+                &decisions(&train_scores, point.threshold),
+                cost_ratio,
+            );
+            point.early = fitted.map(|(rule, _)| rule);
+            early.push(EarlyReport {
+                target_fraction: point.target_fraction,
+                threshold: point.threshold,
+                rule: point.early,
+                train: fitted.map(|(_, o)| o),
+                held_out: point.early.map(|rule| {
+                    early_outcome(
+                        &rule,
+                        &eval_steps,
+                        &decisions(&eval_scores, point.threshold),
+                        cost_ratio,
+                    )
+                }),
+            });
+        }
+    }
     let per_source: BTreeMap<usize, usize> = examples.iter().fold(BTreeMap::new(), |mut m, e| {
         *m.entry(e.problem.0).or_insert(0) += 1;
         m
@@ -614,11 +781,13 @@ pub fn train(
         "test_examples": test_part.len(),
         "options": options,
         "model": "linfa-logistic, L2-regularised, standardised features",
+        "early": early,
     });
     file.evaluation = serde_json::to_value(&evaluations).expect("evaluations serialise");
     Ok(Trained {
         file,
         evaluations,
+        early,
         train_size: fit_on.len(),
         test_size: test_part.len(),
         positives,
@@ -660,6 +829,8 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 draft_score: conf.exp(),
                 advantage: -conf * 0.3 - 0.25 + noise,
                 glimpse_entropies: Vec::new(),
+                draft_tokens: 0,
+                target_tokens: 0,
             });
         }
     }
@@ -677,6 +848,8 @@ mod tests {
             draft_score: 0.5,
             advantage: adv,
             glimpse_entropies: Vec::new(),
+            draft_tokens: 0,
+            target_tokens: 0,
         }
     }
 
@@ -801,6 +974,7 @@ mod tests {
             balance: true,
             seed: 1,
             alpha: 1e-3,
+            early_cost_ratio: None,
         };
         let trained = train(&v, &[PathBuf::from("synthetic")], &opts).unwrap();
         let router = &trained.evaluations[0];
@@ -825,8 +999,68 @@ mod tests {
             balance: true,
             seed: 1,
             alpha: 1e-3,
+            early_cost_ratio: None,
         };
         let err = train(&v, &[], &opts).err().unwrap().to_string();
         assert!(err.contains("same label"), "{err}");
+    }
+
+    /// A step of `draft` tokens (the target writes `target`) whose first tokens have entropy `h`.
+    fn glimpsed(h: f32, draft: u32, target: u32) -> Example {
+        Example {
+            glimpse_entropies: vec![h; GLIMPSE_KEPT],
+            draft_tokens: draft,
+            target_tokens: target,
+            ..ex(0, 0.0)
+        }
+    }
+
+    #[test]
+    fn an_early_rule_is_fitted_where_the_glimpse_foretells_escalation() {
+        // Uncertain starts are the steps the router escalates.
+        let mut steps: Vec<Example> = (0..40).map(|_| glimpsed(0.2, 50, 40)).collect();
+        steps.extend((0..10).map(|_| glimpsed(2.0, 50, 40)));
+        let refs: Vec<&Example> = steps.iter().collect();
+        let escalated: Vec<bool> = steps.iter().map(|e| e.glimpse_entropies[0] > 1.0).collect();
+        let (rule, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule saves time");
+        assert!(
+            rule.min_entropy > 0.2 && rule.min_entropy <= 2.0,
+            "{rule:?}"
+        );
+        assert_eq!((outcome.fired, outcome.agreed), (10, 10));
+        // Each caught step saves the draft tokens after the glimpse.
+        let want = 10.0 * f64::from(50 - rule.tokens) / 50.0;
+        assert!((outcome.saved_per_step - want).abs() < 1e-9, "{outcome:?}");
+    }
+
+    #[test]
+    fn no_early_rule_where_the_glimpse_says_nothing_or_steps_are_too_short() {
+        // The same entropy everywhere: any rule fires on kept steps as often as on escalated ones.
+        let steps: Vec<Example> = (0..50).map(|_| glimpsed(1.0, 50, 40)).collect();
+        let refs: Vec<&Example> = steps.iter().collect();
+        let escalated: Vec<bool> = (0..50).map(|i| i % 2 == 0).collect();
+        assert_eq!(fit_early_rule(&refs, &escalated, 1.7), None);
+        // Steps no longer than any glimpse cannot be decided early.
+        let short: Vec<Example> = (0..50)
+            .map(|i| glimpsed(f32::from(i % 2 == 0), 1, 40))
+            .collect();
+        let refs: Vec<&Example> = short.iter().collect();
+        assert_eq!(fit_early_rule(&refs, &escalated, 1.7), None);
+    }
+
+    #[test]
+    fn a_fitted_rule_adds_few_escalations_the_router_would_not_make() {
+        // Long draft steps, short target ones: escalating everything would "save" the most.
+        let steps: Vec<Example> = (0..100)
+            .map(|i| glimpsed(if i < 20 { 2.0 } else { 0.1 * (i % 10) as f32 }, 200, 20))
+            .collect();
+        let refs: Vec<&Example> = steps.iter().collect();
+        let escalated: Vec<bool> = (0..100).map(|i| i < 20).collect();
+        let (_, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule");
+        assert!(
+            (outcome.fired - outcome.agreed) as f64 <= EARLY_MAX_EXTRA * 100.0,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.agreed, 20);
     }
 }

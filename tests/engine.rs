@@ -570,9 +570,17 @@ fn the_benchmark_measures_prefill_decode_and_probe_reads() {
     assert_eq!(result.prefill_runs.len(), 2);
     assert_eq!(result.probe_runs.len(), 2);
     assert!(result.depth >= 60, "depth {}", result.depth);
-    assert!((46..=50).contains(&result.prompt_tokens), "{}", result.prompt_tokens);
+    assert!(
+        (46..=50).contains(&result.prompt_tokens),
+        "{}",
+        result.prompt_tokens
+    );
     assert_eq!(result.decode_tokens, 7);
-    for rate in [result.prefill_tok_s, result.decode_tok_s, result.probe_tok_s] {
+    for rate in [
+        result.prefill_tok_s,
+        result.decode_tok_s,
+        result.probe_tok_s,
+    ] {
         assert!(rate.is_finite() && rate > 0.0, "{result:?}");
     }
 }

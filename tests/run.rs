@@ -581,3 +581,41 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         );
     }
 }
+
+#[test]
+fn a_budget_point_runs_the_early_rule_trained_for_it_unless_told_not_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
+            .unwrap();
+    file["budget"] = serde_json::json!([
+        {"target_fraction": 0.3, "threshold": 0.5, "early": {"tokens": 2, "min_entropy": 0.0}},
+        {"target_fraction": 0.6, "threshold": 0.5}
+    ]);
+    let router = tmp.path().join("router.json");
+    std::fs::write(&router, file.to_string()).unwrap();
+    let router = router.to_str().unwrap();
+    let early_steps = |results: &[Value]| -> usize {
+        results
+            .iter()
+            .flat_map(|r| steps(r).iter())
+            .filter(|s| s["early"] == true)
+            .count()
+    };
+    let (with_rule, m1, _, _t1) = run("router", &["--router", router, "--target-fraction", "0.3"]);
+    assert!(
+        early_steps(&with_rule) > 0,
+        "the point's rule decides early"
+    );
+    check_metrics_add_up(&with_rule, &m1);
+    for extra in [
+        vec!["--target-fraction", "0.3", "--no-early"],
+        vec!["--target-fraction", "0.6"],
+        vec!["--threshold", "0.5"],
+    ] {
+        let mut args = vec!["--router", router];
+        args.extend(extra.iter().copied());
+        let (results, _, _, _t) = run("router", &args);
+        assert_eq!(early_steps(&results), 0, "{extra:?}");
+    }
+}

@@ -66,9 +66,13 @@ pub struct RunArgs {
     no_verify: bool,
     /// `router`: decide on a glimpse of each draft step, before the draft finishes it: escalate at
     /// once when the entropy (nats) of any of its first `--early-tokens` tokens reaches this. Kept
-    /// glimpses are written on by the draft and routed as usual.
+    /// glimpses are written on by the draft and routed as usual. Without it, `--target-fraction`
+    /// uses the early rule the router file trained for that budget point, if it has one.
     #[arg(long, value_name = "NATS", allow_negative_numbers = true)]
     early_entropy: Option<f32>,
+    /// Use no early decision, not even the router file's.
+    #[arg(long, conflicts_with = "early_entropy")]
+    no_early: bool,
     /// Draft tokens an early decision reads (with --early-entropy).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     early_tokens: u32,
@@ -161,6 +165,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     let threshold =
         policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
             .context("--threshold / --target-fraction")?;
+    let early = match (args.early_entropy, &router, args.target_fraction) {
+        (Some(min_entropy), _, _) => Some(EarlyRule {
+            tokens: args.early_tokens,
+            min_entropy,
+        }),
+        (None, Some(RouterSource::File { file, .. }), Some(fraction))
+            if !args.no_early && run_type == RunType::Router && args.threshold.is_none() =>
+        {
+            file.budget_point(fraction).and_then(|p| p.early)
+        }
+        _ => None,
+    };
 
     let dataset = Dataset::resolve(
         &args.dataset,
@@ -244,10 +260,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         render_prompt: &render,
         prm_name: prm_scorer.map(|p| p.name().to_owned()),
         router_name: loaded.router().map(|r| r.name().to_owned()),
-        early: args.early_entropy.map(|min_entropy| EarlyRule {
-            tokens: args.early_tokens,
-            min_entropy,
-        }),
+        early,
         concurrency: args.concurrency,
     };
 

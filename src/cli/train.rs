@@ -36,6 +36,13 @@ pub struct TrainArgs {
     /// Head file for `--advantage value-head`.
     #[arg(long, value_name = "FILE")]
     value_head: Option<PathBuf>,
+    /// What a target token costs in draft tokens, for fitting the early decision saved at each
+    /// budget point (docs/results.md measured 32 against 19 ms a token on the default pair).
+    #[arg(long, default_value_t = 1.7)]
+    early_cost_ratio: f64,
+    /// Fit no early decisions.
+    #[arg(long)]
+    no_early: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -48,7 +55,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         balance: !args.no_balance,
         seed: args.seed,
         alpha: args.alpha,
+        early_cost_ratio: (!args.no_early).then_some(args.early_cost_ratio),
     };
+    if !(args.early_cost_ratio.is_finite() && args.early_cost_ratio > 0.0) {
+        anyhow::bail!(
+            "--early-cost-ratio must be a positive number, got {}",
+            args.early_cost_ratio
+        );
+    }
     let advantage = match (args.advantage.as_str(), &args.value_head) {
         ("value-head", Some(path)) => {
             train::Advantage::ValueHead(Box::new(arbitrage::value_head::HeadFile::load(path)?))
@@ -91,6 +105,47 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "{:<44} {:>6} {:>8.3} {:>8} {:>7.1}% {:>7.1}%",
         "paper, 2-class router (for reference)", "", 0.151, "", 70.0, 73.0
     );
+    if !trained.early.is_empty() {
+        println!(
+            "\nearly decisions (escalate on the glimpse; judged against the router's decisions on whole steps)"
+        );
+        println!(
+            "{:>8} {:>9} {:>16} | {:>27} | {:>27}",
+            "fraction",
+            "threshold",
+            "rule",
+            "train: fired/agreed, saved",
+            "held out: fired/agreed, saved"
+        );
+        let outcome = |o: &Option<train::EarlyOutcome>| match o {
+            Some(o) => format!(
+                "{}/{} of {}, {:+.1}",
+                o.fired, o.agreed, o.steps, o.saved_per_step
+            ),
+            None => "–".to_owned(),
+        };
+        for r in trained.early.iter().filter(|r| {
+            [0.15, 0.3, 0.45, 0.6]
+                .iter()
+                .any(|f| (r.target_fraction - f).abs() < 1e-9)
+        }) {
+            let rule = r.rule.map_or("none".to_owned(), |rule| {
+                format!("H(first {}) ≥ {:.2}", rule.tokens, rule.min_entropy)
+            });
+            println!(
+                "{:>8.2} {:>9.3} {:>16} | {:>27} | {:>27}",
+                r.target_fraction,
+                r.threshold,
+                rule,
+                outcome(&r.train),
+                outcome(&r.held_out)
+            );
+        }
+        println!(
+            "(saved: draft-token decodes per step, net of target tokens at {}× for early escalations the router would not have made)",
+            args.early_cost_ratio
+        );
+    }
     eprintln!("router written to {}", args.out.display());
     Ok(())
 }
