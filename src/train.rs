@@ -146,6 +146,8 @@ pub struct Example {
     /// Lengths of the draft's and the target's step in tokens (what an early decision trades).
     pub draft_tokens: u32,
     pub target_tokens: u32,
+    /// The step's place in its solution (orders a problem's examples).
+    pub step_index: usize,
 }
 
 /// How many of a step's first token entropies an example keeps for early-decision baselines.
@@ -244,6 +246,7 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     .collect(),
                 draft_tokens: rec.draft_tokens,
                 target_tokens: rec.target_tokens,
+                step_index: rec.step_index,
             });
         }
     }
@@ -525,6 +528,51 @@ pub struct EarlyReport {
     pub rule: Option<EarlyRule>,
     pub train: Option<EarlyOutcome>,
     pub held_out: Option<EarlyOutcome>,
+    /// A decision from the context alone, before the draft writes anything: escalate when the
+    /// router escalated the previous step. On held-out steps; evaluated, not shipped.
+    pub context_only: EarlyOutcome,
+}
+
+/// The context-only rule "escalate when the router escalated the previous step", scored like an
+/// early rule whose glimpse is empty: a step it catches saves the whole draft step.
+pub fn context_only_outcome(
+    steps: &[&Example],
+    escalated: &[bool],
+    cost_ratio: f64,
+) -> EarlyOutcome {
+    let by_place: std::collections::HashMap<((usize, usize), usize), bool> = steps
+        .iter()
+        .zip(escalated)
+        .map(|(e, &esc)| ((e.problem, e.step_index), esc))
+        .collect();
+    let mut outcome = EarlyOutcome {
+        steps: steps.len(),
+        fired: 0,
+        agreed: 0,
+        escalated: escalated.iter().filter(|&&e| e).count(),
+        saved_per_step: 0.0,
+    };
+    let mut saved = 0.0;
+    for (e, &router_escalates) in steps.iter().zip(escalated) {
+        let previous = e
+            .step_index
+            .checked_sub(1)
+            .and_then(|i| by_place.get(&(e.problem, i)));
+        if previous != Some(&true) {
+            continue;
+        }
+        outcome.fired += 1;
+        saved += f64::from(e.draft_tokens);
+        if router_escalates {
+            outcome.agreed += 1;
+        } else {
+            saved -= cost_ratio * f64::from(e.target_tokens);
+        }
+    }
+    if !steps.is_empty() {
+        outcome.saved_per_step = saved / steps.len() as f64;
+    }
+    outcome
 }
 
 /// Scores `rule` on `steps`, where `escalated[i]` is the router's decision on the whole step.
@@ -766,6 +814,11 @@ pub fn train(
                         cost_ratio,
                     )
                 }),
+                context_only: context_only_outcome(
+                    &eval_steps,
+                    &decisions(&eval_scores, point.threshold),
+                    cost_ratio,
+                ),
             });
         }
     }
@@ -831,6 +884,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 glimpse_entropies: Vec::new(),
                 draft_tokens: 0,
                 target_tokens: 0,
+                step_index: 0,
             });
         }
     }
@@ -850,6 +904,7 @@ mod tests {
             glimpse_entropies: Vec::new(),
             draft_tokens: 0,
             target_tokens: 0,
+            step_index: 0,
         }
     }
 
@@ -1062,5 +1117,22 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(outcome.agreed, 20);
+    }
+
+    #[test]
+    fn the_context_only_rule_follows_the_previous_decision_of_the_same_problem() {
+        let step = |problem: usize, step_index: usize| Example {
+            problem: (0, problem),
+            step_index,
+            ..glimpsed(0.0, 30, 20)
+        };
+        let steps = [step(1, 0), step(1, 1), step(1, 2), step(2, 0), step(2, 1)];
+        let refs: Vec<&Example> = steps.iter().collect();
+        // Problem 1: escalated, escalated, kept; problem 2 starts kept, then escalated.
+        let escalated = [true, true, false, false, true];
+        let o = context_only_outcome(&refs, &escalated, 1.5);
+        assert_eq!((o.fired, o.agreed, o.escalated), (2, 1, 3));
+        // One whole draft step saved, one paid for with the target's step.
+        assert!((o.saved_per_step - (30.0 + 30.0 - 1.5 * 20.0) / 5.0).abs() < 1e-9);
     }
 }

@@ -110,12 +110,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "\nearly decisions (escalate on the glimpse; judged against the router's decisions on whole steps)"
         );
         println!(
-            "{:>8} {:>9} {:>16} | {:>27} | {:>27}",
+            "{:>8} {:>9} {:>16} | {:>27} | {:>27} | {:>27}",
             "fraction",
             "threshold",
             "rule",
             "train: fired/agreed, saved",
-            "held out: fired/agreed, saved"
+            "held out: fired/agreed, saved",
+            "context only, held out"
         );
         let outcome = |o: &Option<train::EarlyOutcome>| match o {
             Some(o) => format!(
@@ -133,16 +134,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 format!("H(first {}) ≥ {:.2}", rule.tokens, rule.min_entropy)
             });
             println!(
-                "{:>8.2} {:>9.3} {:>16} | {:>27} | {:>27}",
+                "{:>8.2} {:>9.3} {:>16} | {:>27} | {:>27} | {:>27}",
                 r.target_fraction,
                 r.threshold,
                 rule,
                 outcome(&r.train),
-                outcome(&r.held_out)
+                outcome(&r.held_out),
+                outcome(&Some(r.context_only))
             );
         }
         println!(
-            "(saved: draft-token decodes per step, net of target tokens at {}× for early escalations the router would not have made)",
+            "(saved: draft-token decodes per step, net of target tokens at {}× for early escalations the router would not have made; context only: escalate when the router escalated the previous step, before the draft writes)",
             args.early_cost_ratio
         );
     }
