@@ -293,7 +293,7 @@ impl Router for ProbeRouter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> RouterFile {

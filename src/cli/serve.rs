@@ -32,9 +32,14 @@ pub struct ServeArgs {
     /// Default threshold of the rule (rsd: PRM score; oracle: advantage; router: ŷ).
     #[arg(long, alias = "prm-threshold")]
     threshold: Option<f64>,
-    /// Router only: the threshold that sent about this fraction of held-out steps to the target.
+    /// Router only: the threshold that sent about this fraction of held-out steps to the target,
+    /// with the early rule the router file fitted for it (as for requests that set
+    /// `arbitrage.target_fraction`).
     #[arg(long, conflicts_with = "threshold")]
     target_fraction: Option<f64>,
+    /// Use no early decision, not even the router file's.
+    #[arg(long)]
+    no_early: bool,
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
@@ -131,10 +136,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Some(LocalTokenizer::load(path).context("the draft tokenizer")?),
         None => None,
     };
+    let early = match (&router_info, args.target_fraction) {
+        (RouterInfo::File(_), Some(fraction)) if run_type == RunType::Router && !args.no_early => {
+            router_info.early_rule(fraction)
+        }
+        _ => None,
+    };
     let settings = ServerSettings {
         model_name: args.served_model_name,
         run_type,
         threshold,
+        early,
+        use_early_rules: !args.no_early,
         has_prm,
         router: router_info,
         limits: models::limits(&config, args.max_steps, args.max_tokens, args.no_verify),

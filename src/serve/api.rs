@@ -517,10 +517,17 @@ fn rule(ext: &Extension, settings: &ServerSettings) -> Result<Rule, ApiError> {
     if run_type == RunType::Router && matches!(settings.router, super::RouterInfo::None) {
         return Err(unavailable("no router is configured"));
     }
-    let threshold = if run_type == settings.run_type
-        && ext.threshold.is_none()
-        && ext.target_fraction.is_none()
-    {
+    let server_default =
+        run_type == settings.run_type && ext.threshold.is_none() && ext.target_fraction.is_none();
+    let early = match ext.target_fraction {
+        _ if run_type != RunType::Router => None,
+        _ if server_default => settings.early,
+        Some(fraction) if ext.threshold.is_none() && settings.use_early_rules => {
+            settings.router.early_rule(fraction)
+        }
+        _ => None,
+    };
+    let threshold = if server_default {
         settings.threshold
     } else {
         policy::choose_threshold(
@@ -540,7 +547,7 @@ fn rule(ext: &Extension, settings: &ServerSettings) -> Result<Rule, ApiError> {
     Ok(Rule {
         run_type,
         threshold,
-        early: None,
+        early,
     })
 }
 
@@ -734,6 +741,8 @@ mod tests {
             model_name: "arbitrage".into(),
             run_type: RunType::Rsd,
             threshold: 0.4,
+            early: None,
+            use_early_rules: true,
             has_prm: true,
             router: RouterInfo::None,
             limits: Limits {
@@ -756,6 +765,38 @@ mod tests {
 
     fn chat(body: Value) -> Result<Generation, ApiError> {
         chat_request(body.to_string().as_bytes(), &settings())
+    }
+
+    #[test]
+    fn a_target_fraction_brings_the_router_files_early_rule_for_it() {
+        let early = crate::policy::EarlyRule {
+            tokens: 4,
+            min_entropy: 1.2,
+        };
+        let mut file = crate::router::tests::sample();
+        file.budget[0].early = Some(early);
+        let mut settings = settings();
+        settings.router = RouterInfo::File(Box::new(file));
+        let rule_for = |settings: &ServerSettings, ext: Value| {
+            let body = json!({"messages": [{"role": "user", "content": "1+1?"}], "arbitrage": ext});
+            chat_request(body.to_string().as_bytes(), settings)
+                .unwrap()
+                .rule
+        };
+        let by_fraction = json!({"run_type": "router", "target_fraction": 0.2});
+        let rule = rule_for(&settings, by_fraction.clone());
+        assert_eq!((rule.threshold, rule.early), (0.7, Some(early)));
+        // Another budget point has no rule; a threshold or another run type takes none.
+        for ext in [
+            json!({"run_type": "router", "target_fraction": 0.5}),
+            json!({"run_type": "router", "threshold": 0.7}),
+            json!({"run_type": "rsd"}),
+        ] {
+            assert_eq!(rule_for(&settings, ext.clone()).early, None, "{ext}");
+        }
+        // A server started with --no-early uses none.
+        settings.use_early_rules = false;
+        assert_eq!(rule_for(&settings, by_fraction).early, None);
     }
 
     #[test]

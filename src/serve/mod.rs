@@ -51,6 +51,14 @@ impl RouterInfo {
             RouterInfo::File(file) => Budget::File(file),
         }
     }
+
+    /// The early rule the router file fitted for the budget point nearest `fraction`.
+    pub fn early_rule(&self, fraction: f64) -> Option<crate::policy::EarlyRule> {
+        match self {
+            RouterInfo::File(file) => file.budget_point(fraction).and_then(|p| p.early),
+            _ => None,
+        }
+    }
 }
 
 /// What a server is configured with: the defaults a request may override and the bounds it
@@ -61,6 +69,10 @@ pub struct ServerSettings {
     pub model_name: String,
     pub run_type: RunType,
     pub threshold: f64,
+    /// The default rule's early decision (a `router` default set by target fraction).
+    pub early: Option<crate::policy::EarlyRule>,
+    /// Requests that set a target fraction use the router file's early rule for it.
+    pub use_early_rules: bool,
     pub has_prm: bool,
     pub router: RouterInfo,
     /// Default limits and sampling of a solution.
