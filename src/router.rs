@@ -5,7 +5,7 @@
 //! (inputs, standardisation, weights, how it was trained, its evaluation, and a threshold per
 //! target-step budget). Its input is either the draft-side features of [`crate::features`]
 //! (`kind = "logistic"`) or the draft's final hidden state at the end of its step (`kind =
-//! "hidden-state"`, a linear probe, read by a draft instance loaded to report hidden states).
+//! "hidden-state"`, a linear probe, read from the draft instance, loaded to report hidden states).
 
 use std::path::{Path, PathBuf};
 
