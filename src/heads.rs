@@ -373,7 +373,7 @@ fn hidden(h: &Option<crate::labels::HiddenState>) -> Option<&[f32]> {
 /// Trains the value head and the router probe on `problems` (where they carry hidden states) and
 /// measures every scorer on the held-out part.
 pub fn train_heads(
-    run: &Path,
+    data: &str,
     problems: &[LabelledProblem],
     held_out: f64,
     seed: u64,
@@ -535,7 +535,7 @@ pub fn train_heads(
 
     let count = |ps: &[LabelledProblem]| ps.iter().map(|p| p.steps.len()).sum::<usize>();
     let report = HeadsReport {
-        data: run.display().to_string(),
+        data: data.to_owned(),
         train_problems: train.len(),
         test_problems: test.len(),
         train_records: count(&train),
@@ -549,7 +549,7 @@ pub fn train_heads(
         routers,
     };
     let training = serde_json::json!({
-        "data": run.display().to_string(),
+        "data": data,
         "problems": train.iter().map(|p| p.idx).collect::<Vec<_>>(),
         "records": report.train_records,
         "labels": "greedy target rollouts graded against the gold answer (arbitrage label)",
@@ -698,7 +698,7 @@ mod tests {
     fn heads_learn_a_signal_in_the_states_and_shares_count_by_class() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let problems: Vec<_> = (0..40).map(|i| problem(i, 6, &mut rng)).collect();
-        let heads = train_heads(Path::new("synthetic"), &problems, 0.3, 1, ("d", "t")).unwrap();
+        let heads = train_heads("synthetic", &problems, 0.3, 1, ("d", "t")).unwrap();
         let r = &heads.report;
         assert_eq!(r.train_problems + r.test_problems, 40);
         let vh = r

@@ -156,6 +156,17 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
             .unwrap();
     assert_eq!(head["dim"], 576);
     assert_eq!(head["reads"], "target-hidden");
+    // Several runs train together, but never over the same problem twice.
+    let twice = common::arbitrage(&[
+        "train-heads",
+        "--run",
+        &format!("{run_arg},{run_arg}"),
+        "--out-dir",
+        heads.to_str().unwrap(),
+    ]);
+    assert!(!twice.status.success());
+    let err = String::from_utf8_lossy(&twice.stderr);
+    assert!(err.contains("is in both"), "{err}");
 
     // The trained head scores steps in an rsd run.
     let data = tmp.path().join("problems.jsonl");

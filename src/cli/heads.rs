@@ -10,9 +10,10 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct HeadsArgs {
-    /// A `generate` run directory labelled by `arbitrage label`.
-    #[arg(long)]
-    run: PathBuf,
+    /// `generate` run directories labelled by `arbitrage label` (comma-separated or repeated;
+    /// several data runs can cover disjoint problem ranges in parallel).
+    #[arg(long, required = true, value_delimiter = ',')]
+    run: Vec<PathBuf>,
     /// Where value-head.json, router-probe.json and heads-report.json go.
     #[arg(long)]
     out_dir: PathBuf,
@@ -33,17 +34,36 @@ pub fn run(args: HeadsArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.held_out) || args.held_out == 0.0 {
         bail!("--held-out must be in (0, 1), got {}", args.held_out);
     }
-    let problems = heads::read_labelled(&args.run)?;
+    let mut problems = Vec::new();
+    let mut seen: std::collections::HashMap<usize, &PathBuf> = std::collections::HashMap::new();
+    for run in &args.run {
+        for p in heads::read_labelled(run)? {
+            // The same problem in two runs would sit on both sides of the held-out split.
+            if let Some(other) = seen.insert(p.idx, run) {
+                bail!(
+                    "problem {} is in both {} and {}: give runs over disjoint problems",
+                    p.idx,
+                    other.display(),
+                    run.display()
+                );
+            }
+            problems.push(p);
+        }
+    }
+    let data = args
+        .run
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     if problems.len() < 4 {
         bail!(
-            "{} has {} fully labelled problems; run `arbitrage label --run {}` first",
-            args.run.display(),
+            "{data} has {} fully labelled problems; run `arbitrage label --run DIR` first",
             problems.len(),
-            args.run.display()
         );
     }
     let trained = heads::train_heads(
-        &args.run,
+        &data,
         &problems,
         args.held_out,
         args.seed,
