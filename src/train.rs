@@ -533,18 +533,16 @@ pub struct EarlyReport {
     pub context_only: EarlyOutcome,
 }
 
-/// The context-only rule "escalate when the router escalated the previous step", scored like an
-/// early rule whose glimpse is empty: a step it catches saves the whole draft step.
-pub fn context_only_outcome(
+/// Tallies a decision taken before the draft finishes its step, against the router's decisions
+/// `escalated` on the whole steps. `unwritten(e)` is `None` where the decision keeps the draft
+/// writing, else the draft tokens of `e` it spares; a step the router would have kept is then
+/// paid for with the target's step, at `cost_ratio` draft tokens a token.
+fn tally_early(
     steps: &[&Example],
     escalated: &[bool],
     cost_ratio: f64,
+    unwritten: impl Fn(&Example) -> Option<u32>,
 ) -> EarlyOutcome {
-    let by_place: std::collections::HashMap<((usize, usize), usize), bool> = steps
-        .iter()
-        .zip(escalated)
-        .map(|(e, &esc)| ((e.problem, e.step_index), esc))
-        .collect();
     let mut outcome = EarlyOutcome {
         steps: steps.len(),
         fired: 0,
@@ -554,15 +552,11 @@ pub fn context_only_outcome(
     };
     let mut saved = 0.0;
     for (e, &router_escalates) in steps.iter().zip(escalated) {
-        let previous = e
-            .step_index
-            .checked_sub(1)
-            .and_then(|i| by_place.get(&(e.problem, i)));
-        if previous != Some(&true) {
+        let Some(spared) = unwritten(e) else {
             continue;
-        }
+        };
         outcome.fired += 1;
-        saved += f64::from(e.draft_tokens);
+        saved += f64::from(spared);
         if router_escalates {
             outcome.agreed += 1;
         } else {
@@ -575,6 +569,27 @@ pub fn context_only_outcome(
     outcome
 }
 
+/// The context-only rule "escalate when the router escalated the previous step", scored like an
+/// early rule whose glimpse is empty: a step it catches saves the whole draft step.
+pub fn context_only_outcome(
+    steps: &[&Example],
+    escalated: &[bool],
+    cost_ratio: f64,
+) -> EarlyOutcome {
+    let by_place: std::collections::HashMap<((usize, usize), usize), bool> = steps
+        .iter()
+        .zip(escalated)
+        .map(|(e, &esc)| ((e.problem, e.step_index), esc))
+        .collect();
+    tally_early(steps, escalated, cost_ratio, |e| {
+        let previous = e
+            .step_index
+            .checked_sub(1)
+            .and_then(|i| by_place.get(&(e.problem, i)));
+        (previous == Some(&true)).then_some(e.draft_tokens)
+    })
+}
+
 /// Scores `rule` on `steps`, where `escalated[i]` is the router's decision on the whole step.
 pub fn early_outcome(
     rule: &EarlyRule,
@@ -582,34 +597,11 @@ pub fn early_outcome(
     escalated: &[bool],
     cost_ratio: f64,
 ) -> EarlyOutcome {
-    let mut outcome = EarlyOutcome {
-        steps: steps.len(),
-        fired: 0,
-        agreed: 0,
-        escalated: escalated.iter().filter(|&&e| e).count(),
-        saved_per_step: 0.0,
-    };
-    let mut saved = 0.0;
-    for (e, &router_escalates) in steps.iter().zip(escalated) {
+    tally_early(steps, escalated, cost_ratio, |e| {
         // A step no longer than the glimpse is finished before the rule can decide.
-        if e.draft_tokens <= rule.tokens
-            || !crate::policy::early_escalates(rule, &e.glimpse_entropies)
-        {
-            continue;
-        }
-        outcome.fired += 1;
-        let rest = f64::from(e.draft_tokens - rule.tokens);
-        if router_escalates {
-            outcome.agreed += 1;
-            saved += rest;
-        } else {
-            saved += rest - cost_ratio * f64::from(e.target_tokens);
-        }
-    }
-    if !steps.is_empty() {
-        outcome.saved_per_step = saved / steps.len() as f64;
-    }
-    outcome
+        (e.draft_tokens > rule.tokens && crate::policy::early_escalates(rule, &e.glimpse_entropies))
+            .then(|| e.draft_tokens - rule.tokens)
+    })
 }
 
 /// Glimpse lengths an early rule may read.
