@@ -99,16 +99,56 @@ pub struct LabelLine {
 #[derive(Debug, Default)]
 pub struct KnownSteps {
     after: HashMap<Vec<String>, String>,
+    /// Every known step with the step before it, in the order learnt: where a rollout that has
+    /// left the known lists looks for a proposal to verify.
+    followers: Vec<(String, String)>,
 }
+
+/// How alike two steps must be (shared words over the longer step's words) before what followed
+/// one is proposed after the other.
+const PROPOSAL_MIN_LIKENESS: f64 = 0.5;
 
 impl KnownSteps {
     pub fn insert(&mut self, previous: Vec<String>, target_step: String) {
+        if let Some(last) = previous.last() {
+            self.followers.push((last.clone(), target_step.clone()));
+        }
         self.after.insert(previous, target_step);
     }
 
     pub fn get(&self, previous: &[String]) -> Option<&str> {
         self.after.get(previous).map(String::as_str)
     }
+
+    /// A guess at the target's next step after `previous`, for it to verify: the known step that
+    /// followed the step most like `previous`'s last (the latest such on a tie). Rollouts from a
+    /// draft step usually rejoin the record's solution in different words, and the step after a
+    /// near-identical step is often written token for token the same; verification keeps only the
+    /// tokens the target would write itself, and a guess it rejects at once costs a small batch.
+    pub fn proposal(&self, previous: &[String]) -> Option<&str> {
+        let last = previous.last()?;
+        let mut best: Option<(f64, &str)> = None;
+        for (before, step) in &self.followers {
+            let likeness = word_likeness(before, last);
+            if likeness >= PROPOSAL_MIN_LIKENESS && best.is_none_or(|(b, _)| likeness >= b) {
+                best = Some((likeness, step));
+            }
+        }
+        best.map(|(_, step)| step)
+    }
+}
+
+/// Distinct words two texts share, over the distinct words of the longer: 1 for the same words.
+fn word_likeness(a: &str, b: &str) -> f64 {
+    fn words(t: &str) -> std::collections::HashSet<&str> {
+        t.split_whitespace().collect()
+    }
+    let (a, b) = (words(a), words(b));
+    let longer = a.len().max(b.len());
+    if longer == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f64 / longer as f64
 }
 
 /// Where a rollout starts and how far it may go.
@@ -131,6 +171,9 @@ pub struct Rollout {
     pub tokens: u64,
     /// Of `tokens`, those the target wrote now (the rest came from [`KnownSteps`]).
     pub written_tokens: u64,
+    /// Of `written_tokens`, those it kept from a verified [`KnownSteps::proposal`] (a batched read
+    /// each instead of a decode).
+    pub accepted_tokens: u64,
     /// It ended with an end-of-sequence token rather than a budget.
     pub finished: bool,
 }
@@ -153,6 +196,7 @@ pub fn roll_out(
 ) -> Result<Rollout, EngineError> {
     let mut tokens = 0u64;
     let mut written = 0u64;
+    let mut accepted = 0u64;
     let mut finished = steps.last().is_some_and(|s| ends_solution(s, spec.options));
     while !finished && tokens < spec.max_tokens && steps.len() < spec.max_steps {
         let step = if let Some(text) = known.get(&steps) {
@@ -173,10 +217,15 @@ pub fn roll_out(
                 prompt: spec.prompt,
                 steps: &steps,
             };
-            let step = target.generate_step(&transcript, &options)?;
+            let proposal = known.proposal(&steps).map(str::to_owned);
+            let step = match &proposal {
+                Some(p) => target.verify_step(&transcript, &options, p)?,
+                None => target.generate_step(&transcript, &options)?,
+            };
             let n = step.usage.generated_tokens + step.usage.accepted_tokens;
             tokens += n;
             written += n;
+            accepted += step.usage.accepted_tokens;
             finished = step.finish == FinishReason::EndOfSequence;
             // A step cut by the token budget is not what the model writes there unbudgeted.
             if step.finish != FinishReason::Length {
@@ -190,6 +239,7 @@ pub fn roll_out(
         text: steps.concat(),
         tokens,
         written_tokens: written,
+        accepted_tokens: accepted,
         finished,
     })
 }
@@ -240,6 +290,8 @@ pub struct LabelCost {
     pub rollouts: u64,
     /// Tokens the target wrote for rollouts (reused known steps excluded).
     pub written_tokens: u64,
+    /// Of those, tokens kept from verified proposals.
+    pub accepted_tokens: u64,
     /// Seconds spent on rollouts, and on reading hidden states and judge scores.
     pub rollout_seconds: f64,
     pub probe_seconds: f64,
@@ -281,6 +333,7 @@ impl Labeller<'_> {
                 let rollout = roll_out(self.target, &spec, steps, &mut known)?;
                 cost.rollouts += 1;
                 cost.written_tokens += rollout.written_tokens;
+                cost.accepted_tokens += rollout.accepted_tokens;
                 Ok((rollout_correct(&rollout, p.gold), rollout.tokens))
             };
             let (draft_correct, draft_rollout_tokens) = outcome(&r.draft_step)?;
@@ -379,5 +432,44 @@ mod tests {
         };
         assert!(!ends_solution("Add 2 and 3.\n\n", &options));
         assert!(ends_solution("So the answer is \\boxed{5}.", &options));
+    }
+
+    #[test]
+    fn a_proposal_follows_the_most_alike_step_and_the_latest_on_a_tie() {
+        let mut known = KnownSteps::default();
+        known.insert(
+            vec!["She sold 48 clips.\n\n".into()],
+            "Half of 48 is 24.\n\n".into(),
+        );
+        known.insert(vec!["Add them up.\n\n".into()], "48 + 24 = 72.\n\n".into());
+        let after = |known: &KnownSteps, last: &str| {
+            known
+                .proposal(&["Question.".into(), last.into()])
+                .map(str::to_owned)
+        };
+        // Three of the four words of the longer step are shared.
+        assert_eq!(
+            after(&known, "She sold 48 clips!\n\n").as_deref(),
+            Some("Half of 48 is 24.\n\n")
+        );
+        assert_eq!(
+            after(&known, "Add them up.\n\n").as_deref(),
+            Some("48 + 24 = 72.\n\n")
+        );
+        assert_eq!(after(&known, "Something else entirely.\n\n"), None);
+        assert_eq!(known.proposal(&[]), None);
+        known.insert(vec!["Add them up.\n\n".into()], "So 72.\n\n".into());
+        assert_eq!(
+            after(&known, "Add them up.\n\n").as_deref(),
+            Some("So 72.\n\n")
+        );
+    }
+
+    #[test]
+    fn word_likeness_counts_distinct_shared_words_over_the_longer_text() {
+        assert_eq!(word_likeness("a b c", "a b c"), 1.0);
+        assert_eq!(word_likeness("a b c d", "a b"), 0.5);
+        assert_eq!(word_likeness("a a a", "a"), 1.0);
+        assert_eq!(word_likeness("", ""), 0.0);
     }
 }

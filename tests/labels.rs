@@ -5,6 +5,10 @@ mod common;
 
 use std::path::Path;
 
+use arbitrage::backend::StepGenerator;
+use arbitrage::labels::{KnownSteps, RolloutSpec, roll_out};
+use arbitrage::prompts::PromptTemplate;
+use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript};
 use serde_json::Value;
 
 const PROBLEMS: &str = r#"{"question": "What is 12 + 30?", "answer": "42"}
@@ -344,5 +348,72 @@ fn a_hidden_state_router_routes_on_the_drafts_state() {
     assert!(
         stderr.contains("trained on 896-value hidden states, but"),
         "{stderr}"
+    );
+}
+
+/// Plain greedy stepping from `steps` within the spec's budgets, without any known steps.
+fn greedy_steps(
+    model: &dyn StepGenerator,
+    spec: &RolloutSpec<'_>,
+    mut steps: Vec<String>,
+) -> Vec<String> {
+    let mut used = 0u64;
+    while used < spec.max_tokens && steps.len() < spec.max_steps {
+        let mut o = spec.options.clone();
+        o.max_tokens = o.max_tokens.min((spec.max_tokens - used).max(1) as u32);
+        let transcript = Transcript {
+            problem: spec.problem,
+            question: spec.question,
+            prompt: spec.prompt,
+            steps: &steps,
+        };
+        let step = model.generate_step(&transcript, &o).unwrap();
+        used += step.usage.generated_tokens;
+        let finish = step.finish;
+        steps.push(step.text);
+        if finish != FinishReason::Separator {
+            break;
+        }
+    }
+    steps
+}
+
+/// A rollout that leaves the known lists verifies the steps that followed an alike step, and
+/// writes exactly what plain greedy stepping writes. (The proposals here are the greedy steps
+/// themselves, keyed under a reworded first step, so they are all kept unless the batched read
+/// meets a near-tie, which this problem does not.)
+#[test]
+fn a_rollout_with_proposals_writes_the_plain_greedy_continuation() {
+    let model = common::smoke_model();
+    let question = "Tom has 3 apples and buys 4 more. How many apples does he have?";
+    let prompt = PromptTemplate::Qwen25MathCot.render(question);
+    let options = StepOptions {
+        separator: Some("\n".into()),
+        max_tokens: 48,
+        sampling: Sampling::GREEDY,
+    };
+    let spec = |problem| RolloutSpec {
+        problem,
+        question,
+        prompt: &prompt,
+        options: &options,
+        max_tokens: 96,
+        max_steps: 6,
+    };
+    let first = "Tom starts with 3 apples.\n".to_owned();
+    let plain = greedy_steps(&model, &spec(1), vec![first.clone()]);
+    assert!(plain.len() > 2, "{plain:?}");
+
+    let mut known = KnownSteps::default();
+    let mut reworded = vec!["Tom starts with 3 apples!\n".to_owned()];
+    for step in &plain[1..] {
+        known.insert(reworded.clone(), step.clone());
+        reworded.push(format!("{step} "));
+    }
+    let rollout = roll_out(&model, &spec(2), vec![first], &mut known).unwrap();
+    assert_eq!(rollout.text, plain.concat());
+    assert!(
+        rollout.accepted_tokens > 0 && rollout.accepted_tokens == rollout.written_tokens,
+        "{rollout:?}"
     );
 }

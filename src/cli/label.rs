@@ -177,6 +177,7 @@ pub fn run(args: LabelArgs) -> Result<()> {
             records = lines.len(),
             rollouts = cost.rollouts,
             written_tokens = cost.written_tokens,
+            verified_tokens = cost.accepted_tokens,
             rollout_s = cost.rollout_seconds,
             probe_s = cost.probe_seconds,
             "labelled"
