@@ -140,6 +140,9 @@ pub struct Example {
     pub features: Vec<f32>,
     pub draft_score: f32,
     pub advantage: f32,
+    /// Rollout labels' verdict, where the record is labelled: 1 when only the target's step leads
+    /// to the gold answer, −1 when only the draft's does, 0 otherwise.
+    pub outcome: Option<f32>,
     /// Entropies of the draft's first tokens of the step (up to [`GLIMPSE_KEPT`]); empty in old
     /// records.
     pub glimpse_entropies: Vec<f32>,
@@ -164,7 +167,9 @@ impl Example {
 pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Example>, TrainError> {
     let mut out = Vec::new();
     for (source, path) in paths.iter().enumerate() {
-        let labels = if advantage.needs_labels() {
+        // Labels are needed for every advantage but the records' PRM scores, and read for that one
+        // too where they exist: every router is also scored against the outcome labels.
+        let labels = if advantage.needs_labels() || path.with_file_name("labels.jsonl").exists() {
             Some(labels_beside(path)?)
         } else {
             None
@@ -205,10 +210,16 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     message: "feature values are missing or not finite".into(),
                 });
             }
+            let label = labels
+                .as_ref()
+                .and_then(|labels| labels.get(&(rec.idx, rec.step_index)));
+            let outcome = label.map(|l| {
+                f32::from(u8::from(l.target_correct)) - f32::from(u8::from(l.draft_correct))
+            });
             let (draft_score, advantage) = match (advantage, &labels) {
                 (Advantage::Prm, _) => (rec.prm_score, rec.target_prm_score - rec.prm_score),
-                (_, Some(labels)) => {
-                    let Some(l) = labels.get(&(rec.idx, rec.step_index)) else {
+                (_, Some(_)) => {
+                    let Some(l) = label else {
                         continue;
                     };
                     match advantage {
@@ -224,11 +235,7 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                             let d = state(&l.target_hidden_at_draft)?;
                             (d, state(&l.target_hidden_at_target)? - d)
                         }
-                        _ => (
-                            rec.prm_score,
-                            f32::from(u8::from(l.target_correct))
-                                - f32::from(u8::from(l.draft_correct)),
-                        ),
+                        _ => (rec.prm_score, outcome.expect("labelled")),
                     }
                 }
                 (_, None) => unreachable!("labels are read for every advantage but Prm"),
@@ -238,6 +245,7 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                 features: rec.features,
                 draft_score,
                 advantage,
+                outcome,
                 glimpse_entropies: rec
                     .draft_token_entropies
                     .iter()
@@ -749,6 +757,46 @@ pub fn train(
             median(&prm),
         ),
     ];
+    // Whatever Δ the router learnt, the rollout labels say which escalations paid: scored against
+    // them, routers trained on different advantages compare on one truth.
+    // (Only when Δ is something else for some step; otherwise the rows above already say it.)
+    if eval_on
+        .iter()
+        .any(|e| e.outcome.is_some_and(|o| o != e.advantage))
+    {
+        let outcome_examples: Vec<Example> = eval_on
+            .iter()
+            .filter_map(|e| {
+                Some(Example {
+                    advantage: e.outcome?,
+                    ..e.clone()
+                })
+            })
+            .collect();
+        let pick = |v: &[f64]| -> Vec<f64> {
+            eval_on
+                .iter()
+                .zip(v)
+                .filter(|(e, _)| e.outcome.is_some())
+                .map(|(_, &x)| x)
+                .collect()
+        };
+        let (router_o, confidence_o) = (pick(&y_hat), pick(&confidence));
+        evaluations.push(evaluate(
+            "router, against outcome labels",
+            &router_o,
+            &outcome_examples,
+            0.0,
+            file.default_threshold,
+        ));
+        evaluations.push(evaluate(
+            "draft confidence, against outcome labels",
+            &confidence_o,
+            &outcome_examples,
+            0.0,
+            median(&confidence_o),
+        ));
+    }
     // Early decisions read only a glimpse of the step: the largest entropy of its first k tokens
     // (k = 1 is GlimpRouter's rule). Only records that carry token entropies can say.
     if eval_on.iter().all(|e| !e.glimpse_entropies.is_empty()) && !eval_on.is_empty() {
@@ -873,6 +921,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 features,
                 draft_score: conf.exp(),
                 advantage: -conf * 0.3 - 0.25 + noise,
+                outcome: None,
                 glimpse_entropies: Vec::new(),
                 draft_tokens: 0,
                 target_tokens: 0,
@@ -893,6 +942,7 @@ mod tests {
             features: vec![0.0; FEATURE_NAMES.len()],
             draft_score: 0.5,
             advantage: adv,
+            outcome: None,
             glimpse_entropies: Vec::new(),
             draft_tokens: 0,
             target_tokens: 0,
@@ -1035,6 +1085,47 @@ mod tests {
                 .all(|w| w[0].threshold >= w[1].threshold),
             "more budget, lower threshold"
         );
+    }
+
+    #[test]
+    fn a_router_is_also_scored_against_outcome_labels_where_they_differ_from_its_delta() {
+        let opts = TrainOptions {
+            margin: 0.0,
+            held_out: 0.25,
+            balance: true,
+            seed: 1,
+            alpha: 1e-3,
+            early_cost_ratio: None,
+        };
+        let names = |v: &[Example]| -> Vec<String> {
+            train(v, &[], &opts)
+                .unwrap()
+                .evaluations
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        };
+        let mut v = synthetic_examples(80, 6, 5);
+        assert!(!names(&v).iter().any(|n| n.contains("outcome")));
+        // Labels that agree with Δ's sign on every other problem; the rest stay unlabelled.
+        for e in v.iter_mut().filter(|e| e.problem.1 % 2 == 0) {
+            e.outcome = Some(if e.advantage > 0.0 { 1.0 } else { 0.0 });
+        }
+        let trained = train(&v, &[], &opts).unwrap();
+        let row = trained
+            .evaluations
+            .iter()
+            .find(|e| e.name == "router, against outcome labels")
+            .expect("scored against the labels");
+        // Only the labelled half of the held-out steps.
+        assert!(row.n > 0 && row.n < trained.test_size, "{row:?}");
+        assert!(row.roc_auc > 0.7, "{row:?}");
+        assert!(names(&v).contains(&"draft confidence, against outcome labels".to_owned()));
+        // Labels equal to Δ add nothing the first rows do not say.
+        for e in &mut v {
+            e.outcome = Some(e.advantage);
+        }
+        assert!(!names(&v).iter().any(|n| n.contains("outcome")));
     }
 
     #[test]
