@@ -1,5 +1,6 @@
 //! Reports of a sweep: the trade-off plots (PNG and SVG, drawn with `plotters`) and a static HTML
-//! page with the plots, the table, the matched-accuracy speed-up and a per-problem trace view.
+//! page with the plots, the table, the matched-accuracy speed-up, the rules side by side at matched
+//! budgets (does oracle ≥ router ≥ rsd hold?) and a per-problem trace view.
 //!
 //! Everything here reads what a sweep wrote (`sweep.csv` and each point's `results.jsonl`); nothing
 //! runs a model.
@@ -13,7 +14,9 @@ use serde::Serialize;
 
 use crate::policy::RunType;
 use crate::run::{ResultRecord, read_results};
-use crate::sweep::{CurvePoint, MatchedSpeedup, SweepRow, matched_speedups};
+use crate::sweep::{
+    AtBudget, CurvePoint, MatchedSpeedup, SweepRow, at_router_budgets, matched_speedups,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -244,6 +247,30 @@ pub fn router_over_rsd(rows: &[SweepRow]) -> Vec<MatchedSpeedup> {
     matched_speedups(&curve(rows, RunType::Rsd), &curve(rows, RunType::Router))
 }
 
+/// The budget the router's accuracy is judged at (issue 13: at 30% of steps on the target, at
+/// least halfway from the draft's accuracy to the target's).
+pub const JUDGED_BUDGET: f64 = 0.3;
+
+/// `rsd`, `router` and `oracle` at every router point's share of target steps and at
+/// [`JUDGED_BUDGET`].
+pub fn at_budgets(rows: &[SweepRow]) -> Vec<AtBudget> {
+    at_router_budgets(rows, &[JUDGED_BUDGET])
+}
+
+/// How far the router's interpolated accuracy at [`JUDGED_BUDGET`] goes from the draft's accuracy
+/// to the target's (0 at the draft, 1 at the target), with that accuracy; `None` without a
+/// router curve there or without both baselines.
+pub fn router_at_judged_budget(rows: &[SweepRow]) -> Option<(f64, f64)> {
+    let baseline = |t: RunType| rows.iter().find(|r| r.run_type == t).map(|r| r.accuracy);
+    let (draft, target) = (baseline(RunType::Draft)?, baseline(RunType::Target)?);
+    let router = crate::sweep::accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET)?;
+    (target != draft).then(|| (router, (router - draft) / (target - draft)))
+}
+
+fn percent(a: Option<f64>) -> String {
+    a.map_or_else(|| "–".into(), |a| format!("{:.1}%", a * 100.0))
+}
+
 /// What the trace view shows of one point.
 #[derive(Serialize)]
 struct TracePoint<'a> {
@@ -288,6 +315,7 @@ pub fn write_html(dir: &Path, title: &str, rows: &[SweepRow]) -> Result<PathBuf,
     html.push_str("</div>\n");
     html.push_str(&table_html(rows));
     html.push_str(&speedup_html(&router_over_rsd(rows)));
+    html.push_str(&budget_html(rows));
     html.push_str(
         "<h2>Traces</h2>\n<div class=\"pick\"><label>point <select id=\"point\"></select></label> \
          <label>problem <select id=\"problem\"></select></label></div>\n<div id=\"trace\"></div>\n",
@@ -345,6 +373,59 @@ pub fn markdown(rows: &[SweepRow]) -> String {
                 m.speedup
             ));
         }
+    }
+    let budgets = at_budgets(rows);
+    if budgets.iter().any(|b| b.router.is_some()) {
+        s.push_str("\n| target-step fraction | rsd | router | oracle | oracle ≥ router ≥ rsd |\n|---|---|---|---|---|\n");
+        for b in &budgets {
+            s.push_str(&format!(
+                "| {:.2} | {} | {} | {} | {} |\n",
+                b.fraction,
+                percent(b.rsd),
+                percent(b.router),
+                percent(b.oracle),
+                b.order()
+            ));
+        }
+    }
+    if let Some((accuracy, share)) = router_at_judged_budget(rows) {
+        s.push_str(&format!(
+            "\nRouter at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.\n",
+            JUDGED_BUDGET * 100.0,
+            accuracy * 100.0,
+            share * 100.0
+        ));
+    }
+    s
+}
+
+fn budget_html(rows: &[SweepRow]) -> String {
+    let budgets = at_budgets(rows);
+    if !budgets.iter().any(|b| b.router.is_some()) {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<h2>At matched budgets</h2>\n<p>Accuracy of each rule at the same share of steps written by the target, interpolated linearly along its accuracy-vs-share curve (the draft alone ends every curve at 0, the target alone at 1). The oracle escalates on the PRM's advantage with the target's step in hand, so it should bound the router; RSD reads only the draft step's score.</p>\n\
+         <table><thead><tr><th>target-step fraction</th><th>rsd</th><th>router</th><th>oracle</th><th>oracle ≥ router ≥ rsd</th></tr></thead><tbody>\n",
+    );
+    for b in &budgets {
+        s.push_str(&format!(
+            "<tr><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            b.fraction,
+            percent(b.rsd),
+            percent(b.router),
+            percent(b.oracle),
+            escape(&b.order())
+        ));
+    }
+    s.push_str("</tbody></table>\n");
+    if let Some((accuracy, share)) = router_at_judged_budget(rows) {
+        s.push_str(&format!(
+            "<p>Router at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.</p>\n",
+            JUDGED_BUDGET * 100.0,
+            accuracy * 100.0,
+            share * 100.0
+        ));
     }
     s
 }

@@ -296,6 +296,92 @@ pub fn latency_at_accuracy(points: &[CurvePoint], accuracy: f64) -> Option<f64> 
     })
 }
 
+/// The accuracy a run type reaches when a share `fraction` of its steps go to the target,
+/// interpolated linearly between its points sorted by that share. `draft` (share 0) and `target`
+/// (share 1) end every curve where the table has them, since every rule becomes one of them at its
+/// extreme threshold; outside the points, and for a run type without points, there is no value.
+pub fn accuracy_at_fraction(rows: &[SweepRow], run_type: RunType, fraction: f64) -> Option<f64> {
+    if !rows.iter().any(|r| r.run_type == run_type) {
+        return None;
+    }
+    let ends = rows
+        .iter()
+        .filter(|r| matches!(r.run_type, RunType::Draft | RunType::Target));
+    let mut points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.run_type == run_type)
+        .chain(ends)
+        .map(|r| (r.target_step_fraction, r.accuracy))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(&(_, accuracy)) = points.iter().find(|p| p.0 == fraction) {
+        return Some(accuracy);
+    }
+    points.windows(2).find_map(|w| {
+        let ((f0, a0), (f1, a1)) = (w[0], w[1]);
+        (f0 < fraction && fraction < f1).then(|| a0 + (fraction - f0) / (f1 - f0) * (a1 - a0))
+    })
+}
+
+/// `rsd`, `router` and `oracle` at one share of target steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AtBudget {
+    pub fraction: f64,
+    pub rsd: Option<f64>,
+    pub router: Option<f64>,
+    pub oracle: Option<f64>,
+}
+
+impl AtBudget {
+    /// Where the expected order oracle ≥ router ≥ rsd fails, in words ("holds" when it does not).
+    /// The oracle escalates on the PRM's advantage with the target's step in hand, so it bounds
+    /// what a router trained on that advantage can do at a budget; RSD reads only the draft's
+    /// score.
+    pub fn order(&self) -> String {
+        let below = |a: Option<f64>, b: Option<f64>| matches!((a, b), (Some(a), Some(b)) if a < b);
+        let fails: Vec<&str> = [
+            (below(self.oracle, self.router), "router > oracle"),
+            (below(self.router, self.rsd), "rsd > router"),
+            (below(self.oracle, self.rsd), "rsd > oracle"),
+        ]
+        .into_iter()
+        .filter_map(|(fails, what)| fails.then_some(what))
+        .collect();
+        if fails.is_empty() {
+            "holds".into()
+        } else {
+            fails.join(", ")
+        }
+    }
+}
+
+/// The three rules compared at every share of target steps a `router` point ran at, and at
+/// `also` (the budget a goal names), from the lowest share to the highest.
+pub fn at_router_budgets(rows: &[SweepRow], also: &[f64]) -> Vec<AtBudget> {
+    let mut fractions: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.run_type == RunType::Router)
+        .map(|r| r.target_step_fraction)
+        .collect();
+    // A share within half a printed digit of a measured one would add a row that reads the same
+    // with an interpolated value: the measured one stays.
+    for &f in also {
+        if fractions.iter().all(|g| (f - g).abs() >= 0.005) {
+            fractions.push(f);
+        }
+    }
+    fractions.sort_by(f64::total_cmp);
+    fractions
+        .into_iter()
+        .map(|fraction| AtBudget {
+            fraction,
+            rsd: accuracy_at_fraction(rows, RunType::Rsd, fraction),
+            router: accuracy_at_fraction(rows, RunType::Router, fraction),
+            oracle: accuracy_at_fraction(rows, RunType::Oracle, fraction),
+        })
+        .collect()
+}
+
 /// How much faster `fast` reaches an accuracy than `slow`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MatchedSpeedup {
@@ -494,5 +580,100 @@ mod tests {
         std::fs::write(&path, text.replacen("rsd,", "nonsense,", 1)).unwrap();
         let err = read_table(&path).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// A finished point with only what the budget comparison reads.
+    fn at(run_type: RunType, fraction: f64, accuracy: f64) -> SweepRow {
+        SweepRow {
+            point: format!("{run_type}-{fraction}"),
+            run_type,
+            threshold: None,
+            n: 50,
+            accuracy,
+            mean_latency_s: 1.0,
+            p50_latency_s: 1.0,
+            p90_latency_s: 1.0,
+            target_step_fraction: fraction,
+            acceptance_rate: None,
+            draft_tokens: 0,
+            target_tokens: 0,
+            discarded_draft_tokens: 0,
+            accepted_draft_tokens: 0,
+            draft_s: 0.0,
+            target_s: 0.0,
+            scoring_s: 0.0,
+            other_s: 0.0,
+            replayed_latency_s: 0.0,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn accuracy_at_a_budget_interpolates_between_the_baselines_and_the_points() {
+        let rows = [
+            at(RunType::Draft, 0.0, 0.2),
+            at(RunType::Target, 1.0, 0.6),
+            at(RunType::Router, 0.5, 0.5),
+            at(RunType::Rsd, 0.25, 0.3),
+        ];
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-12);
+        assert!(close(
+            accuracy_at_fraction(&rows, RunType::Router, 0.5),
+            0.5
+        ));
+        assert!(close(
+            accuracy_at_fraction(&rows, RunType::Router, 0.25),
+            0.35
+        ));
+        assert!(close(
+            accuracy_at_fraction(&rows, RunType::Router, 0.75),
+            0.55
+        ));
+        assert!(close(accuracy_at_fraction(&rows, RunType::Rsd, 0.5), 0.4));
+        // The baselines' line alone says nothing of a rule that did not run.
+        assert_eq!(accuracy_at_fraction(&rows, RunType::Oracle, 0.5), None);
+        assert_eq!(
+            accuracy_at_fraction(&rows[2..], RunType::Router, 0.25),
+            None
+        );
+        assert_eq!(accuracy_at_fraction(&rows[2..], RunType::Oracle, 0.5), None);
+    }
+
+    #[test]
+    fn the_budget_comparison_names_where_the_order_fails() {
+        let rows = [
+            at(RunType::Draft, 0.0, 0.2),
+            at(RunType::Target, 1.0, 0.6),
+            at(RunType::Router, 0.3, 0.4),
+            at(RunType::Router, 0.6, 0.5),
+            at(RunType::Rsd, 0.3, 0.3),
+            at(RunType::Rsd, 0.6, 0.55),
+            at(RunType::Oracle, 0.3, 0.45),
+            at(RunType::Oracle, 0.6, 0.58),
+        ];
+        let b = at_router_budgets(&rows, &[0.298, 0.45]);
+        let fractions: Vec<f64> = b.iter().map(|b| b.fraction).collect();
+        assert_eq!(
+            fractions,
+            [0.3, 0.45, 0.6],
+            "the measured 0.3 stays, 0.298 goes"
+        );
+        assert_eq!(b[0].order(), "holds");
+        assert_eq!(b[2].order(), "rsd > router");
+        let broken = AtBudget {
+            fraction: 0.3,
+            rsd: Some(0.5),
+            router: Some(0.4),
+            oracle: Some(0.3),
+        };
+        assert_eq!(
+            broken.order(),
+            "router > oracle, rsd > router, rsd > oracle"
+        );
+        let partial = AtBudget {
+            oracle: None,
+            ..broken
+        };
+        assert_eq!(partial.order(), "rsd > router");
     }
 }

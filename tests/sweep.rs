@@ -232,7 +232,15 @@ fn chromium() -> Option<PathBuf> {
 fn report_draws_plots_and_a_page_that_renders_without_console_errors() {
     let s = first_sweep();
     let output = common::arbitrage(&["report", s.out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     ok(output);
+    // The rules side by side at the router's budget (no oracle ran here).
+    let md = std::fs::read_to_string(s.out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| target-step fraction | rsd | router | oracle | oracle ≥ router ≥ rsd |"),
+        "{md}"
+    );
+    assert!(stdout.contains("oracle –"), "{stdout}");
     for stem in ["accuracy-latency", "accuracy-target-fraction"] {
         let png = std::fs::read(s.out.join(format!("{stem}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::report::{XAxis, markdown, plot, router_over_rsd, write_html};
+use arbitrage::report::{
+    JUDGED_BUDGET, XAxis, at_budgets, markdown, plot, router_at_judged_budget, router_over_rsd,
+    write_html,
+};
 use arbitrage::sweep::read_table;
 use clap::Args;
 
@@ -75,6 +78,25 @@ pub fn run(args: ReportArgs) -> Result<()> {
             m.speedup,
             m.fast_latency,
             m.slow_latency
+        );
+    }
+    let pct = |a: Option<f64>| a.map_or_else(|| "–".into(), |a| format!("{:.1}%", a * 100.0));
+    for b in at_budgets(&rows).iter().filter(|b| b.router.is_some()) {
+        println!(
+            "at {:.0}% target steps: rsd {}, router {}, oracle {} (oracle ≥ router ≥ rsd: {})",
+            b.fraction * 100.0,
+            pct(b.rsd),
+            pct(b.router),
+            pct(b.oracle),
+            b.order()
+        );
+    }
+    if let Some((accuracy, share)) = router_at_judged_budget(&rows) {
+        println!(
+            "router at {:.0}% target steps: {:.1}%, {:.0}% of the way from draft to target",
+            JUDGED_BUDGET * 100.0,
+            accuracy * 100.0,
+            share * 100.0
         );
     }
     for x in [XAxis::MeanLatency, XAxis::TargetFraction] {
