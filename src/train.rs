@@ -409,6 +409,9 @@ pub struct TrainOptions {
     /// Fit an early decision for every budget point, pricing a target token at this many draft
     /// tokens; `None` fits none.
     pub early_cost_ratio: Option<f64>,
+    /// Keep only records that rollout labels cover, so that routers trained on different
+    /// advantages are held out and scored on the same steps.
+    pub labelled_only: bool,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
@@ -895,7 +898,10 @@ pub fn train_files(
     options: &TrainOptions,
     out: &Path,
 ) -> Result<Trained, Box<dyn std::error::Error + Send + Sync>> {
-    let examples = read_examples(paths, advantage)?;
+    let mut examples = read_examples(paths, advantage)?;
+    if options.labelled_only {
+        examples.retain(|e| e.outcome.is_some());
+    }
     if examples.is_empty() {
         return Err(format!("no labelled records in {paths:?}").into());
     }
@@ -994,6 +1000,58 @@ mod tests {
     }
 
     #[test]
+    fn labelled_only_keeps_the_records_the_labels_cover() {
+        let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        let (mut steps, mut labels) = (String::new(), String::new());
+        for idx in 0..20 {
+            for k in 0..3 {
+                let x = (idx * 3 + k) as f32 / 60.0;
+                let up = (idx + k) % 2 == 0;
+                steps.push_str(&format!(
+                    "{{\"idx\": {idx}, \"step_index\": {k}, \"feature_names\": {names}, \"features\": {:?}, \"prm_score\": 0.5, \"target_prm_score\": {}}}\n",
+                    [x; FEATURE_NAMES.len()],
+                    if up { 0.9 } else { 0.1 }
+                ));
+                // Every other problem is labelled.
+                if idx % 2 == 0 {
+                    labels.push_str(&format!(
+                        "{{\"format_version\": 1, \"idx\": {idx}, \"step_index\": {k}, \"draft_correct\": {}, \"target_correct\": true, \"draft_rollout_tokens\": 0, \"target_rollout_tokens\": 0}}\n",
+                        !up
+                    ));
+                }
+            }
+        }
+        std::fs::write(&path, steps).unwrap();
+        std::fs::write(dir.path().join("labels.jsonl"), labels).unwrap();
+        let out = dir.path().join("router.json");
+        let options = |labelled_only| TrainOptions {
+            margin: 0.0,
+            held_out: 0.25,
+            balance: false,
+            seed: 1,
+            alpha: 1.0,
+            early_cost_ratio: None,
+            labelled_only,
+        };
+        let all = train_files(
+            std::slice::from_ref(&path),
+            &Advantage::Prm,
+            &options(false),
+            &out,
+        );
+        assert_eq!(all.unwrap().examples, 60);
+        let labelled = train_files(
+            std::slice::from_ref(&path),
+            &Advantage::Prm,
+            &options(true),
+            &out,
+        );
+        assert_eq!(labelled.unwrap().examples, 30);
+    }
+
+    #[test]
     fn a_hand_made_steps_file_gives_labels_by_advantage_and_balances() {
         let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
         let line = |idx: usize, d: f32, t: f32| {
@@ -1072,6 +1130,7 @@ mod tests {
             seed: 1,
             alpha: 1e-3,
             early_cost_ratio: None,
+            labelled_only: false,
         };
         let trained = train(&v, &[PathBuf::from("synthetic")], &opts).unwrap();
         let router = &trained.evaluations[0];
@@ -1096,6 +1155,7 @@ mod tests {
             seed: 1,
             alpha: 1e-3,
             early_cost_ratio: None,
+            labelled_only: false,
         };
         let names = |v: &[Example]| -> Vec<String> {
             train(v, &[], &opts)
@@ -1138,6 +1198,7 @@ mod tests {
             seed: 1,
             alpha: 1e-3,
             early_cost_ratio: None,
+            labelled_only: false,
         };
         let err = train(&v, &[], &opts).err().unwrap().to_string();
         assert!(err.contains("same label"), "{err}");

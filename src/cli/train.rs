@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// Fit no early decisions.
     #[arg(long)]
     no_early: bool,
+    /// Use only records that `arbitrage label` labelled (with `--advantage prm`, which needs no
+    /// labels): routers trained on different advantages then share their held-out steps.
+    #[arg(long)]
+    labelled_only: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -56,6 +60,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         alpha: args.alpha,
         early_cost_ratio: (!args.no_early).then_some(args.early_cost_ratio),
+        labelled_only: args.labelled_only,
     };
     if !(args.early_cost_ratio.is_finite() && args.early_cost_ratio > 0.0) {
         anyhow::bail!(
