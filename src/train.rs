@@ -767,24 +767,19 @@ pub fn train(
         .iter()
         .any(|e| e.outcome.is_some_and(|o| o != e.advantage))
     {
-        let outcome_examples: Vec<Example> = eval_on
-            .iter()
-            .filter_map(|e| {
-                Some(Example {
-                    advantage: e.outcome?,
-                    ..e.clone()
-                })
-            })
-            .collect();
-        let pick = |v: &[f64]| -> Vec<f64> {
+        // The labelled held-out steps, with Δ the outcome, and both scores of each.
+        let (outcome_examples, (router_o, confidence_o)): (Vec<Example>, (Vec<f64>, Vec<f64>)) =
             eval_on
                 .iter()
-                .zip(v)
-                .filter(|(e, _)| e.outcome.is_some())
-                .map(|(_, &x)| x)
-                .collect()
-        };
-        let (router_o, confidence_o) = (pick(&y_hat), pick(&confidence));
+                .zip(y_hat.iter().zip(&confidence))
+                .filter_map(|(e, (&router, &confidence))| {
+                    let example = Example {
+                        advantage: e.outcome?,
+                        ..e.clone()
+                    };
+                    Some((example, (router, confidence)))
+                })
+                .unzip();
         evaluations.push(evaluate(
             "router, against outcome labels",
             &router_o,
@@ -942,6 +937,19 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
 mod tests {
     use super::*;
 
+    /// What the tests train with unless they say otherwise.
+    fn synthetic_options() -> TrainOptions {
+        TrainOptions {
+            margin: 0.0,
+            held_out: 0.25,
+            balance: true,
+            seed: 1,
+            alpha: 1e-3,
+            early_cost_ratio: None,
+            labelled_only: false,
+        }
+    }
+
     fn ex(problem: usize, adv: f32) -> Example {
         Example {
             problem: (0, problem),
@@ -1027,13 +1035,10 @@ mod tests {
         std::fs::write(dir.path().join("labels.jsonl"), labels).unwrap();
         let out = dir.path().join("router.json");
         let options = |labelled_only| TrainOptions {
-            margin: 0.0,
-            held_out: 0.25,
             balance: false,
-            seed: 1,
             alpha: 1.0,
-            early_cost_ratio: None,
             labelled_only,
+            ..synthetic_options()
         };
         let all = train_files(
             std::slice::from_ref(&path),
@@ -1123,15 +1128,7 @@ mod tests {
     #[test]
     fn a_learnable_signal_is_learned() {
         let v = synthetic_examples(200, 6, 5);
-        let opts = TrainOptions {
-            margin: 0.0,
-            held_out: 0.25,
-            balance: true,
-            seed: 1,
-            alpha: 1e-3,
-            early_cost_ratio: None,
-            labelled_only: false,
-        };
+        let opts = synthetic_options();
         let trained = train(&v, &[PathBuf::from("synthetic")], &opts).unwrap();
         let router = &trained.evaluations[0];
         assert!(router.spearman_rho > 0.5, "{router:?}");
@@ -1148,15 +1145,7 @@ mod tests {
 
     #[test]
     fn a_router_is_also_scored_against_outcome_labels_where_they_differ_from_its_delta() {
-        let opts = TrainOptions {
-            margin: 0.0,
-            held_out: 0.25,
-            balance: true,
-            seed: 1,
-            alpha: 1e-3,
-            early_cost_ratio: None,
-            labelled_only: false,
-        };
+        let opts = synthetic_options();
         let names = |v: &[Example]| -> Vec<String> {
             train(v, &[], &opts)
                 .unwrap()
@@ -1192,13 +1181,8 @@ mod tests {
     fn one_class_only_is_a_clear_error() {
         let v: Vec<Example> = (0..10).map(|i| ex(i, -0.5)).collect();
         let opts = TrainOptions {
-            margin: 0.0,
             held_out: 0.2,
-            balance: true,
-            seed: 1,
-            alpha: 1e-3,
-            early_cost_ratio: None,
-            labelled_only: false,
+            ..synthetic_options()
         };
         let err = train(&v, &[], &opts).err().unwrap().to_string();
         assert!(err.contains("same label"), "{err}");
