@@ -267,8 +267,20 @@ pub fn router_at_judged_budget(rows: &[SweepRow]) -> Option<(f64, f64)> {
     (target != draft).then(|| (router, (router - draft) / (target - draft)))
 }
 
-fn percent(a: Option<f64>) -> String {
+/// An accuracy as a percentage, or "–" where a rule has none.
+pub fn percent(a: Option<f64>) -> String {
     a.map_or_else(|| "–".into(), |a| format!("{:.1}%", a * 100.0))
+}
+
+/// The router at [`JUDGED_BUDGET`] in one sentence, for every form of the report.
+pub fn judged_budget_sentence(rows: &[SweepRow]) -> Option<String> {
+    let (accuracy, share) = router_at_judged_budget(rows)?;
+    Some(format!(
+        "Router at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.",
+        JUDGED_BUDGET * 100.0,
+        accuracy * 100.0,
+        share * 100.0
+    ))
 }
 
 /// What the trace view shows of one point.
@@ -388,13 +400,8 @@ pub fn markdown(rows: &[SweepRow]) -> String {
             ));
         }
     }
-    if let Some((accuracy, share)) = router_at_judged_budget(rows) {
-        s.push_str(&format!(
-            "\nRouter at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.\n",
-            JUDGED_BUDGET * 100.0,
-            accuracy * 100.0,
-            share * 100.0
-        ));
+    if let Some(sentence) = judged_budget_sentence(rows) {
+        s.push_str(&format!("\n{sentence}\n"));
     }
     s
 }
@@ -419,13 +426,8 @@ fn budget_html(rows: &[SweepRow]) -> String {
         ));
     }
     s.push_str("</tbody></table>\n");
-    if let Some((accuracy, share)) = router_at_judged_budget(rows) {
-        s.push_str(&format!(
-            "<p>Router at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.</p>\n",
-            JUDGED_BUDGET * 100.0,
-            accuracy * 100.0,
-            share * 100.0
-        ));
+    if let Some(sentence) = judged_budget_sentence(rows) {
+        s.push_str(&format!("<p>{}</p>\n", escape(&sentence)));
     }
     s
 }

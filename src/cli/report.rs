@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::report::{
-    JUDGED_BUDGET, XAxis, at_budgets, markdown, plot, router_at_judged_budget, router_over_rsd,
-    write_html,
+    XAxis, at_budgets, judged_budget_sentence, markdown, percent, plot, router_over_rsd, write_html,
 };
 use arbitrage::sweep::read_table;
 use clap::Args;
@@ -80,24 +79,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
             m.slow_latency
         );
     }
-    let pct = |a: Option<f64>| a.map_or_else(|| "–".into(), |a| format!("{:.1}%", a * 100.0));
     for b in at_budgets(&rows).iter().filter(|b| b.router.is_some()) {
         println!(
             "at {:.0}% target steps: rsd {}, router {}, oracle {} (oracle ≥ router ≥ rsd: {})",
             b.fraction * 100.0,
-            pct(b.rsd),
-            pct(b.router),
-            pct(b.oracle),
+            percent(b.rsd),
+            percent(b.router),
+            percent(b.oracle),
             b.order()
         );
     }
-    if let Some((accuracy, share)) = router_at_judged_budget(&rows) {
-        println!(
-            "router at {:.0}% target steps: {:.1}%, {:.0}% of the way from draft to target",
-            JUDGED_BUDGET * 100.0,
-            accuracy * 100.0,
-            share * 100.0
-        );
+    if let Some(sentence) = judged_budget_sentence(&rows) {
+        println!("{sentence}");
     }
     for x in [XAxis::MeanLatency, XAxis::TargetFraction] {
         println!("{}", args.dir.join(format!("{}.png", x.stem())).display());
