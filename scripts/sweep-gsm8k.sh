@@ -10,10 +10,14 @@
 #   PRM                the PRM of rsd and oracle: target-logprob, target-judge or value-head
 #                      [value-head when prms/value-head.json exists, else target-logprob]
 #   PRM_HEAD           head file for PRM=value-head [prms/value-head.json]
-#   RSD_THRESHOLDS     [0.9,0.8,0.6]
-#   ORACLE_THRESHOLDS  advantage of the target's step that escalates [0,0.1,0.2]
+#   RSD_THRESHOLDS     [0.6,0.45,0.3 on the value head, 0.9,0.8,0.6 on a stand-in]
+#   ORACLE_THRESHOLDS  advantage of the target's step that escalates [0,0.02,0.08 on the value
+#                      head, 0,0.1,0.2 on a stand-in]
 #   ROUTER_FRACTIONS   target-step fractions read from the router file's budget table [0.6,0.3,0.15]
 #   ARBITRAGE_BIN      a prebuilt binary (otherwise target/release/arbitrage is built)
+#
+# The value head's defaults send about 60%, 30% and 15% of the training data's steps to the target
+# (docs/results.md), the router's budget points.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/sweep-gsm8k-0-50}
@@ -24,10 +28,15 @@ if [ -z "${PRM:-}" ]; then
   if [ -f "$head" ]; then PRM=value-head; else PRM=target-logprob; fi
 fi
 prm_args=(--prm "$PRM")
-[ "$PRM" != value-head ] || prm_args+=(--prm-head "$head")
+if [ "$PRM" = value-head ]; then
+  prm_args+=(--prm-head "$head")
+  rsd_default=0.6,0.45,0.3 oracle_default=0,0.02,0.08
+else
+  rsd_default=0.9,0.8,0.6 oracle_default=0,0.1,0.2
+fi
 "$bin" sweep --dataset gsm8k --start 0 --end 50 --max-tokens 1024 --output-dir "$out" \
   "${prm_args[@]}" --run-types router,rsd,oracle \
   --router-fractions "${ROUTER_FRACTIONS:-0.6,0.3,0.15}" \
-  --rsd-thresholds "${RSD_THRESHOLDS:-0.9,0.8,0.6}" \
-  --oracle-thresholds "${ORACLE_THRESHOLDS:-0,0.1,0.2}"
+  --rsd-thresholds "${RSD_THRESHOLDS:-$rsd_default}" \
+  --oracle-thresholds "${ORACLE_THRESHOLDS:-$oracle_default}"
 "$bin" report "$out"

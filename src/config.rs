@@ -728,6 +728,19 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_default_prm_is_the_shipped_head_on_the_default_target() {
+        use crate::value_head::{HeadFile, HeadInput};
+        let c = Config::embedded_default().unwrap();
+        let PrmConfig::ValueHead(path) = &c.prm else {
+            panic!("the default PRM is {:?}", c.prm)
+        };
+        let head = HeadFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+        assert_eq!(head.reads, HeadInput::TargetHidden);
+        let target = c.target.embedded().unwrap().path.file_name().unwrap();
+        assert_eq!(head.model, target.to_str().unwrap());
+    }
+
+    #[test]
     fn relative_files_resolve_against_the_config_directory() {
         let toml = MINIMAL.to_string();
         let toml = toml.replace(
