@@ -20,6 +20,9 @@ if (( START < 100 || END > 1000 || START >= END )); then
 fi
 for ((s = START; s < END; s += CHUNK)); do
   e=$(( s + CHUNK < END ? s + CHUNK : END ))
-  "$BIN" run --run-type generate --dataset gsm8k --start "$START" --end "$e" --output-dir "$OUT"
+  # The records' PRM scores stay the `target-logprob` stand-in's, as in every record written so far
+  # (the `prm` advantage of train-router reads them); the default PRM is now the value head.
+  "$BIN" run --run-type generate --dataset gsm8k --start "$START" --end "$e" --output-dir "$OUT" \
+    --prm target-logprob
   "$BIN" -v label --run "$OUT"
 done
