@@ -1,13 +1,15 @@
 //! The draft-side features a router reads: statistics the draft produced while writing the step
-//! and cheap cues from its text. Computing them needs neither the target nor the PRM.
+//! and cheap cues from its text, including whether its arithmetic checks out. Computing them needs
+//! neither the target nor the PRM.
 
 use serde::{Deserialize, Serialize};
 
+use crate::arithmetic;
 use crate::types::{Author, FinishReason, GeneratedStep};
 
 /// Feature names, in the order [`step_features`] returns them. Router files list the names they
 /// were trained on, and loading checks them against this list.
-pub const FEATURE_NAMES: [&str; 12] = [
+pub const FEATURE_NAMES: [&str; 14] = [
     "mean_logprob",
     "min_logprob",
     "low_prob_share",
@@ -20,7 +22,40 @@ pub const FEATURE_NAMES: [&str; 12] = [
     "equals_count",
     "digit_share",
     "ends_solution",
+    "arithmetic_checked",
+    "arithmetic_errors",
 ];
+
+/// The trailing features that depend on the step's text alone, so that records written before
+/// they existed can be completed from their `draft_step` (see [`complete`]).
+const TEXT_ONLY_TAIL: [&str; 2] = ["arithmetic_checked", "arithmetic_errors"];
+
+fn text_only_tail(text: &str) -> [f32; 2] {
+    let check = arithmetic::check(text);
+    [check.checked as f32, check.errors as f32]
+}
+
+/// A record's features in this build's order. Records that carry an older prefix of
+/// [`FEATURE_NAMES`] lacking only text features are completed from the draft step's text; any
+/// other difference is an error (the message says what differs).
+pub fn complete(names: &[String], values: &[f32], draft_step: &str) -> Result<Vec<f32>, String> {
+    if names == FEATURE_NAMES {
+        return Ok(values.to_vec());
+    }
+    let known = FEATURE_NAMES.len() - TEXT_ONLY_TAIL.len();
+    let is_prefix = names.len() >= known
+        && names.len() < FEATURE_NAMES.len()
+        && names.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
+    if !is_prefix || values.len() != names.len() {
+        return Err(format!(
+            "records carry features {names:?}, this build computes {FEATURE_NAMES:?}; regenerate the data"
+        ));
+    }
+    let tail = text_only_tail(draft_step);
+    let mut out = values.to_vec();
+    out.extend_from_slice(&tail[names.len() - known..]);
+    Ok(out)
+}
 
 /// What the router sees of a proposed draft step.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +94,7 @@ pub fn step_features(input: &RouterInput<'_>) -> Features {
         .iter()
         .filter(|a| **a == Author::Target)
         .count();
+    let [arithmetic_checked, arithmetic_errors] = text_only_tail(text);
     Features(vec![
         mean(lp),
         lp.iter().copied().fold(0.0, f32::min),
@@ -76,6 +112,8 @@ pub fn step_features(input: &RouterInput<'_>) -> Features {
         text.matches('=').count() as f32,
         text.chars().filter(char::is_ascii_digit).count() as f32 / chars,
         f32::from(u8::from(input.step.finish == FinishReason::EndOfSequence)),
+        arithmetic_checked,
+        arithmetic_errors,
     ])
 }
 
@@ -114,5 +152,26 @@ mod tests {
         assert_eq!(get("has_boxed"), 1.0);
         assert_eq!(get("equals_count"), 1.0);
         assert_eq!(get("ends_solution"), 0.0);
+        assert_eq!(get("arithmetic_checked"), 0.0);
+    }
+
+    #[test]
+    fn older_records_are_completed_from_their_text() {
+        let old: Vec<String> = FEATURE_NAMES[..12]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let values = vec![0.5; 12];
+        let f = complete(&old, &values, "So \\(3 \\times 4 = 13\\) and 2 + 2 = 4.").unwrap();
+        assert_eq!(f.len(), FEATURE_NAMES.len());
+        assert_eq!(&f[..12], &values[..]);
+        assert_eq!(&f[12..], &[2.0, 1.0]);
+        let current: Vec<String> = FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(complete(&current, &f, "").unwrap(), f);
+        let mut renamed = old.clone();
+        renamed[3] = "something_else".into();
+        let err = complete(&renamed, &values, "").unwrap_err();
+        assert!(err.contains("something_else"), "{err}");
+        assert!(complete(&old[..11], &values[..11], "").is_err());
     }
 }

@@ -64,7 +64,22 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
         idx: usize,
         correct: bool,
     }
-    let steps: Vec<StepsLine> = read_jsonl(&run.join("steps.jsonl"))?;
+    let steps_path = run.join("steps.jsonl");
+    let mut steps: Vec<StepsLine> = read_jsonl(&steps_path)?;
+    for (n, line) in steps.iter_mut().enumerate() {
+        let features = crate::features::complete(
+            &line.feature_names,
+            &line.record.features.0,
+            &line.record.draft_step,
+        )
+        .map_err(|message| TrainError::Features {
+            path: steps_path.clone(),
+            line: n + 1,
+            message,
+        })?;
+        line.record.features.0 = features;
+        line.feature_names = FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect();
+    }
     let labels: Vec<LabelLine> = read_jsonl(&run.join("labels.jsonl"))?;
     let outcomes: Vec<Outcome> = read_jsonl(&run.join("results.jsonl"))?;
     let correct: HashMap<usize, bool> = outcomes.iter().map(|o| (o.idx, o.correct)).collect();
@@ -492,7 +507,7 @@ pub fn train_heads(
     let mut routers = Vec::new();
     if let Some(fit) = &feature_router {
         routers.push(router_report(
-            "feature router (12 draft features, logistic)",
+            "feature router (draft features, logistic)",
             &train,
             &test,
             &|s: &LabelledStep| Some(f64::from(fit.predict(&s.line.record.features.0))),

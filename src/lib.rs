@@ -12,6 +12,7 @@
 //! - [`prompts`]: prompt templates.
 //! - [`datasets`]: benchmark files and their field mappings.
 //! - [`prm`]: stand-in process reward models on the embedded engine.
+//! - [`arithmetic`]: checks the `expression = result` equations a step writes.
 //! - [`features`], [`router`]: the draft-side features and the router that reads them.
 //! - [`policy`]: run types and their pure decision rules.
 //! - [`speculate`]: the speculation loop for one problem.
@@ -27,6 +28,7 @@
 //! - [`train`]: router training and evaluation from `generate` records.
 //! - [`bench`]: engine throughput measurement.
 
+pub mod arithmetic;
 pub mod backend;
 pub mod bench;
 pub mod config;

@@ -133,7 +133,12 @@ impl RouterFile {
         }
         let n = match self.kind.as_str() {
             KIND_FEATURES => {
-                if self.features != FEATURE_NAMES {
+                // A router trained before features were added reads the ones it knows: new
+                // features only ever join at the end.
+                let known_prefix = !self.features.is_empty()
+                    && self.features.len() <= FEATURE_NAMES.len()
+                    && self.features.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
+                if !known_prefix {
                     return Err(format!(
                         "trained on features {:?}, but this build computes {:?}; retrain the router",
                         self.features, FEATURE_NAMES
@@ -342,6 +347,27 @@ pub(crate) mod tests {
         file.save(&path).unwrap();
         let err = RouterFile::load(&path).unwrap_err().to_string();
         assert!(err.contains("retrain") && err.contains("r.json"), "{err}");
+    }
+
+    #[test]
+    fn a_router_trained_on_fewer_features_reads_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let mut file = sample();
+        let n = FEATURE_NAMES.len() - 2;
+        file.features.truncate(n);
+        file.mean.truncate(n);
+        file.scale.truncate(n);
+        file.weights = vec![1.0; n];
+        file.save(&path).unwrap();
+        let loaded = RouterFile::load(&path).unwrap();
+        let mut features = vec![0.0; FEATURE_NAMES.len()];
+        let before = loaded.predict(&features);
+        features[n] = 5.0;
+        features[n + 1] = 5.0;
+        assert_eq!(loaded.predict(&features), before);
+        features[0] = 1.0;
+        assert!(loaded.predict(&features) > before);
     }
 
     #[test]

@@ -121,6 +121,9 @@ struct StepLine {
     step_index: usize,
     feature_names: Vec<String>,
     features: Vec<f32>,
+    /// Completes the text features of records written before they existed.
+    #[serde(default)]
+    draft_step: String,
     prm_score: f32,
     target_prm_score: f32,
     /// Absent in records written before early decisions existed.
@@ -191,23 +194,18 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                 line: n + 1,
                 source: e,
             })?;
-            if rec.feature_names != FEATURE_NAMES {
+            let features =
+                crate::features::complete(&rec.feature_names, &rec.features, &rec.draft_step)
+                    .map_err(|message| TrainError::Features {
+                        path: path.clone(),
+                        line: n + 1,
+                        message,
+                    })?;
+            if features.iter().any(|x| !x.is_finite()) {
                 return Err(TrainError::Features {
                     path: path.clone(),
                     line: n + 1,
-                    message: format!(
-                        "records carry features {:?}, this build computes {:?}; regenerate the data",
-                        rec.feature_names, FEATURE_NAMES
-                    ),
-                });
-            }
-            if rec.features.len() != FEATURE_NAMES.len()
-                || rec.features.iter().any(|x| !x.is_finite())
-            {
-                return Err(TrainError::Features {
-                    path: path.clone(),
-                    line: n + 1,
-                    message: "feature values are missing or not finite".into(),
+                    message: "feature values are not finite".into(),
                 });
             }
             let label = labels
@@ -242,7 +240,7 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
             };
             out.push(Example {
                 problem: (source, rec.idx),
-                features: rec.features,
+                features,
                 draft_score,
                 advantage,
                 outcome,
