@@ -63,7 +63,9 @@ def watch(args):
             cur, busy, t = process_ticks(), busy_ticks(), time.time()
             span = (t - t_prev) * hz / 100.0  # ticks per percent of a core
             ours = [pid for pid, (name, _) in cur.items() if name.startswith(args.process)]
-            own = sum(cur[p][1] - prev[p][1] for p in ours if p in prev) / span
+            # A point's process that started since the last sample spent all its ticks in this
+            # interval; left out, its model loading would count as other work and pause it.
+            own = sum(cur[p][1] - (prev[p][1] if p in prev else 0) for p in ours) / span
             other = (busy - busy_prev) / span - own
             if not paused and other > args.pause_above and ours:
                 for pid in ours:
