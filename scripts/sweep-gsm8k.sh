@@ -14,6 +14,7 @@
 #   ORACLE_THRESHOLDS  advantage of the target's step that escalates [0,0.02,0.08 on the value
 #                      head, 0,0.1,0.2 on a stand-in]
 #   ROUTER_FRACTIONS   target-step fractions read from the router file's budget table [0.6,0.3,0.15]
+#   RUN_TYPES          run types besides the draft and target baselines [router,rsd,oracle]
 #   ARBITRAGE_BIN      a prebuilt binary (otherwise target/release/arbitrage is built)
 #
 # The value head's defaults send about 60%, 30% and 15% of the training data's steps to the target
@@ -35,7 +36,7 @@ else
   rsd_default=0.9,0.8,0.6 oracle_default=0,0.1,0.2
 fi
 "$bin" sweep --dataset gsm8k --start 0 --end 50 --max-tokens 1024 --output-dir "$out" \
-  "${prm_args[@]}" --run-types router,rsd,oracle \
+  "${prm_args[@]}" --run-types "${RUN_TYPES:-router,rsd,oracle}" \
   --router-fractions "${ROUTER_FRACTIONS:-0.6,0.3,0.15}" \
   --rsd-thresholds "${RSD_THRESHOLDS:-$rsd_default}" \
   --oracle-thresholds "${ORACLE_THRESHOLDS:-$oracle_default}"
