@@ -422,6 +422,57 @@ pub struct Trained {
     pub test_size: usize,
     pub positives: usize,
     pub examples: usize,
+    pub arithmetic: ArithmeticSummary,
+}
+
+/// How the arithmetic check of the draft's steps relates to the labels: the evidence behind the
+/// two arithmetic features, printed by `train-router` (docs/router.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArithmeticSummary {
+    pub steps: usize,
+    /// Steps with at least one equation the check could evaluate.
+    pub checked: usize,
+    /// Steps with at least one wrong equation.
+    pub flagged: usize,
+    /// Outcome-labelled steps with a wrong equation, and those where only the target's step leads
+    /// to the gold answer.
+    pub flagged_labelled: usize,
+    pub flagged_helped: usize,
+    /// The same for the other labelled steps.
+    pub rest_labelled: usize,
+    pub rest_helped: usize,
+}
+
+impl ArithmeticSummary {
+    pub fn of(examples: &[Example]) -> Self {
+        let at = |name| {
+            FEATURE_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .expect("a feature")
+        };
+        let (checked_at, errors_at) = (at("arithmetic_checked"), at("arithmetic_errors"));
+        let mut out = Self {
+            steps: examples.len(),
+            ..Self::default()
+        };
+        for e in examples {
+            let flagged = e.features[errors_at] > 0.0;
+            out.checked += usize::from(e.features[checked_at] > 0.0);
+            out.flagged += usize::from(flagged);
+            if let Some(outcome) = e.outcome {
+                let helped = usize::from(outcome > 0.0);
+                if flagged {
+                    out.flagged_labelled += 1;
+                    out.flagged_helped += helped;
+                } else {
+                    out.rest_labelled += 1;
+                    out.rest_helped += helped;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A logistic model on standardised inputs: `P(y = 1) = σ(w · (x − mean) / scale + bias)`.
@@ -871,6 +922,7 @@ pub fn train(
         "options": options,
         "model": "linfa-logistic, L2-regularised, standardised features",
         "early": early,
+        "arithmetic": ArithmeticSummary::of(examples),
     });
     file.evaluation = serde_json::to_value(&evaluations).expect("evaluations serialise");
     Ok(Trained {
@@ -881,6 +933,7 @@ pub fn train(
         test_size: test_part.len(),
         positives,
         examples: examples.len(),
+        arithmetic: ArithmeticSummary::of(examples),
     })
 }
 
@@ -934,6 +987,26 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_arithmetic_summary_counts_flagged_steps_and_their_labels() {
+        let mut examples = synthetic_examples(1, 4, 0);
+        let at = |name| FEATURE_NAMES.iter().position(|n| *n == name).unwrap();
+        for (e, (checked, errors, outcome)) in examples.iter_mut().zip([
+            (2.0, 1.0, Some(1.0)),
+            (1.0, 1.0, Some(0.0)),
+            (1.0, 0.0, Some(1.0)),
+            (0.0, 0.0, None),
+        ]) {
+            e.features[at("arithmetic_checked")] = checked;
+            e.features[at("arithmetic_errors")] = errors;
+            e.outcome = outcome;
+        }
+        let a = ArithmeticSummary::of(&examples);
+        assert_eq!((a.steps, a.checked, a.flagged), (4, 3, 2));
+        assert_eq!((a.flagged_labelled, a.flagged_helped), (2, 1));
+        assert_eq!((a.rest_labelled, a.rest_helped), (1, 1));
+    }
 
     /// What the tests train with unless they say otherwise.
     fn synthetic_options() -> TrainOptions {

@@ -91,6 +91,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trained.test_size,
         started.elapsed().as_secs_f64()
     );
+    let a = trained.arithmetic;
+    eprintln!(
+        "arithmetic check: {} of {} draft steps have an equation it can evaluate, {} a wrong one",
+        a.checked, a.steps, a.flagged
+    );
+    if a.flagged_labelled > 0 && a.rest_labelled > 0 {
+        eprintln!(
+            "  only the target's step leads to gold on {} of {} labelled steps with a wrong equation ({:.1}%), {} of {} others ({:.1}%)",
+            a.flagged_helped,
+            a.flagged_labelled,
+            100.0 * a.flagged_helped as f64 / a.flagged_labelled as f64,
+            a.rest_helped,
+            a.rest_labelled,
+            100.0 * a.rest_helped as f64 / a.rest_labelled as f64
+        );
+    }
     println!(
         "{:<44} {:>6} {:>8} {:>8} {:>8} {:>8}",
         "scorer", "n", "rho", "AUC", "acc y=0", "acc y=1"
