@@ -41,8 +41,23 @@ def process_ticks():
             continue
         name = s[s.index('(') + 1:s.rindex(')')]
         fields = s[s.rindex(')') + 2:].split()
-        out[int(p)] = (name, int(fields[11]) + int(fields[12]))
+        # utime + stime, and cutime + cstime: the time of its children that exited and were reaped.
+        out[int(p)] = (name, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
     return out
+
+
+def own_ticks(prev, cur, ours, was_ours):
+    """Ticks the sweep's processes used between two samples, exits and starts included.
+
+    A process that started since the last sample spent all its ticks in the interval. One that
+    exited took its last ticks with it, but its parent (the sweep) reaped it, so they show in the
+    parent's children's time, which counts the child's whole life: the ticks counted for it at the
+    earlier samples are taken off again. Left out, a point's start and the previous point's end
+    counted as other work and paused the sweep for two samples at every point."""
+    own = sum(cur[p][1] - (prev[p][1] if p in prev else 0) for p in ours)
+    own += sum(cur[p][2] - prev[p][2] for p in ours if p in prev)
+    own -= sum(prev[p][1] for p in was_ours if p not in cur)
+    return own
 
 
 def finished(sweep_dir):
@@ -62,10 +77,9 @@ def watch(args):
             time.sleep(args.every)
             cur, busy, t = process_ticks(), busy_ticks(), time.time()
             span = (t - t_prev) * hz / 100.0  # ticks per percent of a core
-            ours = [pid for pid, (name, _) in cur.items() if name.startswith(args.process)]
-            # A point's process that started since the last sample spent all its ticks in this
-            # interval; left out, its model loading would count as other work and pause it.
-            own = sum(cur[p][1] - (prev[p][1] if p in prev else 0) for p in ours) / span
+            ours = [pid for pid, (name, *_) in cur.items() if name.startswith(args.process)]
+            was_ours = [pid for pid, (name, *_) in prev.items() if name.startswith(args.process)]
+            own = own_ticks(prev, cur, ours, was_ours) / span
             other = (busy - busy_prev) / span - own
             if not paused and other > args.pause_above and ours:
                 for pid in ours:
