@@ -8,8 +8,10 @@
 //!
 //! The evaluator is written here rather than taken from an expression crate because what counts as
 //! a checkable expression is the point: no variables, no implicit multiplication, no functions, and
-//! LaTeX (`\times`, `\frac{a}{b}`, `\$`, `\text{…}`) read as the model writes it. The well-kept
-//! general evaluators accept far more than that, and one is AGPL.
+//! LaTeX (`\times`, `\frac{a}{b}`, `\$`, `\text{…}`) read as the model writes it. The grader's
+//! LaTeX parser (`arbitrage_grader::parse`) reads answers, where `2(3 + 4)` and `3x` are products
+//! to accept; here they are not computations written out. The well-kept general evaluators also
+//! accept far more, and one is AGPL.
 
 /// What [`check`] found in a step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,11 +76,12 @@ fn normalise(text: &str) -> String {
     ] {
         s = s.replace(from, to);
     }
+    // Units and words are not arithmetic.
     for command in ["\\text", "\\mathrm", "\\textbf", "\\mbox"] {
-        s = drop_command(&s, command);
+        s = rewrite_command(&s, command, 1, |_| " ".to_owned());
     }
     for command in ["\\dfrac", "\\tfrac", "\\frac"] {
-        s = expand_fraction(&s, command);
+        s = rewrite_command(&s, command, 2, |a| format!("(({})/({}))", a[0], a[1]));
     }
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(chars.len());
@@ -89,7 +92,7 @@ fn normalise(text: &str) -> String {
             ',' if prev_digit && thousands_group(&chars[i + 1..]) => {}
             '{' => out.push('('),
             '}' => out.push(')'),
-            'x' if digit_beside(&chars[..i], true) && digit_beside(&chars[i + 1..], false) => {
+            'x' if digit_first(chars[..i].iter().rev()) && digit_first(chars[i + 1..].iter()) => {
                 out.push('*');
             }
             _ => out.push(c),
@@ -105,58 +108,41 @@ fn thousands_group(rest: &[char]) -> bool {
         && !rest.get(3).is_some_and(char::is_ascii_digit)
 }
 
-/// The nearest non-space character before (`before`) or after the cut is a digit.
-fn digit_beside(chars: &[char], before: bool) -> bool {
-    let mut it: Box<dyn Iterator<Item = &char>> = if before {
-        Box::new(chars.iter().rev())
-    } else {
-        Box::new(chars.iter())
-    };
-    it.find(|c| **c != ' ').is_some_and(char::is_ascii_digit)
+/// The first character other than a space is a digit.
+fn digit_first<'a>(mut chars: impl Iterator<Item = &'a char>) -> bool {
+    chars.find(|c| **c != ' ').is_some_and(char::is_ascii_digit)
 }
 
-/// Removes `\command{…}` with its (brace-free) argument: units and words are not arithmetic.
-fn drop_command(s: &str, command: &str) -> String {
+/// Rewrites each `\command{a}{b}…` whose `arity` arguments are brace-free into `replace(&[a, b,
+/// …])`; any other use of the command is left as written.
+fn rewrite_command(
+    s: &str,
+    command: &str,
+    arity: usize,
+    replace: impl Fn(&[&str]) -> String,
+) -> String {
     let open = format!("{command}{{");
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find(&open) {
         let after = &rest[at + open.len()..];
-        match after.find('}') {
-            Some(close) if !after[..close].contains('{') => {
-                out.push_str(&rest[..at]);
-                out.push(' ');
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push_str(&rest[..at + open.len()]);
-                rest = after;
-            }
+        let mut args = Vec::with_capacity(arity);
+        let mut tail = Some(after);
+        for i in 0..arity {
+            tail = tail
+                .and_then(|t| if i == 0 { Some(t) } else { t.strip_prefix('{') })
+                .and_then(|t| {
+                    let end = t.find('}')?;
+                    (!t[..end].contains('{')).then(|| {
+                        args.push(&t[..end]);
+                        &t[end + 1..]
+                    })
+                });
         }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `\frac{a}{b}` → `((a)/(b))` when both arguments are brace-free.
-fn expand_fraction(s: &str, command: &str) -> String {
-    let open = format!("{command}{{");
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find(&open) {
-        let after = &rest[at + open.len()..];
-        let parsed = after.find('}').and_then(|n_end| {
-            let numerator = &after[..n_end];
-            let tail = after[n_end + 1..].strip_prefix('{')?;
-            let d_end = tail.find('}')?;
-            let denominator = &tail[..d_end];
-            (!numerator.contains('{') && !denominator.contains('{'))
-                .then(|| (numerator, denominator, &tail[d_end + 1..]))
-        });
-        match parsed {
-            Some((numerator, denominator, tail)) => {
+        match tail {
+            Some(tail) => {
                 out.push_str(&rest[..at]);
-                out.push_str(&format!("(({numerator})/({denominator}))"));
+                out.push_str(&replace(&args));
                 rest = tail;
             }
             None => {
