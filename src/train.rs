@@ -913,6 +913,7 @@ pub fn train(
         *m.entry(e.problem.0).or_insert(0) += 1;
         m
     });
+    let arithmetic = ArithmeticSummary::of(examples);
     file.training = serde_json::json!({
         "data": sources.iter().enumerate().map(|(i, p)| serde_json::json!({"path": p.display().to_string(), "steps": per_source.get(&i).copied().unwrap_or(0)})).collect::<Vec<_>>(),
         "examples": examples.len(),
@@ -922,7 +923,7 @@ pub fn train(
         "options": options,
         "model": "linfa-logistic, L2-regularised, standardised features",
         "early": early,
-        "arithmetic": ArithmeticSummary::of(examples),
+        "arithmetic": arithmetic,
     });
     file.evaluation = serde_json::to_value(&evaluations).expect("evaluations serialise");
     Ok(Trained {
@@ -933,7 +934,7 @@ pub fn train(
         test_size: test_part.len(),
         positives,
         examples: examples.len(),
-        arithmetic: ArithmeticSummary::of(examples),
+        arithmetic,
     })
 }
 
