@@ -46,6 +46,10 @@ def process_ticks():
     return out
 
 
+def named(procs, prefix):
+    return [pid for pid, (name, *_) in procs.items() if name.startswith(prefix)]
+
+
 def own_ticks(prev, cur, ours, was_ours):
     """Ticks the sweep's processes used between two samples, exits and starts included.
 
@@ -77,8 +81,7 @@ def watch(args):
             time.sleep(args.every)
             cur, busy, t = process_ticks(), busy_ticks(), time.time()
             span = (t - t_prev) * hz / 100.0  # ticks per percent of a core
-            ours = [pid for pid, (name, *_) in cur.items() if name.startswith(args.process)]
-            was_ours = [pid for pid, (name, *_) in prev.items() if name.startswith(args.process)]
+            ours, was_ours = named(cur, args.process), named(prev, args.process)
             own = own_ticks(prev, cur, ours, was_ours) / span
             other = (busy - busy_prev) / span - own
             if not paused and other > args.pause_above and ours:
