@@ -288,7 +288,7 @@ fn paired(server: &Served, fake: &FakeServer, pairs: usize, calls: usize) -> (f6
             prompt: &prompt,
         };
         let t = Instant::now();
-        let solution = solve(&models, &task, rule, &limits, &|| false).unwrap();
+        let solution = solve(&models, &task, rule.clone(), &limits, &|| false).unwrap();
         assert_eq!(solution.steps.len(), calls);
         t.elapsed().as_secs_f64()
     };
@@ -505,7 +505,7 @@ fn first_step(rounds: usize) {
         let _ = solve_observed(
             &models,
             &task,
-            rule,
+            rule.clone(),
             &limits,
             &|| first.get().is_some(),
             &mut observer,

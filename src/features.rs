@@ -77,37 +77,26 @@ pub struct Features(pub Vec<f32>);
 
 pub fn step_features(input: &RouterInput<'_>) -> Features {
     let lp = &input.step.token_logprobs;
-    let ent = &input.step.token_entropies;
-    let n = lp.len().max(1) as f32;
-    let mean = |v: &[f32]| {
-        if v.is_empty() {
-            0.0
-        } else {
-            v.iter().sum::<f32>() / v.len() as f32
-        }
-    };
     let text = &input.step.text;
     let chars = text.chars().count().max(1) as f32;
-    let prev = input.previous_authors.len();
-    let target_prev = input
-        .previous_authors
-        .iter()
-        .filter(|a| **a == Author::Target)
-        .count();
+    let [
+        mean_logprob,
+        min_logprob,
+        low_prob_share,
+        mean_entropy,
+        max_entropy,
+    ] = token_stats(lp, &input.step.token_entropies);
+    let [log_step_index, target_share] = context_stats(input.previous_authors);
     let [arithmetic_checked, arithmetic_errors] = text_only_tail(text);
     Features(vec![
-        mean(lp),
-        lp.iter().copied().fold(0.0, f32::min),
-        lp.iter().filter(|&&l| l < 0.5f32.ln()).count() as f32 / n,
-        mean(ent),
-        ent.iter().copied().fold(0.0, f32::max),
+        mean_logprob,
+        min_logprob,
+        low_prob_share,
+        mean_entropy,
+        max_entropy,
         (lp.len() as f32).ln_1p(),
-        (prev as f32).ln_1p(),
-        if prev == 0 {
-            0.0
-        } else {
-            target_prev as f32 / prev as f32
-        },
+        log_step_index,
+        target_share,
         f32::from(u8::from(text.contains("\\boxed"))),
         text.matches('=').count() as f32,
         text.chars().filter(char::is_ascii_digit).count() as f32 / chars,
@@ -115,6 +104,77 @@ pub fn step_features(input: &RouterInput<'_>) -> Features {
         arithmetic_checked,
         arithmetic_errors,
     ])
+}
+
+/// Mean and minimum log-probability, share of tokens below probability ½, mean and largest
+/// entropy (nats) of a step's tokens, or of its first few.
+fn token_stats(logprobs: &[f32], entropies: &[f32]) -> [f32; 5] {
+    let mean = |v: &[f32]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f32>() / v.len() as f32
+        }
+    };
+    let n = logprobs.len().max(1) as f32;
+    [
+        mean(logprobs),
+        logprobs.iter().copied().fold(0.0, f32::min),
+        logprobs.iter().filter(|&&l| l < 0.5f32.ln()).count() as f32 / n,
+        mean(entropies),
+        entropies.iter().copied().fold(0.0, f32::max),
+    ]
+}
+
+/// `ln(1 + steps so far)` and the share of them the target wrote.
+fn context_stats(previous_authors: &[Author]) -> [f32; 2] {
+    let prev = previous_authors.len();
+    let target_prev = previous_authors
+        .iter()
+        .filter(|a| **a == Author::Target)
+        .count();
+    [
+        (prev as f32).ln_1p(),
+        if prev == 0 {
+            0.0
+        } else {
+            target_prev as f32 / prev as f32
+        },
+    ]
+}
+
+/// What an early decision reads of a glimpse (the draft's first few tokens of a step), in the
+/// order [`glimpse_features`] returns them: the token statistics of [`FEATURE_NAMES`] over the
+/// glimpse, and the context's.
+pub const GLIMPSE_FEATURE_NAMES: [&str; 7] = [
+    "mean_logprob",
+    "min_logprob",
+    "low_prob_share",
+    "mean_entropy",
+    "max_entropy",
+    "log_step_index",
+    "target_share",
+];
+
+/// The glimpse's features. `context` is `[log_step_index, target_share]` as in
+/// [`FEATURE_NAMES`]: recomputed from the authors at run time, read from a record in training.
+pub fn glimpse_features(logprobs: &[f32], entropies: &[f32], context: [f32; 2]) -> [f32; 7] {
+    let [a, b, c, d, e] = token_stats(logprobs, entropies);
+    [a, b, c, d, e, context[0], context[1]]
+}
+
+/// [`glimpse_features`] of a glimpse written after the steps of `previous_authors`.
+pub fn glimpse_features_after(step: &GeneratedStep, previous_authors: &[Author]) -> [f32; 7] {
+    glimpse_features(
+        &step.token_logprobs,
+        &step.token_entropies,
+        context_stats(previous_authors),
+    )
+}
+
+/// Where a named feature sits in [`FEATURE_NAMES`].
+pub fn feature_index(name: &str) -> Option<usize> {
+    FEATURE_NAMES.iter().position(|n| *n == name)
 }
 
 #[cfg(test)]
@@ -153,6 +213,38 @@ mod tests {
         assert_eq!(get("equals_count"), 1.0);
         assert_eq!(get("ends_solution"), 0.0);
         assert_eq!(get("arithmetic_checked"), 0.0);
+    }
+
+    #[test]
+    fn a_glimpse_reads_the_same_statistics_as_the_router() {
+        let step = GeneratedStep {
+            text: "We have 3 + 4".into(),
+            finish: FinishReason::Length,
+            token_logprobs: vec![-0.1, -1.2, -0.05, -0.7],
+            token_entropies: vec![0.4, 1.9, 0.1, 0.8],
+            usage: Usage::default(),
+        };
+        let authors = [Author::Target, Author::Draft, Author::Draft];
+        let steps = vec![String::new(); 3];
+        let router = step_features(&RouterInput {
+            problem: 0,
+            prompt: "",
+            question: "q",
+            previous_authors: &authors,
+            previous_steps: &steps,
+            step: &step,
+        })
+        .0;
+        let glimpse = glimpse_features_after(&step, &authors);
+        for (name, value) in GLIMPSE_FEATURE_NAMES.iter().zip(glimpse) {
+            assert_eq!(value, router[feature_index(name).unwrap()], "{name}");
+        }
+        // What training rebuilds from a record's first tokens and its context features.
+        let context = [router[6], router[7]];
+        assert_eq!(
+            glimpse_features(&step.token_logprobs, &step.token_entropies, context),
+            glimpse
+        );
     }
 
     #[test]

@@ -109,26 +109,96 @@ pub fn router_escalates(y_hat: f32, threshold: f64) -> bool {
 }
 
 /// Escalating before the draft finishes its step: the draft writes only its first `tokens`
-/// tokens (a glimpse), and the step goes to the target at once when the draft was unsure of them.
-/// A step headed for the target then costs those few draft tokens, not a whole draft step; a
-/// kept glimpse is written on by the draft and routed as usual. GlimpRouter (arXiv 2601.05110)
-/// routes on the entropy of a step's first token alone; `tokens = 1` is that rule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// tokens (a glimpse), and the step goes to the target at once when the glimpse says the router
+/// would escalate it. A step headed for the target then costs those few draft tokens, not a whole
+/// draft step; a kept glimpse is written on by the draft and routed as usual. GlimpRouter (arXiv
+/// 2601.05110) routes on the entropy of a step's first token alone; `tokens = 1` with
+/// [`EarlyTest::Entropy`] is that rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EarlyRule {
     /// Draft tokens written before deciding (at least 1).
     pub tokens: u32,
-    /// Escalate when the largest entropy (nats) over those tokens reaches this.
-    pub min_entropy: f32,
+    #[serde(flatten)]
+    pub test: EarlyTest,
 }
 
-/// Whether a glimpse (the entropies of the draft's first tokens of a step) sends the step to the
-/// target at once.
-pub fn early_escalates(rule: &EarlyRule, glimpse_entropies: &[f32]) -> bool {
-    glimpse_entropies
-        .iter()
-        .take(rule.tokens as usize)
-        .any(|&h| h >= rule.min_entropy)
+/// What an early rule reads of the glimpse's features
+/// ([`crate::features::GLIMPSE_FEATURE_NAMES`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EarlyTest {
+    /// A logistic model over all of them, fitted to the router's decisions on whole steps:
+    /// escalate when it gives at least `min_probability`.
+    Learned {
+        glimpse_model: crate::train::Logistic,
+        min_probability: f32,
+    },
+    /// Escalate when the largest entropy (nats) over the glimpse reaches `min_entropy`.
+    Entropy { min_entropy: f32 },
 }
+
+impl EarlyRule {
+    /// The largest-entropy rule.
+    pub fn entropy(tokens: u32, min_entropy: f32) -> Self {
+        EarlyRule {
+            tokens,
+            test: EarlyTest::Entropy { min_entropy },
+        }
+    }
+
+    /// Why the rule cannot be used, if it cannot (a router file's rules are checked on load).
+    pub fn check(&self) -> Result<(), String> {
+        if self.tokens == 0 {
+            return Err("an early rule must read at least one token".into());
+        }
+        match &self.test {
+            EarlyTest::Entropy { min_entropy } if !min_entropy.is_finite() => {
+                Err("an early rule's `min_entropy` must be finite".into())
+            }
+            EarlyTest::Learned {
+                glimpse_model,
+                min_probability,
+            } => glimpse_model
+                .check(crate::features::GLIMPSE_FEATURE_NAMES.len())
+                .and_then(|()| {
+                    (0.0..=1.0)
+                        .contains(min_probability)
+                        .then_some(())
+                        .ok_or_else(|| "an early rule's `min_probability` must be in [0, 1]".into())
+                })
+                .map_err(|e| format!("early rule: {e}")),
+            EarlyTest::Entropy { .. } => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for EarlyRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.test {
+            EarlyTest::Entropy { min_entropy } => {
+                write!(f, "H(first {}) ≥ {min_entropy:.2}", self.tokens)
+            }
+            EarlyTest::Learned {
+                min_probability, ..
+            } => write!(f, "P(first {}) ≥ {min_probability:.2}", self.tokens),
+        }
+    }
+}
+
+/// Whether a glimpse sends the step to the target at once. `glimpse` holds the features
+/// ([`crate::features::glimpse_features`]) of the draft's first `rule.tokens` tokens.
+pub fn early_escalates(rule: &EarlyRule, glimpse: &[f32; 7]) -> bool {
+    match &rule.test {
+        EarlyTest::Entropy { min_entropy } => glimpse[MAX_ENTROPY] >= *min_entropy,
+        EarlyTest::Learned {
+            glimpse_model,
+            min_probability,
+        } => glimpse_model.predict(glimpse) >= *min_probability,
+    }
+}
+
+/// Where the largest entropy sits among the glimpse's features.
+const MAX_ENTROPY: usize = 4;
 
 /// Data generation keeps the better-scored step (the target's only when strictly better).
 pub fn generate_uses_target(draft_score: f32, target_score: f32) -> bool {
@@ -271,17 +341,77 @@ mod tests {
     }
 
     #[test]
-    fn early_rule_reads_only_the_glimpse() {
-        let rule = EarlyRule {
-            tokens: 2,
-            min_entropy: 1.0,
-        };
-        assert!(early_escalates(&rule, &[0.2, 1.0]));
-        assert!(
-            !early_escalates(&rule, &[0.2, 0.9, 3.0]),
-            "the third token is past the glimpse"
+    fn an_entropy_rule_reads_the_glimpse_s_largest_entropy() {
+        assert_eq!(
+            crate::features::GLIMPSE_FEATURE_NAMES[MAX_ENTROPY],
+            "max_entropy"
         );
-        assert!(!early_escalates(&rule, &[]));
+        let rule = EarlyRule::entropy(2, 1.0);
+        let glimpse = |lp: &[f32], h: &[f32]| crate::features::glimpse_features(lp, h, [0.0; 2]);
+        assert!(early_escalates(&rule, &glimpse(&[-0.1, -0.1], &[0.2, 1.0])));
+        assert!(!early_escalates(
+            &rule,
+            &glimpse(&[-0.1, -0.1], &[0.2, 0.9])
+        ));
+        assert_eq!(rule.to_string(), "H(first 2) ≥ 1.00");
+    }
+
+    #[test]
+    fn a_learned_rule_escalates_where_its_model_reaches_the_probability() {
+        // A model that reads only the mean log-probability: unsure glimpses escalate.
+        let mut weights = vec![0.0; 7];
+        weights[0] = -4.0;
+        let rule = EarlyRule {
+            tokens: 4,
+            test: EarlyTest::Learned {
+                glimpse_model: crate::train::Logistic {
+                    mean: vec![-0.5; 7],
+                    scale: vec![1.0; 7],
+                    weights,
+                    bias: 0.0,
+                },
+                min_probability: 0.7,
+            },
+        };
+        rule.check().unwrap();
+        let glimpse = |lp: f32| crate::features::glimpse_features(&[lp; 4], &[0.5; 4], [1.0, 0.5]);
+        assert!(early_escalates(&rule, &glimpse(-2.0)));
+        assert!(!early_escalates(&rule, &glimpse(-0.1)));
+        assert_eq!(rule.to_string(), "P(first 4) ≥ 0.70");
+    }
+
+    #[test]
+    fn early_rules_read_back_in_both_forms_and_bad_ones_are_refused() {
+        let old: EarlyRule = serde_json::from_str(r#"{"tokens": 4, "min_entropy": 1.17}"#).unwrap();
+        assert_eq!(old, EarlyRule::entropy(4, 1.17));
+        let learned = EarlyRule {
+            tokens: 8,
+            test: EarlyTest::Learned {
+                glimpse_model: crate::train::Logistic {
+                    mean: vec![0.0; 7],
+                    scale: vec![1.0; 7],
+                    weights: vec![0.5; 7],
+                    bias: -1.0,
+                },
+                min_probability: 0.6,
+            },
+        };
+        let text = serde_json::to_string(&learned).unwrap();
+        assert_eq!(serde_json::from_str::<EarlyRule>(&text).unwrap(), learned);
+        assert!(EarlyRule::entropy(0, 1.0).check().is_err());
+        let mut short = learned.clone();
+        if let EarlyTest::Learned { glimpse_model, .. } = &mut short.test {
+            glimpse_model.weights.pop();
+        }
+        assert!(short.check().unwrap_err().contains("early rule"));
+        let mut odd = learned;
+        if let EarlyTest::Learned {
+            min_probability, ..
+        } = &mut odd.test
+        {
+            *min_probability = 1.5;
+        }
+        assert!(odd.check().unwrap_err().contains("min_probability"));
     }
 
     #[test]

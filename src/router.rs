@@ -55,7 +55,7 @@ pub trait Router: Send + Sync {
 
 /// A point of the budget curve: escalating when ŷ ≥ `threshold` sent about `target_fraction`
 /// of held-out steps to the target.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetPoint {
     pub target_fraction: f64,
     pub threshold: f64,
@@ -161,17 +161,12 @@ impl RouterFile {
                 ));
             }
         };
-        for (name, len) in [
-            ("mean", self.mean.len()),
-            ("scale", self.scale.len()),
-            ("weights", self.weights.len()),
-        ] {
-            if len != n {
-                return Err(format!("`{name}` has {len} values for {n} inputs"));
+        crate::train::check_logistic(n, &self.mean, &self.scale, &self.weights, self.bias)?;
+        for point in &self.budget {
+            if let Some(rule) = &point.early {
+                rule.check()
+                    .map_err(|e| format!("budget point {}: {e}", point.target_fraction))?;
             }
-        }
-        if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err("`scale` values must be positive".into());
         }
         if !(0.0..=1.0).contains(&self.default_threshold) {
             return Err(format!(
@@ -385,6 +380,19 @@ pub(crate) mod tests {
         assert_eq!(f.predict(&[1.0; FEATURE_NAMES.len()]), 0.5);
         assert_eq!(f.threshold_for_fraction(0.25), Some(0.7));
         assert_eq!(f.threshold_for_fraction(0.45), Some(0.5));
+    }
+
+    #[test]
+    fn a_budget_point_s_bad_early_rule_is_refused_with_its_point() {
+        let mut f = sample();
+        f.budget[0].early = Some(crate::policy::EarlyRule::entropy(0, 1.0));
+        let err = f.check().unwrap_err();
+        assert!(
+            err.contains("budget point") && err.contains("at least one token"),
+            "{err}"
+        );
+        f.budget[0].early = Some(crate::policy::EarlyRule::entropy(4, 1.0));
+        assert!(f.check().is_ok());
     }
 
     #[test]

@@ -722,7 +722,10 @@ fn solve_problem(
     let rule = Rule {
         run_type: spec.run_type,
         threshold: spec.threshold,
-        early: spec.early.filter(|_| spec.run_type == RunType::Router),
+        early: spec
+            .early
+            .clone()
+            .filter(|_| spec.run_type == RunType::Router),
     };
     let mut record = ResultRecord::unsolved(problem, spec);
     match speculate::solve(models, &task, rule, &spec.limits, interrupted) {

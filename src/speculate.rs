@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, StepGenerator, StepScorer};
-use crate::features::{Features, RouterInput, step_features};
+use crate::features::{Features, RouterInput, glimpse_features_after, step_features};
 use crate::policy::{self, EarlyRule, RunType};
 use crate::router::Router;
 use crate::types::{Author, FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
@@ -176,7 +176,7 @@ pub struct Task<'a> {
 }
 
 /// A run type, its threshold, and (for `router`) an optional decision before the draft finishes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub run_type: RunType,
     pub threshold: f64,
@@ -270,7 +270,7 @@ pub fn solve_observed(
                 options,
                 index,
             };
-            let (chosen, trace) = at.decide(rule, &mut out)?;
+            let (chosen, trace) = at.decide(&rule, &mut out)?;
             written += chosen.usage.generated_tokens + chosen.usage.accepted_tokens;
             let finished = chosen.finish == FinishReason::EndOfSequence;
             observer.step_decided(index, &trace);
@@ -454,7 +454,7 @@ impl StepAt<'_> {
     /// Decides one step under `rule`: the chosen step and its trace.
     fn decide(
         &self,
-        rule: Rule,
+        rule: &Rule,
         out: &mut Solution,
     ) -> Result<(GeneratedStep, TraceStep), SolveError> {
         let threshold = rule.threshold;
@@ -481,12 +481,17 @@ impl StepAt<'_> {
                 }
             }
             RunType::Router => {
-                let d = match rule.early {
+                let d = match &rule.early {
                     Some(early) => {
                         let glimpse = self.glimpse(early.tokens, out)?;
                         let cut_short = glimpse.finish == FinishReason::Length
                             && glimpse.usage.generated_tokens < u64::from(self.options.max_tokens);
-                        if cut_short && policy::early_escalates(&early, &glimpse.token_entropies) {
+                        if cut_short
+                            && policy::early_escalates(
+                                early,
+                                &glimpse_features_after(&glimpse, &self.history.authors),
+                            )
+                        {
                             return self.escalate(glimpse, out, |trace| trace.early = true);
                         }
                         if cut_short {

@@ -130,6 +130,8 @@ struct StepLine {
     #[serde(default)]
     draft_token_entropies: Vec<f32>,
     #[serde(default)]
+    draft_token_logprobs: Vec<f32>,
+    #[serde(default)]
     draft_tokens: u32,
     #[serde(default)]
     target_tokens: u32,
@@ -146,9 +148,10 @@ pub struct Example {
     /// Rollout labels' verdict, where the record is labelled: 1 when only the target's step leads
     /// to the gold answer, −1 when only the draft's does, 0 otherwise.
     pub outcome: Option<f32>,
-    /// Entropies of the draft's first tokens of the step (up to [`GLIMPSE_KEPT`]); empty in old
-    /// records.
+    /// Entropies and log-probabilities of the draft's first tokens of the step (up to
+    /// [`GLIMPSE_KEPT`]); empty in old records.
     pub glimpse_entropies: Vec<f32>,
+    pub glimpse_logprobs: Vec<f32>,
     /// Lengths of the draft's and the target's step in tokens (what an early decision trades).
     pub draft_tokens: u32,
     pub target_tokens: u32,
@@ -162,6 +165,28 @@ pub const GLIMPSE_KEPT: usize = 8;
 impl Example {
     pub fn label(&self, margin: f32) -> bool {
         self.advantage > margin
+    }
+
+    /// What an early rule reading `tokens` tokens sees of this step; `None` where the step is
+    /// finished before that (nothing to decide early) or the record lacks the tokens' statistics.
+    pub fn glimpse(&self, tokens: u32) -> Option<[f32; 7]> {
+        let k = tokens as usize;
+        if self.draft_tokens <= tokens
+            || self.glimpse_entropies.len() < k
+            || self.glimpse_logprobs.len() < k
+        {
+            return None;
+        }
+        let context = |name| {
+            crate::features::feature_index(name)
+                .and_then(|i| self.features.get(i).copied())
+                .unwrap_or(0.0)
+        };
+        Some(crate::features::glimpse_features(
+            &self.glimpse_logprobs[..k],
+            &self.glimpse_entropies[..k],
+            [context("log_step_index"), context("target_share")],
+        ))
     }
 }
 
@@ -246,6 +271,12 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                 outcome,
                 glimpse_entropies: rec
                     .draft_token_entropies
+                    .iter()
+                    .copied()
+                    .take(GLIMPSE_KEPT)
+                    .collect(),
+                glimpse_logprobs: rec
+                    .draft_token_logprobs
                     .iter()
                     .copied()
                     .take(GLIMPSE_KEPT)
@@ -476,7 +507,7 @@ impl ArithmeticSummary {
 }
 
 /// A logistic model on standardised inputs: `P(y = 1) = σ(w · (x − mean) / scale + bias)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Logistic {
     pub mean: Vec<f64>,
     pub scale: Vec<f64>,
@@ -488,6 +519,38 @@ impl Logistic {
     pub fn predict(&self, x: &[f32]) -> f32 {
         logistic_probability(x, &self.mean, &self.scale, &self.weights, self.bias)
     }
+
+    /// Why the model cannot read `inputs` values, if it cannot.
+    pub fn check(&self, inputs: usize) -> Result<(), String> {
+        check_logistic(inputs, &self.mean, &self.scale, &self.weights, self.bias)
+    }
+}
+
+/// What every stored logistic model must satisfy: one mean, scale and weight per input, positive
+/// scales, finite values.
+pub fn check_logistic(
+    inputs: usize,
+    mean: &[f64],
+    scale: &[f64],
+    weights: &[f64],
+    bias: f64,
+) -> Result<(), String> {
+    for (name, len) in [
+        ("mean", mean.len()),
+        ("scale", scale.len()),
+        ("weights", weights.len()),
+    ] {
+        if len != inputs {
+            return Err(format!("`{name}` has {len} values for {inputs} inputs"));
+        }
+    }
+    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err("`scale` values must be positive".into());
+    }
+    if weights.iter().chain(mean).any(|w| !w.is_finite()) || !bias.is_finite() {
+        return Err("weights, means and bias must be finite".into());
+    }
+    Ok(())
 }
 
 /// `σ(w · (x − mean) / scale + bias)`: what every stored logistic model (router file, head file)
@@ -580,7 +643,7 @@ pub struct EarlyOutcome {
 }
 
 /// An early rule fitted at one budget point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EarlyReport {
     pub target_fraction: f64,
     pub threshold: f64,
@@ -658,14 +721,20 @@ pub fn early_outcome(
     cost_ratio: f64,
 ) -> EarlyOutcome {
     tally_early(steps, escalated, cost_ratio, |e| {
-        // A step no longer than the glimpse is finished before the rule can decide.
-        (e.draft_tokens > rule.tokens && crate::policy::early_escalates(rule, &e.glimpse_entropies))
-            .then(|| e.draft_tokens - rule.tokens)
+        e.glimpse(rule.tokens)
+            .filter(|g| crate::policy::early_escalates(rule, g))
+            .map(|_| e.draft_tokens - rule.tokens)
     })
 }
 
-/// Glimpse lengths an early rule may read.
+/// Glimpse lengths an entropy rule may read.
 const EARLY_TOKENS: [u32; 4] = [1, 2, 4, 8];
+
+/// Glimpse lengths a learned rule may read: one token says too little to learn from.
+const LEARNED_EARLY_TOKENS: [u32; 2] = [4, 8];
+
+/// L2 strength of a learned early rule's model (few inputs, a thousand-odd steps).
+const EARLY_ALPHA: f64 = 1.0;
 
 /// Early escalations the router would not have made, as a share of all steps, that a fitted
 /// rule may add. An early rule should save the draft's work on steps the router escalates, not
@@ -673,45 +742,71 @@ const EARLY_TOKENS: [u32; 4] = [1, 2, 4, 8];
 /// (on the default pair the target alone is cheaper than the draft writing and discarding).
 pub const EARLY_MAX_EXTRA: f64 = 0.05;
 
-/// The early rule (glimpse length and entropy threshold) that saves the most on `steps` against
-/// the router's decisions `escalated`, adding at most [`EARLY_MAX_EXTRA`] of the steps as
-/// escalations the router would not have made; `None` when none saves anything.
+/// The early rule that saves the most on `steps` against the router's decisions `escalated`,
+/// adding at most [`EARLY_MAX_EXTRA`] of the steps as escalations the router would not have made;
+/// `None` when none saves anything. Candidates are the largest-entropy rule at every glimpse
+/// length and threshold, and a logistic model of the router's decision from the glimpse's
+/// features at every threshold; a learned rule is kept only where it saves strictly more.
 pub fn fit_early_rule(
     steps: &[&Example],
     escalated: &[bool],
     cost_ratio: f64,
 ) -> Option<(EarlyRule, EarlyOutcome)> {
     let mut best: Option<(EarlyRule, EarlyOutcome)> = None;
+    let mut consider = |rule: EarlyRule| {
+        let outcome = early_outcome(&rule, steps, escalated, cost_ratio);
+        let extra = (outcome.fired - outcome.agreed) as f64;
+        if extra <= EARLY_MAX_EXTRA * steps.len() as f64
+            && outcome.saved_per_step > best.as_ref().map_or(0.0, |(_, o)| o.saved_per_step)
+        {
+            best = Some((rule, outcome));
+        }
+    };
     for tokens in EARLY_TOKENS {
-        let mut glimpse_max: Vec<f32> = steps
+        let glimpse_max: Vec<f32> = steps
             .iter()
-            .filter(|e| e.draft_tokens > tokens && e.glimpse_entropies.len() >= tokens as usize)
-            .map(|e| {
-                e.glimpse_entropies[..tokens as usize]
-                    .iter()
-                    .fold(0.0f32, |m, &h| m.max(h))
-            })
+            .filter_map(|e| e.glimpse(tokens))
+            .map(|g| g[4])
             .collect();
-        glimpse_max.sort_by(f32::total_cmp);
-        glimpse_max.dedup();
-        // Candidate thresholds: the observed values (each one fires on the steps at or above it),
-        // thinned to at most 200.
-        let stride = glimpse_max.len().div_ceil(200).max(1);
-        for &min_entropy in glimpse_max.iter().step_by(stride) {
-            let rule = EarlyRule {
+        for min_entropy in candidate_thresholds(glimpse_max) {
+            consider(EarlyRule::entropy(tokens, min_entropy));
+        }
+    }
+    for tokens in LEARNED_EARLY_TOKENS {
+        let (rows, labels): (Vec<[f32; 7]>, Vec<bool>) = steps
+            .iter()
+            .zip(escalated)
+            .filter_map(|(e, &esc)| Some((e.glimpse(tokens)?, esc)))
+            .unzip();
+        // A model needs both decisions among the steps it can decide early.
+        if !(labels.contains(&true) && labels.contains(&false)) {
+            continue;
+        }
+        let row_refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+        let Ok(model) = fit_logistic(&row_refs, &labels, EARLY_ALPHA) else {
+            continue;
+        };
+        let probabilities = rows.iter().map(|r| model.predict(r)).collect();
+        for min_probability in candidate_thresholds(probabilities) {
+            consider(EarlyRule {
                 tokens,
-                min_entropy,
-            };
-            let outcome = early_outcome(&rule, steps, escalated, cost_ratio);
-            let extra = (outcome.fired - outcome.agreed) as f64;
-            if extra <= EARLY_MAX_EXTRA * steps.len() as f64
-                && outcome.saved_per_step > best.map_or(0.0, |(_, o)| o.saved_per_step)
-            {
-                best = Some((rule, outcome));
-            }
+                test: crate::policy::EarlyTest::Learned {
+                    glimpse_model: model.clone(),
+                    min_probability,
+                },
+            });
         }
     }
     best
+}
+
+/// Thresholds worth trying on `values`: the observed values (each one fires on the values at or
+/// above it), thinned to at most 200.
+fn candidate_thresholds(mut values: Vec<f32>) -> Vec<f32> {
+    values.sort_by(f32::total_cmp);
+    values.dedup();
+    let stride = values.len().div_ceil(200).max(1);
+    values.into_iter().step_by(stride).collect()
 }
 
 /// Trains and evaluates a router on `examples`.
@@ -887,15 +982,15 @@ pub fn train(
                 &decisions(&train_scores, point.threshold),
                 cost_ratio,
             );
-            point.early = fitted.map(|(rule, _)| rule);
+            point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
             early.push(EarlyReport {
                 target_fraction: point.target_fraction,
                 threshold: point.threshold,
-                rule: point.early,
+                rule: point.early.clone(),
                 train: fitted.map(|(_, o)| o),
-                held_out: point.early.map(|rule| {
+                held_out: point.early.as_ref().map(|rule| {
                     early_outcome(
-                        &rule,
+                        rule,
                         &eval_steps,
                         &decisions(&eval_scores, point.threshold),
                         cost_ratio,
@@ -976,6 +1071,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 advantage: -conf * 0.3 - 0.25 + noise,
                 outcome: None,
                 glimpse_entropies: Vec::new(),
+                glimpse_logprobs: Vec::new(),
                 draft_tokens: 0,
                 target_tokens: 0,
                 step_index: 0,
@@ -988,6 +1084,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::EarlyTest;
 
     #[test]
     fn the_arithmetic_summary_counts_flagged_steps_and_their_labels() {
@@ -1030,6 +1127,7 @@ mod tests {
             advantage: adv,
             outcome: None,
             glimpse_entropies: Vec::new(),
+            glimpse_logprobs: Vec::new(),
             draft_tokens: 0,
             target_tokens: 0,
             step_index: 0,
@@ -1264,6 +1362,7 @@ mod tests {
     fn glimpsed(h: f32, draft: u32, target: u32) -> Example {
         Example {
             glimpse_entropies: vec![h; GLIMPSE_KEPT],
+            glimpse_logprobs: vec![-0.5; GLIMPSE_KEPT],
             draft_tokens: draft,
             target_tokens: target,
             ..ex(0, 0.0)
@@ -1278,14 +1377,35 @@ mod tests {
         let refs: Vec<&Example> = steps.iter().collect();
         let escalated: Vec<bool> = steps.iter().map(|e| e.glimpse_entropies[0] > 1.0).collect();
         let (rule, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule saves time");
-        assert!(
-            rule.min_entropy > 0.2 && rule.min_entropy <= 2.0,
-            "{rule:?}"
-        );
+        let EarlyTest::Entropy { min_entropy } = rule.test else {
+            panic!("the largest entropy alone separates the steps: {rule:?}");
+        };
+        assert!(min_entropy > 0.2 && min_entropy <= 2.0, "{rule:?}");
         assert_eq!((outcome.fired, outcome.agreed), (10, 10));
         // Each caught step saves the draft tokens after the glimpse.
         let want = 10.0 * f64::from(50 - rule.tokens) / 50.0;
         assert!((outcome.saved_per_step - want).abs() < 1e-9, "{outcome:?}");
+    }
+
+    #[test]
+    fn a_learned_early_rule_reads_what_the_largest_entropy_misses() {
+        // Every glimpse has the same entropies; the steps the router escalates start with
+        // unlikely tokens.
+        let steps: Vec<Example> = (0..60)
+            .map(|i| Example {
+                glimpse_logprobs: vec![if i % 3 == 0 { -2.5 } else { -0.2 }; GLIMPSE_KEPT],
+                problem: (0, i),
+                ..glimpsed(0.8, 60, 40)
+            })
+            .collect();
+        let refs: Vec<&Example> = steps.iter().collect();
+        let escalated: Vec<bool> = (0..60).map(|i| i % 3 == 0).collect();
+        let (rule, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule saves time");
+        assert!(matches!(rule.test, EarlyTest::Learned { .. }), "{rule:?}");
+        assert_eq!((outcome.fired, outcome.agreed), (20, 20));
+        // The rule survives its trip through a router file.
+        let text = serde_json::to_string(&rule).unwrap();
+        assert_eq!(serde_json::from_str::<EarlyRule>(&text).unwrap(), rule);
     }
 
     #[test]

@@ -129,28 +129,7 @@ impl HeadFile {
                 self.version
             ));
         }
-        for (name, len) in [
-            ("mean", self.mean.len()),
-            ("scale", self.scale.len()),
-            ("weights", self.weights.len()),
-        ] {
-            if len != self.dim {
-                return Err(format!("`{name}` has {len} values; `dim` is {}", self.dim));
-            }
-        }
-        if self.scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err("`scale` values must be positive".into());
-        }
-        if self
-            .weights
-            .iter()
-            .chain(&self.mean)
-            .any(|w| !w.is_finite())
-            || !self.bias.is_finite()
-        {
-            return Err("weights, means and bias must be finite".into());
-        }
-        Ok(())
+        crate::train::check_logistic(self.dim, &self.mean, &self.scale, &self.weights, self.bias)
     }
 
     fn logistic(&self) -> Logistic {
@@ -261,7 +240,7 @@ mod tests {
         h.weights.push(1.0);
         std::fs::write(&path, serde_json::to_string(&h).unwrap()).unwrap();
         let err = HeadFile::load(&path).unwrap_err().to_string();
-        assert!(err.contains("`weights` has 3 values; `dim` is 2"), "{err}");
+        assert!(err.contains("`weights` has 3 values for 2 inputs"), "{err}");
         assert!(err.contains("h.json"), "{err}");
     }
 }

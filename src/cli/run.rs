@@ -166,17 +166,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
             .context("--threshold / --target-fraction")?;
     let early = match (args.early_entropy, &router, args.target_fraction) {
-        (Some(min_entropy), _, _) => Some(EarlyRule {
-            tokens: args.early_tokens,
-            min_entropy,
-        }),
+        (Some(min_entropy), _, _) => Some(EarlyRule::entropy(args.early_tokens, min_entropy)),
         (None, Some(RouterSource::File { file, .. }), Some(fraction))
             if !args.no_early && run_type == RunType::Router && args.threshold.is_none() =>
         {
-            file.budget_point(fraction).and_then(|p| p.early)
+            file.budget_point(fraction).and_then(|p| p.early.clone())
         }
         _ => None,
     };
+
+    let early_note = early
+        .as_ref()
+        .map_or(String::new(), |rule| format!(", early rule {rule}"));
 
     let dataset = Dataset::resolve(
         &args.dataset,
@@ -277,7 +278,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     eprintln!(
-        "{run_type} on {} ({} problems, {} to do{}) → {}",
+        "{run_type} on {} ({} problems, {} to do{}{early_note}) → {}",
         dataset.name,
         problems.len(),
         todo,

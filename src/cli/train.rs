@@ -151,9 +151,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .iter()
                 .any(|f| (r.target_fraction - f).abs() < 1e-9)
         }) {
-            let rule = r.rule.map_or("none".to_owned(), |rule| {
-                format!("H(first {}) ≥ {:.2}", rule.tokens, rule.min_entropy)
-            });
+            let rule = r
+                .rule
+                .as_ref()
+                .map_or("none".to_owned(), ToString::to_string);
             println!(
                 "{:>8.2} {:>9.3} {:>16} | {:>27} | {:>27} | {:>27}",
                 r.target_fraction,

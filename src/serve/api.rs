@@ -521,7 +521,7 @@ fn rule(ext: &Extension, settings: &ServerSettings) -> Result<Rule, ApiError> {
         run_type == settings.run_type && ext.threshold.is_none() && ext.target_fraction.is_none();
     let early = match ext.target_fraction {
         _ if run_type != RunType::Router => None,
-        _ if server_default => settings.early,
+        _ if server_default => settings.early.clone(),
         Some(fraction) if ext.threshold.is_none() && settings.use_early_rules => {
             settings.router.early_rule(fraction)
         }
@@ -769,12 +769,9 @@ mod tests {
 
     #[test]
     fn a_target_fraction_brings_the_router_files_early_rule_for_it() {
-        let early = crate::policy::EarlyRule {
-            tokens: 4,
-            min_entropy: 1.2,
-        };
+        let early = crate::policy::EarlyRule::entropy(4, 1.2);
         let mut file = crate::router::tests::sample();
-        file.budget[0].early = Some(early);
+        file.budget[0].early = Some(early.clone());
         let mut settings = settings();
         settings.router = RouterInfo::File(Box::new(file));
         let rule_for = |settings: &ServerSettings, ext: Value| {

@@ -55,7 +55,7 @@ impl RouterInfo {
     /// The early rule the router file fitted for the budget point nearest `fraction`.
     pub fn early_rule(&self, fraction: f64) -> Option<crate::policy::EarlyRule> {
         match self {
-            RouterInfo::File(file) => file.budget_point(fraction).and_then(|p| p.early),
+            RouterInfo::File(file) => file.budget_point(fraction).and_then(|p| p.early.clone()),
             _ => None,
         }
     }

@@ -208,7 +208,14 @@ impl Worker {
             });
         };
         let models = self.models.models();
-        let result = solve_observed(&models, &task, g.rule, &limits, &interrupted, &mut observer);
+        let result = solve_observed(
+            &models,
+            &task,
+            g.rule.clone(),
+            &limits,
+            &interrupted,
+            &mut observer,
+        );
         match result {
             Ok(solution) => {
                 self.metrics.solved(&solution);
