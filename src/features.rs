@@ -182,6 +182,20 @@ mod tests {
     use super::*;
     use crate::types::Usage;
 
+    /// The router's features of `step`, written after steps by `authors`.
+    fn router_features(step: &GeneratedStep, authors: &[Author]) -> Vec<f32> {
+        let steps = vec!["a\n\n".to_owned(); authors.len()];
+        step_features(&RouterInput {
+            problem: 0,
+            prompt: "",
+            question: "q",
+            previous_authors: authors,
+            previous_steps: &steps,
+            step,
+        })
+        .0
+    }
+
     #[test]
     fn features_follow_the_named_order() {
         let step = GeneratedStep {
@@ -191,19 +205,9 @@ mod tests {
             token_entropies: vec![0.5, 1.5, 0.2, 0.2],
             usage: Usage::default(),
         };
-        let authors = [Author::Draft, Author::Target];
-        let steps = ["a\n\n".to_owned(), "b\n\n".to_owned()];
-        let f = step_features(&RouterInput {
-            problem: 0,
-            prompt: "",
-            question: "q",
-            previous_authors: &authors,
-            previous_steps: &steps,
-            step: &step,
-        })
-        .0;
+        let f = router_features(&step, &[Author::Draft, Author::Target]);
         assert_eq!(f.len(), FEATURE_NAMES.len());
-        let get = |name| f[FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];
+        let get = |name| f[feature_index(name).unwrap()];
         assert!((get("mean_logprob") + 0.625).abs() < 1e-6);
         assert_eq!(get("min_logprob"), -2.0);
         assert_eq!(get("low_prob_share"), 0.25);
@@ -225,22 +229,13 @@ mod tests {
             usage: Usage::default(),
         };
         let authors = [Author::Target, Author::Draft, Author::Draft];
-        let steps = vec![String::new(); 3];
-        let router = step_features(&RouterInput {
-            problem: 0,
-            prompt: "",
-            question: "q",
-            previous_authors: &authors,
-            previous_steps: &steps,
-            step: &step,
-        })
-        .0;
+        let router = router_features(&step, &authors);
         let glimpse = glimpse_features_after(&step, &authors);
         for (name, value) in GLIMPSE_FEATURE_NAMES.iter().zip(glimpse) {
             assert_eq!(value, router[feature_index(name).unwrap()], "{name}");
         }
         // What training rebuilds from a record's first tokens and its context features.
-        let context = [router[6], router[7]];
+        let context = ["log_step_index", "target_share"].map(|n| router[feature_index(n).unwrap()]);
         assert_eq!(
             glimpse_features(&step.token_logprobs, &step.token_entropies, context),
             glimpse

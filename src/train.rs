@@ -476,12 +476,7 @@ pub struct ArithmeticSummary {
 
 impl ArithmeticSummary {
     pub fn of(examples: &[Example]) -> Self {
-        let at = |name| {
-            FEATURE_NAMES
-                .iter()
-                .position(|n| *n == name)
-                .expect("a feature")
-        };
+        let at = |name| crate::features::feature_index(name).expect("a feature");
         let (checked_at, errors_at) = (at("arithmetic_checked"), at("arithmetic_errors"));
         let mut out = Self {
             steps: examples.len(),
@@ -1089,7 +1084,7 @@ mod tests {
     #[test]
     fn the_arithmetic_summary_counts_flagged_steps_and_their_labels() {
         let mut examples = synthetic_examples(1, 4, 0);
-        let at = |name| FEATURE_NAMES.iter().position(|n| *n == name).unwrap();
+        let at = |name| crate::features::feature_index(name).unwrap();
         for (e, (checked, errors, outcome)) in examples.iter_mut().zip([
             (2.0, 1.0, Some(1.0)),
             (1.0, 1.0, Some(0.0)),
