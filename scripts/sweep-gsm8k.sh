@@ -15,6 +15,9 @@
 #                      head, 0,0.1,0.2 on a stand-in]
 #   ROUTER_FRACTIONS   target-step fractions read from the router file's budget table [0.6,0.3,0.15]
 #   RUN_TYPES          run types besides the draft and target baselines [router,rsd,oracle]
+#   ROUNDS             run the 50 problems in this many slices, every point on a slice before the
+#                      next, so that machine drift touches every point alike [1]
+#   NO_CACHE           1: no step cache, every latency measured in this sweep [0]
 #   ARBITRAGE_BIN      a prebuilt binary (otherwise target/release/arbitrage is built)
 #
 # The value head's defaults send about 60%, 30% and 15% of the training data's steps to the target
@@ -35,8 +38,10 @@ if [ "$PRM" = value-head ]; then
 else
   rsd_default=0.9,0.8,0.6 oracle_default=0,0.1,0.2
 fi
+extra=(--rounds "${ROUNDS:-1}")
+[ "${NO_CACHE:-0}" = 1 ] && extra+=(--no-cache)
 "$bin" sweep --dataset gsm8k --start 0 --end 50 --max-tokens 1024 --output-dir "$out" \
-  "${prm_args[@]}" --run-types "${RUN_TYPES:-router,rsd,oracle}" \
+  "${prm_args[@]}" "${extra[@]}" --run-types "${RUN_TYPES:-router,rsd,oracle}" \
   --router-fractions "${ROUTER_FRACTIONS:-0.6,0.3,0.15}" \
   --rsd-thresholds "${RSD_THRESHOLDS:-$rsd_default}" \
   --oracle-thresholds "${ORACLE_THRESHOLDS:-$oracle_default}"

@@ -254,6 +254,26 @@ pub fn read_table(path: &Path) -> Result<Vec<SweepRow>, TableError> {
         .collect()
 }
 
+/// The problems `start..end` cut into `rounds` consecutive slices of near-equal size (the first ones
+/// one larger), none empty: with `--rounds`, every point runs slice one, then every point slice
+/// two, and so on, so that a machine that speeds up or slows down over the hours touches every
+/// point alike instead of whichever ran last.
+pub fn round_slices(start: usize, end: usize, rounds: usize) -> Vec<std::ops::Range<usize>> {
+    let n = end.saturating_sub(start);
+    let rounds = rounds.clamp(1, n.max(1));
+    let (size, larger) = (n / rounds, n % rounds);
+    let mut from = start;
+    (0..rounds)
+        .map(|r| {
+            let to = from + size + usize::from(r < larger);
+            let slice = from..to;
+            from = to;
+            slice
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// A point of a trade-off curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurvePoint {
@@ -454,6 +474,32 @@ mod tests {
 
     fn p(latency: f64, accuracy: f64) -> CurvePoint {
         CurvePoint { latency, accuracy }
+    }
+
+    #[test]
+    fn rounds_cover_the_range_once_in_order() {
+        assert_eq!(
+            round_slices(0, 50, 5),
+            vec![0..10, 10..20, 20..30, 30..40, 40..50]
+        );
+        assert_eq!(round_slices(3, 10, 3), vec![3..6, 6..8, 8..10]);
+        // More rounds than problems: one problem a round. No problems: no rounds.
+        assert_eq!(round_slices(0, 2, 5), vec![0..1, 1..2]);
+        assert!(round_slices(4, 4, 3).is_empty());
+        assert_eq!(round_slices(0, 7, 0), vec![0..7]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounds_partition_the_range(start in 0usize..100, n in 0usize..200, rounds in 0usize..30) {
+            let slices = round_slices(start, start + n, rounds);
+            let flat: Vec<usize> = slices.iter().flat_map(|s| s.clone()).collect();
+            proptest::prop_assert_eq!(flat, (start..start + n).collect::<Vec<_>>());
+            let sizes: Vec<usize> = slices.iter().map(|s| s.len()).collect();
+            if let (Some(max), Some(min)) = (sizes.iter().max(), sizes.iter().min()) {
+                proptest::prop_assert!(max - min <= 1);
+            }
+        }
     }
 
     #[test]

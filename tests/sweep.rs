@@ -91,6 +91,23 @@ fn results(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Each result's problem index and step texts.
+fn step_texts(results: &[Value]) -> Vec<(u64, Vec<String>)> {
+    results
+        .iter()
+        .map(|r| {
+            let steps = r["steps"].as_array().unwrap();
+            (
+                r["idx"].as_u64().unwrap(),
+                steps
+                    .iter()
+                    .map(|s| s["text"].as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// "step cache FILE: H calls replayed, M computed" lines printed by the points.
 fn cache_lines(stderr: &str) -> Vec<(u64, u64)> {
     stderr
@@ -168,27 +185,71 @@ fn a_repeated_sweep_replays_every_step_with_identical_text() {
     for point in POINTS {
         let before = results(&s.out.join(point));
         let after = results(&again.join(point));
-        let texts = |rs: &[Value]| -> Vec<(u64, Vec<String>)> {
-            rs.iter()
-                .map(|r| {
-                    let steps = r["steps"].as_array().unwrap();
-                    (
-                        r["idx"].as_u64().unwrap(),
-                        steps
-                            .iter()
-                            .map(|s| s["text"].as_str().unwrap().to_owned())
-                            .collect(),
-                    )
-                })
-                .collect()
-        };
-        assert_eq!(texts(&before), texts(&after), "{point}");
+        assert_eq!(step_texts(&before), step_texts(&after), "{point}");
         // Latency is reported at the cost measured the first time: all of it replayed.
         let m = metrics(&again.join(point));
         let latency = m["mean_latency_s"].as_f64().unwrap() * 2.0;
         let replayed = m["replayed_latency_s"].as_f64().unwrap();
         assert!(replayed > 0.0 && replayed <= latency, "{point}: {m}");
         assert!(replayed > 0.9 * latency, "{point}: {replayed} of {latency}");
+    }
+}
+
+#[test]
+fn a_sweep_in_rounds_runs_every_point_on_each_slice_in_turn() {
+    let s = first_sweep();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("rounds");
+    let stderr = ok(common::arbitrage(&[
+        "sweep",
+        "--config",
+        "configs/smoke.toml",
+        "--dataset",
+        s.data.to_str().unwrap(),
+        "--run-types",
+        "router",
+        "--router-thresholds",
+        "0.5",
+        "--max-tokens",
+        "96",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "--rounds",
+        "2",
+        // Only the first round starts a point afresh; the second must add to it.
+        "--overwrite",
+        "--",
+        "--max-steps",
+        "3",
+    ]));
+    let first = stderr.find("round 1/2: problems 0..1").expect(&stderr);
+    let second = stderr.find("round 2/2: problems 1..2").expect(&stderr);
+    // Every point ran in the first round before any ran in the second.
+    let runs: Vec<usize> = stderr
+        .match_indices("] router-t0.5")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(runs.len(), 2, "{stderr}");
+    assert!(
+        first < runs[0] && runs[0] < second && second < runs[1],
+        "{stderr}"
+    );
+    let rows = csv_rows(&out.join("sweep.csv"));
+    assert_eq!(rows.len(), 1 + 3, "header and three points: {rows:?}");
+    for point in ["draft", "target", "router-t0.5"] {
+        let rs = results(&out.join(point));
+        let idx: Vec<u64> = rs.iter().map(|r| r["idx"].as_u64().unwrap()).collect();
+        assert_eq!(idx, [0, 1], "{point}");
+        assert_eq!(metrics(&out.join(point))["n"], 2, "{point}");
+    }
+    // Greedy baselines write the same text whichever way the problems were split.
+    for point in ["draft", "target"] {
+        assert_eq!(
+            step_texts(&results(&out.join(point))),
+            step_texts(&results(&s.out.join(point))),
+            "{point}"
+        );
     }
 }
 

@@ -1,13 +1,15 @@
 //! `arbitrage sweep`: the grid of run types × thresholds, each point an `arbitrage run` in its own
 //! directory (so each resumes on its own), sharing one step cache, then `sweep.csv`.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::policy::RunType;
 use arbitrage::run::Metrics;
-use arbitrage::sweep::{Grid, Point, Setting, SweepRow, write_table};
+use arbitrage::sweep::{Grid, Point, Setting, SweepRow, round_slices, write_table};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -87,6 +89,10 @@ pub struct SweepArgs {
     /// Compute every step afresh: latencies are then all measured in this sweep.
     #[arg(long)]
     no_cache: bool,
+    /// Run the problems in this many consecutive slices, every point on a slice before the next
+    /// (with --no-cache, for latencies compared side by side on a machine whose speed drifts).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Further `arbitrage run` options for every point, after `--` (e.g. `-- --target-url
     /// http://gpu:8001/v1 --target-model target --concurrency 8`).
     #[arg(last = true, value_name = "RUN_OPTIONS")]
@@ -135,54 +141,81 @@ pub fn run(args: SweepArgs) -> Result<()> {
             None => " (no step cache: every latency measured now)".into(),
         }
     );
-    let mut rows = Vec::new();
-    for (i, point) in points.iter().enumerate() {
-        let dir = out.join(point.dir_name());
-        eprintln!("[{}/{}] {point}", i + 1, points.len());
-        let mut cmd = Command::new(&exe);
-        cmd.arg("run")
-            .args(["--run-type", point.run_type.name()])
-            .args(["--dataset", &args.dataset])
-            .arg("--output-dir")
-            .arg(&dir);
-        match point.setting {
-            Setting::None => {}
-            Setting::Threshold(t) => {
-                cmd.args(["--threshold", &t.to_string()]);
-            }
-            Setting::TargetFraction(f) => {
-                cmd.args(["--target-fraction", &f.to_string()]);
-            }
+    let (rounds_start, slices) = if args.rounds > 1 {
+        let (start, end) = problem_range(&args)?;
+        (start, round_slices(start, end, args.rounds as usize))
+    } else {
+        (0, Vec::new())
+    };
+    let rounds: Vec<Option<Range<usize>>> = if slices.is_empty() {
+        vec![None]
+    } else {
+        slices.into_iter().map(Some).collect()
+    };
+    let mut rows: Vec<Option<SweepRow>> = vec![None; points.len()];
+    for (r, slice) in rounds.iter().enumerate() {
+        if let Some(slice) = slice {
+            eprintln!(
+                "round {}/{}: problems {}..{}",
+                r + 1,
+                rounds.len(),
+                slice.start,
+                slice.end
+            );
         }
-        forward(&mut cmd, &args, cache.as_deref());
-        // Each point's metrics are in its metrics.json and in sweep.csv; its progress bar and
-        // messages stay on stderr.
-        cmd.stdout(std::process::Stdio::null());
-        let status = cmd
-            .status()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
-        match status.code() {
-            Some(0) => {}
-            // The point saved what it finished; the sweep stops with it.
-            Some(130) => {
-                write_table(&table, &rows)?;
-                eprintln!("interrupted: run the same command again to resume");
-                std::process::exit(130);
+        for (i, point) in points.iter().enumerate() {
+            let dir = out.join(point.dir_name());
+            eprintln!("[{}/{}] {point}", i + 1, points.len());
+            let mut cmd = Command::new(&exe);
+            cmd.arg("run")
+                .args(["--run-type", point.run_type.name()])
+                .args(["--dataset", &args.dataset])
+                .arg("--output-dir")
+                .arg(&dir);
+            match point.setting {
+                Setting::None => {}
+                Setting::Threshold(t) => {
+                    cmd.args(["--threshold", &t.to_string()]);
+                }
+                Setting::TargetFraction(f) => {
+                    cmd.args(["--target-fraction", &f.to_string()]);
+                }
             }
-            _ => bail!(
-                "point {point} failed ({status}); its directory is {}",
-                dir.display()
-            ),
+            // A round asks for every problem up to the end of its slice: those of earlier rounds
+            // are already finished and skipped, and the point's metrics cover them all. Only the
+            // first round may start a point afresh.
+            let upto = slice.as_ref().map(|s| rounds_start..s.end);
+            forward(&mut cmd, &args, cache.as_deref(), upto.as_ref(), r == 0);
+            // Each point's metrics are in its metrics.json and in sweep.csv; its progress bar and
+            // messages stay on stderr.
+            cmd.stdout(std::process::Stdio::null());
+            let status = cmd
+                .status()
+                .with_context(|| format!("cannot start {}", exe.display()))?;
+            match status.code() {
+                Some(0) => {}
+                // The point saved what it finished; the sweep stops with it.
+                Some(130) => {
+                    write_table(&table, &finished(&rows))?;
+                    eprintln!("interrupted: run the same command again to resume");
+                    std::process::exit(130);
+                }
+                _ => bail!(
+                    "point {point} failed ({status}); its directory is {}",
+                    dir.display()
+                ),
+            }
+            let done = row(point, &dir)?;
+            eprintln!(
+                "  {point}: accuracy {:.1}%, mean latency {:.1} s, target steps {:.0}% ({} problems)",
+                done.accuracy * 100.0,
+                done.mean_latency_s,
+                done.target_step_fraction * 100.0,
+                done.n
+            );
+            rows[i] = Some(done);
+            write_table(&table, &finished(&rows))?;
         }
-        let done = row(point, &dir)?;
-        eprintln!(
-            "  {point}: accuracy {:.1}%, mean latency {:.1} s, target steps {:.0}%",
-            done.accuracy * 100.0,
-            done.mean_latency_s,
-            done.target_step_fraction * 100.0
-        );
-        rows.push(done);
-        write_table(&table, &rows)?;
     }
     eprintln!(
         "plots and the HTML page: arbitrage report {}",
@@ -192,15 +225,51 @@ pub fn run(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-/// The options every point shares.
-fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
+/// The rows of the points that have run so far, in grid order.
+fn finished(rows: &[Option<SweepRow>]) -> Vec<SweepRow> {
+    rows.iter().flatten().cloned().collect()
+}
+
+/// The problems the sweep covers, `--start`/`--end`/`--limit` applied to the dataset.
+fn problem_range(args: &SweepArgs) -> Result<(usize, usize)> {
+    let dataset = Dataset::resolve(
+        &args.dataset,
+        data_dir(args.data_dir.as_deref()).as_deref(),
+        args.question_field.as_deref(),
+        args.answer_field.as_deref(),
+    )?;
+    let len = dataset.load()?.len();
+    let start = args.start.unwrap_or(0);
+    let mut end = args.end.unwrap_or(len).min(len);
+    if start > end {
+        bail!("--start {start} is past the end ({end})");
+    }
+    if let Some(limit) = args.limit {
+        end = end.min(start + limit);
+    }
+    Ok((start, end))
+}
+
+/// The options every point shares; `range` replaces the problem range in a round, and
+/// `--overwrite` only reaches a point's first run.
+fn forward(
+    cmd: &mut Command,
+    args: &SweepArgs,
+    cache: Option<&Path>,
+    range: Option<&Range<usize>>,
+    first_round: bool,
+) {
     if let Some(c) = &args.config {
         cmd.arg("--config").arg(c);
     }
+    let (limit, start, end) = match range {
+        Some(s) => (None, Some(s.start), Some(s.end)),
+        None => (args.limit, args.start, args.end),
+    };
     for (flag, value) in [
-        ("--limit", args.limit.map(|v| v.to_string())),
-        ("--start", args.start.map(|v| v.to_string())),
-        ("--end", args.end.map(|v| v.to_string())),
+        ("--limit", limit.map(|v| v.to_string())),
+        ("--start", start.map(|v| v.to_string())),
+        ("--end", end.map(|v| v.to_string())),
         ("--max-steps", args.max_steps.map(|v| v.to_string())),
         ("--max-tokens", args.max_tokens.map(|v| v.to_string())),
         ("--question-field", args.question_field.clone()),
@@ -221,7 +290,7 @@ fn forward(cmd: &mut Command, args: &SweepArgs, cache: Option<&Path>) {
             cmd.arg(flag).arg(p);
         }
     }
-    if args.overwrite {
+    if args.overwrite && first_round {
         cmd.arg("--overwrite");
     }
     cmd.args(&args.run_args);
