@@ -124,6 +124,9 @@ struct StepLine {
     /// Completes the text features of records written before they existed.
     #[serde(default)]
     draft_step: String,
+    /// Estimates what the target keeps of the draft's step on verification.
+    #[serde(default)]
+    target_step: String,
     prm_score: f32,
     target_prm_score: f32,
     /// Absent in records written before early decisions existed.
@@ -155,6 +158,10 @@ pub struct Example {
     /// Lengths of the draft's and the target's step in tokens (what an early decision trades).
     pub draft_tokens: u32,
     pub target_tokens: u32,
+    /// Draft tokens the target would keep when verifying the whole draft step: the texts'
+    /// common prefix (estimated by [`verified_prefix_tokens`]); 0 in records without the
+    /// target's step.
+    pub verified_prefix: u32,
     /// The step's place in its solution (orders a problem's examples).
     pub step_index: usize,
 }
@@ -283,11 +290,32 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     .collect(),
                 draft_tokens: rec.draft_tokens,
                 target_tokens: rec.target_tokens,
+                verified_prefix: verified_prefix_tokens(
+                    &rec.draft_step,
+                    &rec.target_step,
+                    rec.draft_tokens,
+                ),
                 step_index: rec.step_index,
             });
         }
     }
     Ok(out)
+}
+
+/// Draft tokens of `draft_step` that verification by the target would keep, where the target's own
+/// step is `target_step`: the length of their common prefix, as a share of the draft step's
+/// bytes, times its `draft_tokens` (records keep texts and counts, not the tokens themselves).
+pub fn verified_prefix_tokens(draft_step: &str, target_step: &str, draft_tokens: u32) -> u32 {
+    if draft_step.is_empty() || target_step.is_empty() {
+        return 0;
+    }
+    let common = draft_step
+        .bytes()
+        .zip(target_step.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let share = common as f64 / draft_step.len() as f64;
+    (share * f64::from(draft_tokens)).round() as u32
 }
 
 /// Splits by problem: about `held_out` of the problems (chosen with `seed`) go to the test side.
@@ -435,9 +463,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// L2 penalty of the logistic regression.
     pub alpha: f64,
-    /// Fit an early decision for every budget point, pricing a target token at this many draft
-    /// tokens; `None` fits none.
-    pub early_cost_ratio: Option<f64>,
+    /// Fit an early decision for every budget point at these costs; `None` fits none.
+    pub early_costs: Option<EarlyCosts>,
     /// Keep only records that rollout labels cover, so that routers trained on different
     /// advantages are held out and scored on the same steps.
     pub labelled_only: bool,
@@ -621,6 +648,17 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
         .collect()
 }
 
+/// What an early decision trades, in units of a draft token's decode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyCosts {
+    /// A token the target writes.
+    pub target_token: f64,
+    /// A draft token the target keeps on verification: it saves the target's decode of that
+    /// token, less reading it. An early escalation leaves only the glimpse to verify, so the
+    /// rest of what the target would have kept is paid at this price.
+    pub kept_token: f64,
+}
+
 /// What an early decision did on a set of steps, judged against the router's own decisions on
 /// the whole steps at one threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -633,7 +671,8 @@ pub struct EarlyOutcome {
     /// Steps the router escalates.
     pub escalated: usize,
     /// Draft-token decodes saved per step: the rest of each step caught early, less the target
-    /// tokens paid (at the cost ratio) for steps the router would have kept.
+    /// tokens paid for steps the router would have kept and the verified tokens forgone on
+    /// steps it escalates (both at [`EarlyCosts`]).
     pub saved_per_step: f64,
 }
 
@@ -652,14 +691,16 @@ pub struct EarlyReport {
 }
 
 /// Tallies a decision taken before the draft finishes its step, against the router's decisions
-/// `escalated` on the whole steps. `unwritten(e)` is `None` where the decision keeps the draft
-/// writing, else the draft tokens of `e` it spares; a step the router would have kept is then
-/// paid for with the target's step, at `cost_ratio` draft tokens a token.
+/// `escalated` on the whole steps. `read(e)` is `None` where the decision keeps the draft
+/// writing, else the draft tokens of `e` read before deciding (the glimpse). The decision spares
+/// the rest of the step; a step the router would have kept is then paid for with the target's
+/// step, and on a step it escalates too, the target can keep no more of the draft's step than
+/// was read.
 fn tally_early(
     steps: &[&Example],
     escalated: &[bool],
-    cost_ratio: f64,
-    unwritten: impl Fn(&Example) -> Option<u32>,
+    costs: EarlyCosts,
+    read: impl Fn(&Example) -> Option<u32>,
 ) -> EarlyOutcome {
     let mut outcome = EarlyOutcome {
         steps: steps.len(),
@@ -670,15 +711,16 @@ fn tally_early(
     };
     let mut saved = 0.0;
     for (e, &router_escalates) in steps.iter().zip(escalated) {
-        let Some(spared) = unwritten(e) else {
+        let Some(glimpse) = read(e) else {
             continue;
         };
         outcome.fired += 1;
-        saved += f64::from(spared);
+        saved += f64::from(e.draft_tokens.saturating_sub(glimpse));
         if router_escalates {
             outcome.agreed += 1;
+            saved -= costs.kept_token * f64::from(e.verified_prefix.saturating_sub(glimpse));
         } else {
-            saved -= cost_ratio * f64::from(e.target_tokens);
+            saved -= costs.target_token * f64::from(e.target_tokens);
         }
     }
     if !steps.is_empty() {
@@ -692,19 +734,19 @@ fn tally_early(
 pub fn context_only_outcome(
     steps: &[&Example],
     escalated: &[bool],
-    cost_ratio: f64,
+    costs: EarlyCosts,
 ) -> EarlyOutcome {
     let by_place: std::collections::HashMap<((usize, usize), usize), bool> = steps
         .iter()
         .zip(escalated)
         .map(|(e, &esc)| ((e.problem, e.step_index), esc))
         .collect();
-    tally_early(steps, escalated, cost_ratio, |e| {
+    tally_early(steps, escalated, costs, |e| {
         let previous = e
             .step_index
             .checked_sub(1)
             .and_then(|i| by_place.get(&(e.problem, i)));
-        (previous == Some(&true)).then_some(e.draft_tokens)
+        (previous == Some(&true)).then_some(0)
     })
 }
 
@@ -713,12 +755,12 @@ pub fn early_outcome(
     rule: &EarlyRule,
     steps: &[&Example],
     escalated: &[bool],
-    cost_ratio: f64,
+    costs: EarlyCosts,
 ) -> EarlyOutcome {
-    tally_early(steps, escalated, cost_ratio, |e| {
+    tally_early(steps, escalated, costs, |e| {
         e.glimpse(rule.tokens)
             .filter(|g| crate::policy::early_escalates(rule, g))
-            .map(|_| e.draft_tokens - rule.tokens)
+            .map(|_| rule.tokens)
     })
 }
 
@@ -745,11 +787,11 @@ pub const EARLY_MAX_EXTRA: f64 = 0.05;
 pub fn fit_early_rule(
     steps: &[&Example],
     escalated: &[bool],
-    cost_ratio: f64,
+    costs: EarlyCosts,
 ) -> Option<(EarlyRule, EarlyOutcome)> {
     let mut best: Option<(EarlyRule, EarlyOutcome)> = None;
     let mut consider = |rule: EarlyRule| {
-        let outcome = early_outcome(&rule, steps, escalated, cost_ratio);
+        let outcome = early_outcome(&rule, steps, escalated, costs);
         let extra = (outcome.fired - outcome.agreed) as f64;
         if extra <= EARLY_MAX_EXTRA * steps.len() as f64
             && outcome.saved_per_step > best.as_ref().map_or(0.0, |(_, o)| o.saved_per_step)
@@ -958,7 +1000,7 @@ pub fn train(
     }
     file.budget = budget_points(&y_hat);
     let mut early = Vec::new();
-    if let Some(cost_ratio) = options.early_cost_ratio {
+    if let Some(costs) = options.early_costs {
         let train_steps: Vec<&Example> = train_part.iter().collect();
         let eval_steps: Vec<&Example> = eval_on.iter().collect();
         let scores = |steps: &[&Example]| -> Vec<f32> {
@@ -975,7 +1017,7 @@ pub fn train(
             let fitted = fit_early_rule(
                 &train_steps,
                 &decisions(&train_scores, point.threshold),
-                cost_ratio,
+                costs,
             );
             point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
             early.push(EarlyReport {
@@ -988,13 +1030,13 @@ pub fn train(
                         rule,
                         &eval_steps,
                         &decisions(&eval_scores, point.threshold),
-                        cost_ratio,
+                        costs,
                     )
                 }),
                 context_only: context_only_outcome(
                     &eval_steps,
                     &decisions(&eval_scores, point.threshold),
-                    cost_ratio,
+                    costs,
                 ),
             });
         }
@@ -1069,6 +1111,7 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
                 glimpse_logprobs: Vec::new(),
                 draft_tokens: 0,
                 target_tokens: 0,
+                verified_prefix: 0,
                 step_index: 0,
             });
         }
@@ -1109,7 +1152,7 @@ mod tests {
             balance: true,
             seed: 1,
             alpha: 1e-3,
-            early_cost_ratio: None,
+            early_costs: None,
             labelled_only: false,
         }
     }
@@ -1125,6 +1168,7 @@ mod tests {
             glimpse_logprobs: Vec::new(),
             draft_tokens: 0,
             target_tokens: 0,
+            verified_prefix: 0,
             step_index: 0,
         }
     }
@@ -1353,6 +1397,11 @@ mod tests {
         assert!(err.contains("same label"), "{err}");
     }
 
+    const COSTS: EarlyCosts = EarlyCosts {
+        target_token: 1.7,
+        kept_token: 1.0,
+    };
+
     /// A step of `draft` tokens (the target writes `target`) whose first tokens have entropy `h`.
     fn glimpsed(h: f32, draft: u32, target: u32) -> Example {
         Example {
@@ -1371,7 +1420,7 @@ mod tests {
         steps.extend((0..10).map(|_| glimpsed(2.0, 50, 40)));
         let refs: Vec<&Example> = steps.iter().collect();
         let escalated: Vec<bool> = steps.iter().map(|e| e.glimpse_entropies[0] > 1.0).collect();
-        let (rule, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule saves time");
+        let (rule, outcome) = fit_early_rule(&refs, &escalated, COSTS).expect("a rule saves time");
         let EarlyTest::Entropy { min_entropy } = rule.test else {
             panic!("the largest entropy alone separates the steps: {rule:?}");
         };
@@ -1395,7 +1444,7 @@ mod tests {
             .collect();
         let refs: Vec<&Example> = steps.iter().collect();
         let escalated: Vec<bool> = (0..60).map(|i| i % 3 == 0).collect();
-        let (rule, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule saves time");
+        let (rule, outcome) = fit_early_rule(&refs, &escalated, COSTS).expect("a rule saves time");
         assert!(matches!(rule.test, EarlyTest::Learned { .. }), "{rule:?}");
         assert_eq!((outcome.fired, outcome.agreed), (20, 20));
         // The rule survives its trip through a router file.
@@ -1409,13 +1458,13 @@ mod tests {
         let steps: Vec<Example> = (0..50).map(|_| glimpsed(1.0, 50, 40)).collect();
         let refs: Vec<&Example> = steps.iter().collect();
         let escalated: Vec<bool> = (0..50).map(|i| i % 2 == 0).collect();
-        assert_eq!(fit_early_rule(&refs, &escalated, 1.7), None);
+        assert_eq!(fit_early_rule(&refs, &escalated, COSTS), None);
         // Steps no longer than any glimpse cannot be decided early.
         let short: Vec<Example> = (0..50)
             .map(|i| glimpsed(f32::from(i % 2 == 0), 1, 40))
             .collect();
         let refs: Vec<&Example> = short.iter().collect();
-        assert_eq!(fit_early_rule(&refs, &escalated, 1.7), None);
+        assert_eq!(fit_early_rule(&refs, &escalated, COSTS), None);
     }
 
     #[test]
@@ -1426,12 +1475,63 @@ mod tests {
             .collect();
         let refs: Vec<&Example> = steps.iter().collect();
         let escalated: Vec<bool> = (0..100).map(|i| i < 20).collect();
-        let (_, outcome) = fit_early_rule(&refs, &escalated, 1.7).expect("a rule");
+        let (_, outcome) = fit_early_rule(&refs, &escalated, COSTS).expect("a rule");
         assert!(
             (outcome.fired - outcome.agreed) as f64 <= EARLY_MAX_EXTRA * 100.0,
             "{outcome:?}"
         );
         assert_eq!(outcome.agreed, 20);
+    }
+
+    #[test]
+    fn an_early_escalation_pays_for_the_verified_tokens_it_forgoes() {
+        // The router escalates the uncertain starts; verification would keep `kept` tokens of
+        // each of those 50-token draft steps.
+        let steps = |kept: u32| -> Vec<Example> {
+            (0..50)
+                .map(|i| Example {
+                    verified_prefix: if i < 10 { kept } else { 0 },
+                    ..glimpsed(if i < 10 { 2.0 } else { 0.2 }, 50, 40)
+                })
+                .collect()
+        };
+        let escalated: Vec<bool> = (0..50).map(|i| i < 10).collect();
+        let few = steps(2);
+        let refs: Vec<&Example> = few.iter().collect();
+        let (rule, outcome) = fit_early_rule(&refs, &escalated, COSTS).expect("a rule");
+        // Nothing kept beyond a 2-token glimpse is forgone.
+        assert_eq!(outcome.agreed, 10);
+        let want = 10.0 * f64::from(50u32.saturating_sub(rule.tokens)) / 50.0;
+        assert!(
+            outcome.saved_per_step <= want + 1e-9,
+            "{rule:?} {outcome:?}"
+        );
+        // Verification would keep almost the whole step: deciding early loses more than it saves.
+        let most = steps(48);
+        let refs: Vec<&Example> = most.iter().collect();
+        let costly = EarlyCosts {
+            kept_token: 1.2,
+            ..COSTS
+        };
+        assert_eq!(fit_early_rule(&refs, &escalated, costly), None);
+        let rule = EarlyRule::entropy(4, 1.0);
+        let o = early_outcome(&rule, &refs, &escalated, costly);
+        let want = 10.0 * (46.0 - 1.2 * 44.0) / 50.0;
+        assert!((o.saved_per_step - want).abs() < 1e-9, "{o:?}");
+    }
+
+    #[test]
+    fn the_verified_prefix_is_the_common_start_in_draft_tokens() {
+        assert_eq!(verified_prefix_tokens("abcd\n\n", "abcd\n\n", 3), 3);
+        assert_eq!(verified_prefix_tokens("abcdefgh", "abcdxxxx", 10), 5);
+        assert_eq!(verified_prefix_tokens("abc", "xbc", 3), 0);
+        assert_eq!(
+            verified_prefix_tokens("abc", "", 3),
+            0,
+            "old records lack the target's step"
+        );
+        // A target step that stops inside the draft's keeps only what they share.
+        assert_eq!(verified_prefix_tokens("abcdef", "abc", 6), 3);
     }
 
     #[test]
@@ -1445,7 +1545,11 @@ mod tests {
         let refs: Vec<&Example> = steps.iter().collect();
         // Problem 1: escalated, escalated, kept; problem 2 starts kept, then escalated.
         let escalated = [true, true, false, false, true];
-        let o = context_only_outcome(&refs, &escalated, 1.5);
+        let costs = EarlyCosts {
+            target_token: 1.5,
+            ..COSTS
+        };
+        let o = context_only_outcome(&refs, &escalated, costs);
         assert_eq!((o.fired, o.agreed, o.escalated), (2, 1, 3));
         // One whole draft step saved, one paid for with the target's step.
         assert!((o.saved_per_step - (30.0 + 30.0 - 1.5 * 20.0) / 5.0).abs() < 1e-9);

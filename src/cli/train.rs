@@ -40,6 +40,13 @@ pub struct TrainArgs {
     /// budget point (docs/results.md measured 32 against 19 ms a token on the default pair).
     #[arg(long, default_value_t = 1.7)]
     early_cost_ratio: f64,
+    /// What a draft token the target keeps on verification saves, in draft tokens: an early
+    /// escalation forgoes the tokens verification would have kept beyond the glimpse. About 1 on
+    /// the default pair (35 ms a target token less ~15 to read it in chunks, over ~21 ms a draft
+    /// token); 0, the default until timed (docs/router.md), leaves them out as the shipped
+    /// router's fit did.
+    #[arg(long, default_value_t = 0.0)]
+    early_kept_ratio: f64,
     /// Fit no early decisions.
     #[arg(long)]
     no_early: bool,
@@ -59,13 +66,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         balance: !args.no_balance,
         seed: args.seed,
         alpha: args.alpha,
-        early_cost_ratio: (!args.no_early).then_some(args.early_cost_ratio),
+        early_costs: (!args.no_early).then_some(train::EarlyCosts {
+            target_token: args.early_cost_ratio,
+            kept_token: args.early_kept_ratio,
+        }),
         labelled_only: args.labelled_only,
     };
     if !(args.early_cost_ratio.is_finite() && args.early_cost_ratio > 0.0) {
         anyhow::bail!(
             "--early-cost-ratio must be a positive number, got {}",
             args.early_cost_ratio
+        );
+    }
+    if !(args.early_kept_ratio.is_finite() && args.early_kept_ratio >= 0.0) {
+        anyhow::bail!(
+            "--early-kept-ratio must be a number ≥ 0, got {}",
+            args.early_kept_ratio
         );
     }
     let advantage = match (args.advantage.as_str(), &args.value_head) {
@@ -166,8 +182,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
         }
         println!(
-            "(saved: draft-token decodes per step, net of target tokens at {}× for early escalations the router would not have made; context only: escalate when the router escalated the previous step, before the draft writes)",
-            args.early_cost_ratio
+            "(saved: draft-token decodes per step, net of target tokens at {}× for early escalations the router would not have made and of verified draft tokens forgone at {}× on those it would; context only: escalate when the router escalated the previous step, before the draft writes)",
+            args.early_cost_ratio, args.early_kept_ratio
         );
     }
     eprintln!("router written to {}", args.out.display());
