@@ -41,8 +41,10 @@ def process_ticks():
             continue
         name = s[s.index('(') + 1:s.rindex(')')]
         fields = s[s.rindex(')') + 2:].split()
-        # utime + stime, and cutime + cstime: the time of its children that exited and were reaped.
-        out[int(p)] = (name, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+        # utime + stime, cutime + cstime (the time of its children that exited and were reaped),
+        # and the parent's pid.
+        out[int(p)] = (name, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]),
+                       int(fields[1]))
     return out
 
 
@@ -57,9 +59,12 @@ def own_ticks(prev, cur, ours, was_ours):
     exited took its last ticks with it, but its parent (the sweep) reaped it, so they show in the
     parent's children's time, which counts the child's whole life: the ticks counted for it at the
     earlier samples are taken off again. Left out, a point's start and the previous point's end
-    counted as other work and paused the sweep for two samples at every point."""
+    counted as other work and paused the sweep for two samples at every point. The parent need
+    not be one of ours (a script that starts `arbitrage run` after `arbitrage run`): the reaped
+    time of every parent of our processes counts."""
     own = sum(cur[p][1] - (prev[p][1] if p in prev else 0) for p in ours)
-    own += sum(cur[p][2] - prev[p][2] for p in ours if p in prev)
+    reapers = set(ours) | {prev[p][3] for p in was_ours} | {cur[p][3] for p in ours}
+    own += sum(cur[p][2] - prev[p][2] for p in reapers if p in prev and p in cur)
     own -= sum(prev[p][1] for p in was_ours if p not in cur)
     return own
 
