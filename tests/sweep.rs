@@ -23,28 +23,36 @@ struct Sweep {
     stderr: String,
 }
 
-fn sweep_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec![
+/// The grid of `POINTS`.
+const GRID: [&str; 6] = [
+    "--run-types",
+    "rsd,router",
+    "--rsd-thresholds",
+    "0.3,0.9",
+    "--router-thresholds",
+    "0.5",
+];
+
+/// A smoke-model sweep of `grid` over `data` into `out`, with further sweep `options`.
+fn sweep_args<'a>(
+    data: &'a Path,
+    out: &'a Path,
+    grid: &[&'a str],
+    options: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
         "sweep",
         "--config",
         "configs/smoke.toml",
         "--dataset",
         data.to_str().unwrap(),
-        "--run-types",
-        "rsd,router",
-        "--rsd-thresholds",
-        "0.3,0.9",
-        "--router-thresholds",
-        "0.5",
-        "--max-tokens",
-        "96",
-        "--output-dir",
-        out.to_str().unwrap(),
-        // Options after `--` reach every point.
-        "--",
-        "--max-steps",
-        "3",
-    ]
+    ];
+    args.extend(grid);
+    args.extend(["--max-tokens", "96", "--output-dir", out.to_str().unwrap()]);
+    args.extend(options);
+    // Options after `--` reach every point.
+    args.extend(["--", "--max-steps", "3"]);
+    args
 }
 
 fn ok(output: Output) -> String {
@@ -61,7 +69,7 @@ fn first_sweep() -> &'static Sweep {
         let data = tmp.path().join("problems.jsonl");
         std::fs::write(&data, PROBLEMS).unwrap();
         let out = tmp.path().join("sweep");
-        let stderr = ok(common::arbitrage(&sweep_args(&data, &out)));
+        let stderr = ok(common::arbitrage(&sweep_args(&data, &out, &GRID, &[])));
         Sweep {
             _tmp: tmp,
             data,
@@ -170,9 +178,7 @@ fn a_repeated_sweep_replays_every_step_with_identical_text() {
     let cache = s.out.join("step-cache.redb");
     let copy = tmp.path().join("cache.redb");
     std::fs::copy(&cache, &copy).unwrap();
-    let mut args = sweep_args(&s.data, &again);
-    let dashes = args.iter().position(|a| *a == "--").unwrap();
-    args.splice(dashes..dashes, ["--cache", copy.to_str().unwrap()]);
+    let args = sweep_args(&s.data, &again, &GRID, &["--cache", copy.to_str().unwrap()]);
     let stderr = ok(common::arbitrage(&args));
     let lines = cache_lines(&stderr);
     assert_eq!(lines.len(), POINTS.len(), "{stderr}");
@@ -200,29 +206,13 @@ fn a_sweep_in_rounds_runs_every_point_on_each_slice_in_turn() {
     let s = first_sweep();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("rounds");
-    let stderr = ok(common::arbitrage(&[
-        "sweep",
-        "--config",
-        "configs/smoke.toml",
-        "--dataset",
-        s.data.to_str().unwrap(),
-        "--run-types",
-        "router",
-        "--router-thresholds",
-        "0.5",
-        "--max-tokens",
-        "96",
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--no-cache",
-        "--rounds",
-        "2",
+    let stderr = ok(common::arbitrage(&sweep_args(
+        &s.data,
+        &out,
+        &["--run-types", "router", "--router-thresholds", "0.5"],
         // Only the first round starts a point afresh; the second must add to it.
-        "--overwrite",
-        "--",
-        "--max-steps",
-        "3",
-    ]));
+        &["--no-cache", "--rounds", "2", "--overwrite"],
+    )));
     let first = stderr.find("round 1/2: problems 0..1").expect(&stderr);
     let second = stderr.find("round 2/2: problems 1..2").expect(&stderr);
     // Every point ran in the first round before any ran in the second.
@@ -261,6 +251,11 @@ fn bad_grids_are_clear_errors() {
         (vec!["--run-types", "rsd", "--thresholds", "1.5"], "1.5"),
         (vec!["--run-types", "draft", "--thresholds", "0.5"], "draft"),
         (vec!["--run-types", "rsd"], "--thresholds"),
+        // A range past the dataset is refused before anything is written.
+        (
+            vec!["--thresholds", "0.5", "--rounds", "2", "--start", "5000"],
+            "--start 5000 is past the end",
+        ),
     ] {
         let mut all = vec!["sweep", "--dataset", "gsm8k", "--output-dir"];
         all.push(out.to_str().unwrap());

@@ -240,6 +240,38 @@ pub fn load_hidden_states_model(
     Ok(model)
 }
 
+/// Finds a dataset by name or file, as `run` and `sweep` take it.
+pub fn resolve_dataset(
+    dataset: &str,
+    data_dir_flag: Option<&std::path::Path>,
+    question_field: Option<&str>,
+    answer_field: Option<&str>,
+) -> Result<arbitrage::datasets::Dataset> {
+    Ok(arbitrage::datasets::Dataset::resolve(
+        dataset,
+        arbitrage::datasets::data_dir(data_dir_flag).as_deref(),
+        question_field,
+        answer_field,
+    )?)
+}
+
+/// The problems `--start`, `--end` and `--limit` select from a dataset of `len` problems.
+pub fn problem_range(
+    len: usize,
+    start: usize,
+    end: Option<usize>,
+    limit: Option<usize>,
+) -> Result<std::ops::Range<usize>> {
+    let mut end = end.unwrap_or(len).min(len);
+    if start > end {
+        anyhow::bail!("--start {start} is past the end ({end})");
+    }
+    if let Some(limit) = limit {
+        end = end.min(start + limit);
+    }
+    Ok(start..end)
+}
+
 /// Loads a model with a spinner, since the larger ones take seconds.
 pub fn load_model(
     settings: &arbitrage::llama::EmbeddedSettings,

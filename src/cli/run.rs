@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use arbitrage::backend::StepScorer;
 use arbitrage::config::{ModelConfig, PrmConfig};
-use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::policy::{self, Budget, EarlyRule, RunType};
 use arbitrage::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::speculate::Models;
@@ -179,21 +178,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         .as_ref()
         .map_or(String::new(), |rule| format!(", early rule {rule}"));
 
-    let dataset = Dataset::resolve(
+    let dataset = super::resolve_dataset(
         &args.dataset,
-        data_dir(args.data_dir.as_deref()).as_deref(),
+        args.data_dir.as_deref(),
         args.question_field.as_deref(),
         args.answer_field.as_deref(),
     )?;
     let all = dataset.load()?;
-    let end = args.end.unwrap_or(all.len()).min(all.len());
-    if args.start > end {
-        bail!("--start {} is past the end ({end})", args.start);
-    }
-    let mut problems = all[args.start..end].to_vec();
-    if let Some(limit) = args.limit {
-        problems.truncate(limit);
-    }
+    let problems = all[super::problem_range(all.len(), args.start, args.end, args.limit)?].to_vec();
 
     let output_dir = args.output_dir.clone().unwrap_or_else(|| {
         let name = if run_type.uses_threshold() {

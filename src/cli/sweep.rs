@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::datasets::{Dataset, data_dir};
 use arbitrage::policy::RunType;
 use arbitrage::run::Metrics;
 use arbitrage::sweep::{Grid, Point, Setting, SweepRow, round_slices, write_table};
@@ -118,6 +117,27 @@ pub fn run(args: SweepArgs) -> Result<()> {
         || args.dataset.clone(),
         |s| s.to_string_lossy().into_owned(),
     );
+    // Checked before anything is written: a bad range leaves no output directory behind.
+    let (rounds_start, slices) = if args.rounds > 1 {
+        let dataset = super::resolve_dataset(
+            &args.dataset,
+            args.data_dir.as_deref(),
+            args.question_field.as_deref(),
+            args.answer_field.as_deref(),
+        )?;
+        let range = super::problem_range(
+            dataset.load()?.len(),
+            args.start.unwrap_or(0),
+            args.end,
+            args.limit,
+        )?;
+        (
+            range.start,
+            round_slices(range.start, range.end, args.rounds as usize),
+        )
+    } else {
+        (0, Vec::new())
+    };
     let out = args
         .output_dir
         .clone()
@@ -141,12 +161,6 @@ pub fn run(args: SweepArgs) -> Result<()> {
             None => " (no step cache: every latency measured now)".into(),
         }
     );
-    let (rounds_start, slices) = if args.rounds > 1 {
-        let (start, end) = problem_range(&args)?;
-        (start, round_slices(start, end, args.rounds as usize))
-    } else {
-        (0, Vec::new())
-    };
     let rounds: Vec<Option<Range<usize>>> = if slices.is_empty() {
         vec![None]
     } else {
@@ -228,26 +242,6 @@ pub fn run(args: SweepArgs) -> Result<()> {
 /// The rows of the points that have run so far, in grid order.
 fn finished(rows: &[Option<SweepRow>]) -> Vec<SweepRow> {
     rows.iter().flatten().cloned().collect()
-}
-
-/// The problems the sweep covers, `--start`/`--end`/`--limit` applied to the dataset.
-fn problem_range(args: &SweepArgs) -> Result<(usize, usize)> {
-    let dataset = Dataset::resolve(
-        &args.dataset,
-        data_dir(args.data_dir.as_deref()).as_deref(),
-        args.question_field.as_deref(),
-        args.answer_field.as_deref(),
-    )?;
-    let len = dataset.load()?.len();
-    let start = args.start.unwrap_or(0);
-    let mut end = args.end.unwrap_or(len).min(len);
-    if start > end {
-        bail!("--start {start} is past the end ({end})");
-    }
-    if let Some(limit) = args.limit {
-        end = end.min(start + limit);
-    }
-    Ok((start, end))
 }
 
 /// The options every point shares; `range` replaces the problem range in a round, and
