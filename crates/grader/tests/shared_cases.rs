@@ -1,32 +1,24 @@
-//! Agreement with the labelled cases in `shared/grading` (skipped when the folder is absent).
-
-use std::path::PathBuf;
+//! Agreement with the labelled cases of established graders' public test suites, copied into
+//! `tests/data/` (`answer_pairs.jsonl`, `latex_values.jsonl`; source and licence in
+//! `tests/data/README.md`). A missing file fails the test: it ships with the crate.
 
 use arbitrage_grader::{grade, parse, value};
 use serde_json::Value;
 
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("ARBITRAGE_SHARED_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
-fn read_jsonl(name: &str) -> Option<Vec<Value>> {
-    let path = shared_dir().join("grading").join(name);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "SKIP: {} not found (set ARBITRAGE_SHARED_DIR to the shared folder)",
-            path.display()
-        );
-        return None;
-    };
-    Some(
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("valid JSON line"))
-            .collect(),
-    )
+fn read_jsonl(name: &str) -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} ships with the crate: {e}", path.display()));
+    let rows: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}:{}: {e}", i + 1)))
+        .collect();
+    assert!(!rows.is_empty(), "{} is empty", path.display());
+    rows
 }
 
 fn short(s: &str) -> String {
@@ -39,10 +31,8 @@ fn short(s: &str) -> String {
 }
 
 #[test]
-fn answer_pairs_agree_with_expected_labels_on_at_least_95_percent() {
-    let Some(rows) = read_jsonl("answer_pairs.jsonl") else {
-        return;
-    };
+fn answer_pairs_agree_with_expected_labels_on_163_of_164() {
+    let rows = read_jsonl("answer_pairs.jsonl");
     let mut agree = 0;
     let mut report = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -70,14 +60,17 @@ fn answer_pairs_agree_with_expected_labels_on_at_least_95_percent() {
     for line in &report {
         println!("  DISAGREE {line}");
     }
-    assert!(pct >= 95.0, "agreement {pct:.1}% below 95%");
+    // 163 of 164 agree; the one left is a policy difference (docs/grading.md, line 18).
+    assert!(
+        agree >= 163,
+        "agreement {agree}/{} fell below 163",
+        rows.len()
+    );
 }
 
 #[test]
-fn latex_values_match_to_1e9_relative_on_at_least_95_percent() {
-    let Some(rows) = read_jsonl("latex_values.jsonl") else {
-        return;
-    };
+fn latex_values_match_to_1e9_relative_on_169_of_172() {
+    let rows = read_jsonl("latex_values.jsonl");
     let mut ok = 0;
     let mut report = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -104,7 +97,8 @@ fn latex_values_match_to_1e9_relative_on_at_least_95_percent() {
     for line in &report {
         println!("  MISMATCH {line}");
     }
-    assert!(pct >= 95.0, "latex_values {pct:.1}% below 95%");
+    // 169 of 172 match; the three left are sympy quirks (docs/grading.md).
+    assert!(ok >= 169, "latex_values {ok}/{} fell below 169", rows.len());
 }
 
 fn value_of(n: &parse::Node) -> Option<f64> {
