@@ -12,6 +12,9 @@ use crate::value::{self, C64, EvalError, Val, binom, factorial, int, modulo};
 /// Largest denominator (in bits) a finite sum or product keeps exactly.
 const DENOM_BITS: u64 = 256;
 
+/// How far along a row of Pascal's triangle a binomial is walked from the last one computed.
+const BINOM_WALK: u64 = 8;
+
 /// Node visits allowed for one evaluation (bounds sums, integrals and products of sums).
 pub const STEP_BUDGET: u32 = 200_000;
 
@@ -26,6 +29,9 @@ pub struct Evaluator<'a> {
     pm_seen: u32,
     /// Inside a trigonometric function argument (degrees become radians).
     in_trig: u32,
+    /// The last binomial computed, `(n, k, C(n, k))`, so that the next one along the row
+    /// (`k ± 1`, as in `\sum_k \binom{n}{k}`) costs one multiplication and one division.
+    last_binom: Option<(BigInt, BigInt, BigInt)>,
 }
 
 /// Evaluate `node` with the given symbol values.
@@ -41,6 +47,11 @@ fn real_fn(v: &Val, f: fn(f64) -> f64) -> Result<Val, EvalError> {
         return Err(EvalError::Unsupported);
     }
     approx(C64::real(f(x.re)))
+}
+
+/// The value as a big integer, when it is an exact integer.
+fn int_of(v: &Val) -> Option<BigInt> {
+    v.exact().filter(|r| r.is_integer()).map(|r| r.to_integer())
 }
 
 fn to_int(v: &Val) -> Option<i64> {
@@ -63,6 +74,42 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// `C(n, k)` from the remembered `C(n, k0)` of the same row when `k` is within
+    /// [`BINOM_WALK`] of `k0` (as in `\sum_k \binom{n}{k}` or `\sum_k \binom{n}{2k}`), walking
+    /// along the row with `C(n, j+1) = C(n, j) (n-j) / (j+1)` and `C(n, j-1) = C(n, j) j / (n-j+1)`,
+    /// both exact divisions.
+    fn binom_step(&self, n: &Val, k: &Val) -> Option<Val> {
+        let (n, k) = (int_of(n)?, int_of(k)?);
+        let (n0, k0, c0) = self.last_binom.as_ref()?;
+        if *n0 != n || k.is_negative() || k > n {
+            return None;
+        }
+        let gap = (&k - k0).to_i64()?;
+        if gap.unsigned_abs() > BINOM_WALK {
+            return None;
+        }
+        let one = BigInt::from(1);
+        let (mut j, mut c) = (k0.clone(), c0.clone());
+        while j < k {
+            c = c * (&n - &j) / (&j + &one);
+            j += &one;
+        }
+        while j > k {
+            c = c * &j / (&n - &j + &one);
+            j -= &one;
+        }
+        Some(Val::Exact(BigRational::from_integer(c)))
+    }
+
+    fn remember_binom(&mut self, n: &Val, k: &Val, v: &Val) {
+        self.last_binom = match (int_of(n), int_of(k), v.exact()) {
+            (Some(n), Some(k), Some(c)) if !k.is_negative() && k <= n && c.is_integer() => {
+                Some((n, k, c.to_integer()))
+            }
+            _ => None,
+        };
+    }
+
     /// Node visits so far (each evaluation is capped at [`STEP_BUDGET`]).
     pub fn steps(&self) -> u32 {
         self.steps
@@ -76,6 +123,7 @@ impl<'a> Evaluator<'a> {
             mask,
             pm_seen: 0,
             in_trig: 0,
+            last_binom: None,
         }
     }
 
@@ -152,10 +200,22 @@ impl<'a> Evaluator<'a> {
             }
             Node::Binom(n, k) => {
                 let (n, k) = (self.eval(n)?, self.eval(k)?);
+                if let Some(v) = self.binom_step(&n, &k) {
+                    self.charge(BINOM_WALK as u32)?;
+                    self.remember_binom(&n, &k, &v);
+                    return Ok(v);
+                }
                 // Each binomial costs about min(k, n-k) big-number steps: charge them to the
                 // budget, so that a long sum of large binomials stops instead of taking seconds.
-                self.charge(to_int(&k).map_or(1, |k| k.unsigned_abs().min(1 << 20)) as u32)?;
-                binom(&n, &k)
+                let cost = match (to_int(&n), to_int(&k)) {
+                    (Some(n), Some(k)) => k.min(n.saturating_sub(k)).max(1).unsigned_abs(),
+                    (_, Some(k)) => k.unsigned_abs(),
+                    _ => 1,
+                };
+                self.charge(cost.min(1 << 20) as u32)?;
+                let v = binom(&n, &k)?;
+                self.remember_binom(&n, &k, &v);
+                Ok(v)
             }
             Node::Mod(a, b) => {
                 let (a, b) = (self.eval(a)?, self.eval(b)?);

@@ -64,6 +64,37 @@ fn latexish() -> impl Strategy<Value = String> {
     prop::collection::vec(fragment(), 0..40).prop_map(|v| v.concat())
 }
 
+/// A well-formed answer: numbers, fractions, radicals, powers, variables and their sums and
+/// products, and the structures answers come in (tuples, intervals, sets, inequalities, lists).
+fn answer() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        (-999i64..1000).prop_map(|n| n.to_string()),
+        (0u32..100, 1u32..1000).prop_map(|(a, b)| format!("{a}.{b:03}")),
+        (1u32..50, 1u32..50).prop_map(|(a, b)| format!("\\frac{{{a}}}{{{b}}}")),
+        (2u32..60).prop_map(|n| format!("\\sqrt{{{n}}}")),
+        Just("\\pi".to_string()),
+        Just("x".to_string()),
+        Just("y".to_string()),
+    ];
+    let expr = leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} - ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) \\cdot ({b})")),
+            (inner.clone(), 0u32..4).prop_map(|(a, k)| format!("({a})^{{{k}}}")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("\\frac{{{a}}}{{{b}}}")),
+        ]
+    });
+    prop_oneof![
+        3 => expr.clone(),
+        1 => (expr.clone(), expr.clone()).prop_map(|(a, b)| format!("({a}, {b})")),
+        1 => (-50i64..0, 0i64..50).prop_map(|(a, b)| format!("[{a}, {b})")),
+        1 => (expr.clone(), expr.clone()).prop_map(|(a, b)| format!("\\{{{a}, {b}\\}}")),
+        1 => (-50i64..50).prop_map(|c| format!("x \\le {c}")),
+        1 => (expr.clone(), expr).prop_map(|(a, b)| format!("{a}, {b}")),
+    ]
+}
+
 fn check(gold: &str, pred: &str) -> Result<(), TestCaseError> {
     let t = Instant::now();
     let a = grade(gold, pred);
@@ -95,9 +126,17 @@ proptest! {
     }
 
     #[test]
-    fn every_answer_equals_itself_boxed(ans in latexish()) {
-        // Not a correctness claim for garbage, only that the boxed path does not panic.
-        let _ = grade(&ans, &format!("so \\boxed{{{ans}}}"));
+    fn the_boxed_path_never_panics_on_latex_like_input(ans in latexish()) {
+        let a = grade(&ans, &format!("so \\boxed{{{ans}}}"));
+        let b = grade(&ans, &format!("so \\boxed{{{ans}}}"));
+        prop_assert_eq!(a.equal, b.equal);
+    }
+
+    #[test]
+    fn every_answer_equals_itself_boxed(ans in answer()) {
+        let v = grade(&ans, &format!("Therefore the answer is $\\boxed{{{ans}}}$."));
+        prop_assert!(v.equal, "{:?} boxed did not equal itself: {:?}", ans, v);
+        prop_assert_eq!(v.pred.as_deref(), Some(v.gold.as_str()));
     }
 
     #[test]
