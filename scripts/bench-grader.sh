@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Throughput and agreement of the Rust grader vs Hugging Face Math-Verify on the same pairs.
 #
-#   scripts/bench-grader.sh            # uses ../shared (or $ARBITRAGE_SHARED_DIR)
+#   scripts/bench-grader.sh            # crates/grader/tests/data/answer_pairs.jsonl
 #
-# Env: ARBITRAGE_SHARED_DIR (folder holding grading/answer_pairs.jsonl), GRADER_BENCH_PAIRS
-# (another pairs file, e.g. crates/grader/tests/data/generalisation.jsonl), GRADER_BENCH_SECS
+# Env: GRADER_BENCH_PAIRS (another pairs file, e.g. crates/grader/tests/data/generalisation.jsonl), GRADER_BENCH_SECS
 # (Rust measuring time, default 3), MV_REPEATS (Math-Verify passes over the file, default 3),
 # BENCH_VENV (virtualenv for math-verify, default target/bench-venv), MATH_VERIFY_VERSION
 # (default 0.8.0), CARGO_TARGET_DIR (default target/grader), MV_ARGS (e.g. --wrap: bare answers
@@ -12,11 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-shared=${ARBITRAGE_SHARED_DIR:-$root/../shared}
-pairs=${GRADER_BENCH_PAIRS:-$shared/grading/answer_pairs.jsonl}
-[[ -f $pairs ]] || { echo "missing $pairs (set ARBITRAGE_SHARED_DIR)" >&2; exit 1; }
+pairs=${GRADER_BENCH_PAIRS:-$root/crates/grader/tests/data/answer_pairs.jsonl}
+[[ -f $pairs ]] || { echo "missing $pairs" >&2; exit 1; }
 pairs=$(realpath "$pairs")
-export ARBITRAGE_SHARED_DIR=$shared
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/grader}
 export GRADER_BENCH_PAIRS=$pairs
 

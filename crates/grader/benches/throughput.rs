@@ -1,7 +1,7 @@
-//! Pairs graded per second over `shared/grading/answer_pairs.jsonl`, repeated.
-//! Run: `cargo bench -p arbitrage-grader --bench throughput` (env `ARBITRAGE_SHARED_DIR`,
-//! `GRADER_BENCH_SECS` = minimum measuring time, default 3, `GRADER_BENCH_PAIRS` = another
-//! JSONL file of `{"gold", "pred", "expected"}` rows). Prints one JSON line.
+//! Pairs graded per second over `tests/data/answer_pairs.jsonl`, repeated.
+//! Run: `cargo bench -p arbitrage-grader --bench throughput` (env `GRADER_BENCH_SECS` = minimum
+//! measuring time, default 3, `GRADER_BENCH_PAIRS` = another JSONL file of
+//! `{"gold", "pred", "expected"}` rows). Prints one JSON line.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,16 +9,13 @@ use std::time::Instant;
 use arbitrage_grader::grade;
 
 fn main() {
-    let shared = std::env::var_os("ARBITRAGE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
     let path = std::env::var_os("GRADER_BENCH_PAIRS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| shared.join("grading/answer_pairs.jsonl"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIP: {} not found", path.display());
-        return;
-    };
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/answer_pairs.jsonl")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let pairs: Vec<(String, String, bool)> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
