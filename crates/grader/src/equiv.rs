@@ -9,6 +9,7 @@ use num_rational::BigRational;
 
 use crate::eval::{Env, Evaluator};
 use crate::normalize::{clean_answer, loose, number_readings};
+use crate::options::{GradeOptions, ListOrder, Tolerance, Units};
 use crate::parse::{Func, Node, RelOp, parse};
 use crate::value::{EvalError, Val, is_terminating, val_eq};
 
@@ -506,7 +507,78 @@ fn rounds_to(lit: &(BigRational, u32), other: &Val) -> bool {
     (o.re - l).abs() <= tol
 }
 
-fn node_eq(a: &Node, am: u32, b: &Node, bm: u32) -> bool {
+/// `m \times 10^{k}` with a decimal mantissa of `d ≥ 2` places: its value and half a unit in
+/// its last place, `10^{k-d} / 2`.
+fn sci_literal(n: &Node) -> Option<(BigRational, BigRational)> {
+    let Node::Mul(fs) = n else { return None };
+    let [(false, Node::Num(m, d)), (false, Node::Pow(b, e))] = fs.as_slice() else {
+        return None;
+    };
+    let ten = BigRational::from_integer(BigInt::from(10));
+    if *d < 2 || !matches!(&**b, Node::Num(t, 0) if *t == ten) {
+        return None;
+    }
+    let k = match &**e {
+        Node::Num(k, 0) => k.clone(),
+        Node::Neg(k) => match &**k {
+            Node::Num(k, 0) => -k.clone(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let k = num_traits::ToPrimitive::to_i32(&k.to_integer()).filter(|k| k.abs() <= 400)?;
+    let p = |e: i32| num_traits::pow::pow(ten.clone(), e.unsigned_abs() as usize);
+    let scale = |e: i32| if e >= 0 { p(e) } else { p(e).recip() };
+    let half = scale(k - *d as i32) / BigRational::from_integer(BigInt::from(2));
+    Some((m * scale(k), half))
+}
+
+/// A computed exact value far beyond a float's exact range (`100!`, `2^{200}`) against the same
+/// value written in scientific notation with a mantissa of two or more places
+/// (`9.332621544394415 \times 10^{157}`): equal when the value rounds to that mantissa, compared
+/// exactly, so it works past `f64`'s range too (`200!` ≈ `7.886578673647905 \times 10^{374}`).
+/// A written integer (`120000000000000000001`) is not a computed value and keeps exact
+/// comparison, and so does anything under 2^53.
+fn sci_matches(lit: &Node, other: &Node, y: &Val) -> bool {
+    let (Some((v, half)), Val::Exact(y)) = (sci_literal(lit), y) else {
+        return false;
+    };
+    let limit = BigRational::from_integer(BigInt::from(1u64 << 53));
+    !matches!(other, Node::Num(..)) && num_traits::Signed::abs(y) > limit && {
+        let d = y - &v;
+        num_traits::Signed::abs(&d) <= half
+    }
+}
+
+/// The values `x` of `a` and `y` of `b`, two constants, under the declared tolerance.
+fn num_eq(o: &GradeOptions, a: &Node, x: &Val, b: &Node, y: &Val) -> bool {
+    if val_eq(x, y) {
+        return true;
+    }
+    if o.tolerance != Tolerance::Exact && (sci_matches(a, b, y) || sci_matches(b, a, x)) {
+        return true;
+    }
+    match o.tolerance {
+        Tolerance::Exact => false,
+        Tolerance::Rounded => {
+            decimal_literal(a).is_some_and(|l| rounds_to(&l, y))
+                || decimal_literal(b).is_some_and(|l| rounds_to(&l, x))
+        }
+        Tolerance::Relative(rel) => match (x, y) {
+            // Exactly, so that values past `f64`'s range compare too.
+            (Val::Exact(p), Val::Exact(q)) => BigRational::from_float(rel.get()).is_some_and(|r| {
+                use num_traits::Signed;
+                (p - q).abs() <= r * p.abs().max(q.abs())
+            }),
+            _ => match (x.approx_checked(), y.approx_checked()) {
+                (Ok(p), Ok(q)) => crate::value::c_close(p, q, rel.get()),
+                _ => false,
+            },
+        },
+    }
+}
+
+fn node_eq(o: &GradeOptions, a: &Node, am: u32, b: &Node, bm: u32) -> bool {
     if am == u32::MAX || bm == u32::MAX {
         return false;
     }
@@ -519,11 +591,7 @@ fn node_eq(a: &Node, am: u32, b: &Node, bm: u32) -> bool {
     if syms.is_empty() {
         let env = Env::new();
         return match (eval_with(a, &env, am), eval_with(b, &env, bm)) {
-            (Ok(x), Ok(y)) => {
-                val_eq(&x, &y)
-                    || decimal_literal(a).is_some_and(|l| rounds_to(&l, &y))
-                    || decimal_literal(b).is_some_and(|l| rounds_to(&l, &x))
-            }
+            (Ok(x), Ok(y)) => num_eq(o, a, &x, b, &y),
             _ => a == b && am == bm,
         };
     }
@@ -567,7 +635,7 @@ fn val_of(a: &Ans) -> Option<(&Node, u32)> {
     }
 }
 
-fn scalar_eq(a: &Ans, b: &Ans) -> bool {
+fn scalar_eq(o: &GradeOptions, a: &Ans, b: &Ans) -> bool {
     match (a, b) {
         (Ans::Value(x), Ans::Value(y)) => val_eq(x, y),
         (
@@ -599,7 +667,7 @@ fn scalar_eq(a: &Ans, b: &Ans) -> bool {
             },
         ) => {
             if px == py {
-                return node_eq(x, *mx, y, *my);
+                return node_eq(o, x, *mx, y, *my);
             }
             // Only one side carries `%`: 28% matches 28, and also 0.28.
             let (p, pm, q, qm) = if *px {
@@ -607,7 +675,7 @@ fn scalar_eq(a: &Ans, b: &Ans) -> bool {
             } else {
                 (y, *my, x, *mx)
             };
-            node_eq(p, pm, q, qm) || node_eq(&percent_value(p), pm, q, qm)
+            node_eq(o, p, pm, q, qm) || node_eq(o, &percent_value(p), pm, q, qm)
         }
         _ => false,
     }
@@ -622,19 +690,19 @@ fn percent_value(p: &Node) -> Node {
     }
 }
 
-fn seq_eq(xs: &[Ans], ys: &[Ans]) -> bool {
-    xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| ans_eq(x, y))
+fn seq_eq(o: &GradeOptions, xs: &[Ans], ys: &[Ans]) -> bool {
+    xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| ans_eq(o, x, y))
 }
 
 /// Multiset match (greedy; answers are small).
-fn bag_eq(xs: &[Ans], ys: &[Ans]) -> bool {
+fn bag_eq(o: &GradeOptions, xs: &[Ans], ys: &[Ans]) -> bool {
     if xs.len() != ys.len() {
         return false;
     }
     let mut used = vec![false; ys.len()];
     'outer: for x in xs {
         for (j, y) in ys.iter().enumerate() {
-            if !used[j] && ans_eq(x, y) {
+            if !used[j] && ans_eq(o, x, y) {
                 used[j] = true;
                 continue 'outer;
             }
@@ -645,21 +713,21 @@ fn bag_eq(xs: &[Ans], ys: &[Ans]) -> bool {
 }
 
 /// Set match: every element of each side occurs in the other.
-fn set_eq(xs: &[Ans], ys: &[Ans]) -> bool {
+fn set_eq(o: &GradeOptions, xs: &[Ans], ys: &[Ans]) -> bool {
     if xs.is_empty() && ys.is_empty() {
         return true;
     }
     !xs.is_empty()
         && !ys.is_empty()
-        && xs.iter().all(|x| ys.iter().any(|y| ans_eq(x, y)))
-        && ys.iter().all(|y| xs.iter().any(|x| ans_eq(x, y)))
+        && xs.iter().all(|x| ys.iter().any(|y| ans_eq(o, x, y)))
+        && ys.iter().all(|y| xs.iter().any(|x| ans_eq(o, x, y)))
 }
 
-fn bound_eq(a: &Ans, b: &Ans) -> bool {
+fn bound_eq(o: &GradeOptions, a: &Ans, b: &Ans) -> bool {
     match (a, b) {
         (Ans::NegInf, Ans::NegInf) | (Ans::PosInf, Ans::PosInf) => true,
         (Ans::NegInf | Ans::PosInf, _) | (_, Ans::NegInf | Ans::PosInf) => false,
-        _ => scalar_eq(a, b),
+        _ => scalar_eq(o, a, b),
     }
 }
 
@@ -704,43 +772,45 @@ fn rel_eq(f: &Node, fo: RelOp, g: &Node, go: RelOp) -> bool {
 }
 
 /// Structural equality of two answer shapes.
-pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
+pub fn ans_eq(o: &GradeOptions, a: &Ans, b: &Ans) -> bool {
     match (a, b) {
-        (Ans::Seq(x), Ans::Seq(y)) => seq_eq(x, y),
-        (Ans::Seq(x), _) => ans_eq(&Ans::List(x.clone()), b),
-        (_, Ans::Seq(y)) => ans_eq(a, &Ans::List(y.clone())),
-        (Ans::Record(x), Ans::Record(y)) => record_eq(x, y),
-        (Ans::Record(x), _) => ans_eq(&record_values(x), b),
-        (_, Ans::Record(y)) => ans_eq(a, &record_values(y)),
+        (Ans::Seq(x), Ans::Seq(y)) => {
+            seq_eq(o, x, y) || (o.list_order == ListOrder::Any && bag_eq(o, x, y))
+        }
+        (Ans::Seq(x), _) => ans_eq(o, &Ans::List(x.clone()), b),
+        (_, Ans::Seq(y)) => ans_eq(o, a, &Ans::List(y.clone())),
+        (Ans::Record(x), Ans::Record(y)) => record_eq(o, x, y),
+        (Ans::Record(x), _) => ans_eq(o, &record_values(x), b),
+        (_, Ans::Record(y)) => ans_eq(o, a, &record_values(y)),
         (Ans::Rel(f, op), other) | (other, Ans::Rel(f, op))
             if matches!(other, Ans::Interval(..) | Ans::Union(_) | Ans::List(_))
                 || matches!(other, Ans::Tuple(t) if t.len() == 2) =>
         {
             truth_set_eq(f, *op, other)
         }
-        (Ans::List(x), _) if x.len() == 1 => ans_eq(&x[0], b),
-        (_, Ans::List(y)) if y.len() == 1 => ans_eq(a, &y[0]),
-        (Ans::List(x), Ans::List(y)) => bag_eq(x, y) || (x.len() == y.len() && seq_eq(x, y)),
-        (_, Ans::List(y)) if y.len() == 1 => ans_eq(a, &y[0]),
-        (Ans::List(x), Ans::Tuple(y)) | (Ans::Tuple(y), Ans::List(x)) => seq_eq(x, y),
+        (Ans::List(x), _) if x.len() == 1 => ans_eq(o, &x[0], b),
+        (_, Ans::List(y)) if y.len() == 1 => ans_eq(o, a, &y[0]),
+        (Ans::List(x), Ans::List(y)) => bag_eq(o, x, y) || (x.len() == y.len() && seq_eq(o, x, y)),
+        (_, Ans::List(y)) if y.len() == 1 => ans_eq(o, a, &y[0]),
+        (Ans::List(x), Ans::Tuple(y)) | (Ans::Tuple(y), Ans::List(x)) => seq_eq(o, x, y),
         (Ans::List(x), Ans::Set(y)) | (Ans::Set(x), Ans::List(y)) | (Ans::Set(x), Ans::Set(y)) => {
-            set_eq(x, y)
+            set_eq(o, x, y)
         }
-        (Ans::Tuple(x), Ans::Tuple(y)) => seq_eq(x, y),
+        (Ans::Tuple(x), Ans::Tuple(y)) => seq_eq(o, x, y),
         (Ans::Tuple(x), Ans::Interval(lo, hi, lc, rc))
         | (Ans::Interval(lo, hi, lc, rc), Ans::Tuple(x)) => {
-            x.len() == 2 && !lc && !rc && bound_eq(&x[0], lo) && bound_eq(&x[1], hi)
+            x.len() == 2 && !lc && !rc && bound_eq(o, &x[0], lo) && bound_eq(o, &x[1], hi)
         }
         (Ans::Interval(a0, a1, al, ar), Ans::Interval(b0, b1, bl, br)) => {
-            al == bl && ar == br && bound_eq(a0, b0) && bound_eq(a1, b1)
+            al == bl && ar == br && bound_eq(o, a0, b0) && bound_eq(o, a1, b1)
         }
-        (Ans::Union(x), Ans::Union(y)) => bag_eq(x, y),
+        (Ans::Union(x), Ans::Union(y)) => bag_eq(o, x, y),
         // `x ≤ -3 or x ≥ 2` is a list of intervals.
-        (Ans::Union(x), Ans::List(y)) | (Ans::List(y), Ans::Union(x)) => bag_eq(x, y),
-        (Ans::Union(x), _) if x.len() == 1 => ans_eq(&x[0], b),
-        (_, Ans::Union(y)) if y.len() == 1 => ans_eq(a, &y[0]),
+        (Ans::Union(x), Ans::List(y)) | (Ans::List(y), Ans::Union(x)) => bag_eq(o, x, y),
+        (Ans::Union(x), _) if x.len() == 1 => ans_eq(o, &x[0], b),
+        (_, Ans::Union(y)) if y.len() == 1 => ans_eq(o, a, &y[0]),
         (Ans::Matrix(x), Ans::Matrix(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(r, s)| seq_eq(r, s))
+            x.len() == y.len() && x.iter().zip(y).all(|(r, s)| seq_eq(o, r, s))
         }
         (Ans::Matrix(m), Ans::Tuple(t)) | (Ans::Tuple(t), Ans::Matrix(m)) => {
             let flat: Vec<Ans> = if m.iter().all(|r| r.len() == 1) {
@@ -750,7 +820,7 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
             } else {
                 return false;
             };
-            seq_eq(&flat, t)
+            seq_eq(o, &flat, t)
         }
         (Ans::Rel(f, fo), Ans::Rel(g, go)) => rel_eq(f, *fo, g, *go),
         (Ans::Text(x), Ans::Text(y)) => loose(x) == loose(y),
@@ -763,7 +833,7 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
             {
                 return false;
             }
-            scalar_eq(a, b)
+            scalar_eq(o, a, b)
         }
         _ => false,
     }
@@ -771,7 +841,7 @@ pub fn ans_eq(a: &Ans, b: &Ans) -> bool {
 
 /// Two records with the same labels match label by label, whatever their order; with different
 /// labels (`x = 1, y = 2` against `a = 1, b = 2`) their values match in the written order.
-fn record_eq(x: &[(String, Ans)], y: &[(String, Ans)]) -> bool {
+fn record_eq(o: &GradeOptions, x: &[(String, Ans)], y: &[(String, Ans)]) -> bool {
     if x.len() != y.len() {
         return false;
     }
@@ -781,9 +851,9 @@ fn record_eq(x: &[(String, Ans)], y: &[(String, Ans)]) -> bool {
     if same_labels {
         return x
             .iter()
-            .all(|(l, v)| y.iter().any(|(m, w)| m == l && ans_eq(v, w)));
+            .all(|(l, v)| y.iter().any(|(m, w)| m == l && ans_eq(o, v, w)));
     }
-    x.iter().zip(y).all(|((_, v), (_, w))| ans_eq(v, w))
+    x.iter().zip(y).all(|((_, v), (_, w))| ans_eq(o, v, w))
 }
 
 fn record_values(x: &[(String, Ans)]) -> Ans {
@@ -996,26 +1066,39 @@ pub fn readings(s: &str) -> Vec<Ans> {
     out
 }
 
-/// A set of solutions given with parentheses: when the reference answer is a set (`\{1, 3\}`),
-/// a tuple with the same elements (`(1, 3)`, `(3, 1)`) is that set written loosely. Directed:
-/// a tuple reference (`(3, 1)`, an ordered pair) is never matched by a set, and two tuples
-/// still compare in order.
-fn set_written_as_tuple(gold: &Ans, pred: &Ans) -> bool {
+/// Braces and parentheses used loosely. When the reference answer is a set (`\{1, 3\}`), a
+/// tuple with the same elements (`(1, 3)`, `(3, 1)`) is that set written loosely. When the
+/// reference is a tuple (`(1, 2)`), a set written with the same elements in the same order
+/// (`\{1, 2\}`) is accepted, as Math-Verify does; in another order (`\{2, 1\}`) it is not,
+/// because the order of the tuple is part of the answer. Two tuples still compare in order.
+fn set_written_as_tuple(o: &GradeOptions, gold: &Ans, pred: &Ans) -> bool {
     match (gold, pred) {
-        (Ans::Set(x), Ans::Tuple(y)) => set_eq(x, y),
+        (Ans::Set(x), Ans::Tuple(y)) => set_eq(o, x, y),
+        (Ans::Tuple(x), Ans::Set(y)) => seq_eq(o, x, y),
         _ => false,
     }
 }
 
-/// Are two bare answers the same? `a` is the reference (the gold answer): the only directed
-/// rule is [`set_written_as_tuple`]; everything else is symmetric.
+/// Are two bare answers the same, under the default conventions ([`GradeOptions::DEFAULT`])?
 pub fn answers_equal(a: &str, b: &str) -> bool {
+    answers_equal_with(a, b, &GradeOptions::DEFAULT)
+}
+
+/// Are two bare answers the same under the conventions `o`? `a` is the reference (the gold
+/// answer): the only directed rule is [`set_written_as_tuple`]; everything else is symmetric.
+pub fn answers_equal_with(a: &str, b: &str, o: &GradeOptions) -> bool {
     let (ca, cb) = (clean_answer(a), clean_answer(b));
     if ca.is_empty() || cb.is_empty() {
         return false;
     }
+    if o.units == Units::MustMatch && crate::parse::units(&ca) != crate::parse::units(&cb) {
+        return false;
+    }
     if ca == cb {
         return true;
+    }
+    if let Some(same) = crate::normalize::same_time_of_day(&ca, &cb) {
+        return same;
     }
     let (ra, rb) = (readings(&ca), readings(&cb));
     if ra.is_empty() || rb.is_empty() {
@@ -1024,6 +1107,6 @@ pub fn answers_equal(a: &str, b: &str) -> bool {
     }
     ra.iter().any(|x| {
         rb.iter()
-            .any(|y| ans_eq(x, y) || set_written_as_tuple(x, y))
+            .any(|y| ans_eq(o, x, y) || set_written_as_tuple(o, x, y))
     }) || loose(&ca) == loose(&cb)
 }

@@ -1,10 +1,11 @@
 //! Evaluation of expression trees to values, with a step budget.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use num_bigint::BigInt;
+use num_integer::Integer;
 use num_rational::BigRational;
-use num_traits::{Signed, ToPrimitive, Zero};
+use num_traits::{One, Signed, ToPrimitive, Zero};
 
 use crate::parse::{Func, Node};
 use crate::value::{self, C64, EvalError, Val, binom, factorial, int, modulo};
@@ -257,6 +258,14 @@ impl<'a> Evaluator<'a> {
                     _ => Err(EvalError::Unsupported),
                 }
             }
+            Node::Func(f @ (Func::Gcd | Func::Lcm), args) if args.iter().any(has_symbols) => {
+                // With symbols, the gcd or lcm is a polynomial (when it is determined at all),
+                // not the gcd of the arguments' values at a sample point.
+                match symbolic_gcd_lcm(*f == Func::Gcd, args) {
+                    Some(n) => self.eval(&n),
+                    None => Err(EvalError::Unsupported),
+                }
+            }
             Node::Func(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 let trig = matches!(
@@ -267,15 +276,7 @@ impl<'a> Evaluator<'a> {
                     self.in_trig += u32::from(trig);
                     let r = self.eval(a);
                     self.in_trig -= u32::from(trig);
-                    match r {
-                        Ok(v) => vals.push(v),
-                        // gcd of polynomials: the gcd of their numeric contents.
-                        Err(EvalError::Unsupported) if *f == Func::Gcd => match content(a) {
-                            Some(c) => vals.push(Val::Exact(c)),
-                            None => return Err(EvalError::Unsupported),
-                        },
-                        Err(e) => return Err(e),
-                    }
+                    vals.push(r?);
                 }
                 apply(*f, &vals)
             }
@@ -710,4 +711,155 @@ fn content(n: &Node) -> Option<BigRational> {
         }
         _ => None,
     }
+}
+
+fn has_symbols(n: &Node) -> bool {
+    let mut syms = BTreeSet::new();
+    crate::equiv::free_syms(n, &mut syms);
+    !syms.is_empty()
+}
+
+/// A monomial `c · x^a · y^b …` with an integer coefficient: (c, powers).
+type Monomial = (BigInt, BTreeMap<String, u32>);
+
+fn monomial(n: &Node) -> Option<Monomial> {
+    match n {
+        Node::Num(r, _) if r.is_integer() => Some((r.to_integer(), BTreeMap::new())),
+        Node::Sym(s) => Some((BigInt::one(), BTreeMap::from([(s.clone(), 1)]))),
+        Node::Pow(b, e) => match (&**b, &**e) {
+            (Node::Sym(s), Node::Num(k, _)) if k.is_integer() => {
+                let k = k.to_integer().to_u32().filter(|k| *k <= 64)?;
+                Some((BigInt::one(), BTreeMap::from([(s.clone(), k)])))
+            }
+            _ => None,
+        },
+        Node::Neg(a) => monomial(a).map(|(c, m)| (-c, m)),
+        Node::Mul(fs) => {
+            let (mut c, mut m) = (BigInt::one(), BTreeMap::new());
+            for (div, f) in fs {
+                if *div {
+                    return None;
+                }
+                let (fc, fm) = monomial(f)?;
+                c *= fc;
+                for (s, k) in fm {
+                    *m.entry(s).or_insert(0) += k;
+                }
+            }
+            Some((c, m))
+        }
+        _ => None,
+    }
+}
+
+fn monomial_node((c, m): &Monomial) -> Node {
+    let mut fs = vec![(false, Node::Num(BigRational::from_integer(c.clone()), 0))];
+    for (s, k) in m.iter().filter(|(_, k)| **k > 0) {
+        let k = Node::Num(BigRational::from_integer(BigInt::from(*k)), 0);
+        fs.push((
+            false,
+            Node::Pow(Box::new(Node::Sym(s.clone())), Box::new(k)),
+        ));
+    }
+    Node::Mul(fs)
+}
+
+/// The coefficient of a product of a constant and powers or roots of symbols (`4\sqrt{x}`,
+/// `-6x^2 y`): such a product has no factor other than its constant and its symbols.
+fn power_product_coefficient(n: &Node) -> Option<BigInt> {
+    match n {
+        Node::Num(r, _) if r.is_integer() => Some(r.to_integer()),
+        Node::Sym(_) => Some(BigInt::one()),
+        Node::Pow(b, _) if matches!(**b, Node::Sym(_)) => Some(BigInt::one()),
+        Node::Func(Func::Sqrt, a) if matches!(a.as_slice(), [Node::Sym(_)]) => Some(BigInt::one()),
+        Node::Neg(a) => power_product_coefficient(a),
+        Node::Mul(fs) => fs.iter().try_fold(BigInt::one(), |acc, (div, f)| {
+            (!div).then_some(())?;
+            Some(acc * power_product_coefficient(f)?)
+        }),
+        _ => None,
+    }
+}
+
+/// `\gcd(x + 76, 4\sqrt{x}) = 1`: when every argument is either a polynomial with a non-zero
+/// constant term or a product of a constant and symbols, no symbol divides all of them, so the
+/// gcd is the gcd of the contents and coefficients. `None` when some argument is neither, or
+/// when no argument is a product of symbols (two polynomials such as `x + 1` and `2x + 2` share
+/// `x + 1`).
+fn gcd_with_constant_terms(args: &[Node]) -> Option<BigInt> {
+    let mut g = BigInt::zero();
+    let mut products = 0;
+    for a in args {
+        if let Some(c) = power_product_coefficient(a) {
+            products += usize::from(has_symbols(a));
+            g = g.gcd(&c);
+            continue;
+        }
+        let mut syms = BTreeSet::new();
+        crate::equiv::free_syms(a, &mut syms);
+        let at_zero: Env = syms.into_iter().map(|s| (s, int(0))).collect();
+        let c0 = eval(a, &at_zero).ok()?;
+        if c0.is_zero() || !matches!(a, Node::Add(_)) {
+            return None;
+        }
+        g = g.gcd(&content(a).filter(|r| r.is_integer())?.to_integer());
+    }
+    (products > 0 && !g.is_zero()).then_some(g)
+}
+
+/// `gcd`/`lcm` of arguments with symbols, over the integer polynomials, where it is determined
+/// without factoring:
+/// - monomials: `\gcd(6x, 9x^2) = 3x` (gcd of the coefficients, lowest powers) and
+///   `\operatorname{lcm}(6x, 9x^2) = 18x^2` (lcm, highest powers);
+/// - one polynomial and constants: `\gcd(4x + 6, 10) = 2` (the gcd of the polynomial's content
+///   and the constants) and `\operatorname{lcm}(4x + 6, 10) = 10 (4x + 6) / 2`.
+///
+/// Anything else (`\gcd(x^2 - 1, x + 1)`, two polynomials) is `None`: the content alone is not
+/// the gcd, so `\gcd(6x, 9x^2)` must not equal 3.
+fn symbolic_gcd_lcm(gcd: bool, args: &[Node]) -> Option<Node> {
+    let monos: Vec<Option<Monomial>> = args.iter().map(monomial).collect();
+    if monos.iter().all(Option::is_some) {
+        let monos: Vec<Monomial> = monos.into_iter().flatten().collect();
+        if !gcd && monos.iter().any(|(c, _)| c.is_zero()) {
+            return Some(Node::Num(BigRational::zero(), 0));
+        }
+        let nonzero: Vec<&Monomial> = monos.iter().filter(|(c, _)| !c.is_zero()).collect();
+        let first = nonzero.first()?;
+        let mut coef = first.0.abs();
+        let mut pows: BTreeMap<String, u32> = BTreeMap::new();
+        let syms: BTreeSet<&String> = nonzero.iter().flat_map(|(_, m)| m.keys()).collect();
+        for s in syms {
+            let ks = nonzero.iter().map(|(_, m)| m.get(s).copied().unwrap_or(0));
+            let k = if gcd { ks.min() } else { ks.max() };
+            pows.insert(s.clone(), k.unwrap_or(0));
+        }
+        for (c, _) in &nonzero[1..] {
+            coef = if gcd { coef.gcd(c) } else { coef.lcm(c) };
+        }
+        return Some(monomial_node(&(coef, pows)));
+    }
+    if gcd && let Some(g) = gcd_with_constant_terms(args) {
+        return Some(Node::Num(BigRational::from_integer(g), 0));
+    }
+    // One polynomial with constants.
+    let (polys, consts): (Vec<&Node>, Vec<&Node>) = args.iter().partition(|a| has_symbols(a));
+    let [poly] = polys.as_slice() else {
+        return None;
+    };
+    let mut c = if gcd { BigInt::zero() } else { BigInt::one() };
+    for k in consts {
+        let v = monomial(k).filter(|(_, m)| m.is_empty())?.0;
+        c = if gcd { c.gcd(&v) } else { c.lcm(&v) };
+    }
+    let content = content(poly).filter(|r| r.is_integer())?.to_integer();
+    if c.is_zero() {
+        return None;
+    }
+    let g = content.gcd(&c);
+    let num = |n: BigInt| Node::Num(BigRational::from_integer(n), 0);
+    Some(if gcd {
+        num(g)
+    } else {
+        Node::Mul(vec![(false, num(c / g)), (false, (*poly).clone())])
+    })
 }

@@ -170,7 +170,27 @@ fn boxed_answer(s: &str) -> Option<String> {
         parts.push(boxes[k].content.clone());
     }
     parts.reverse();
+    // The same answer boxed again (a check, a restatement) is one answer, not a list.
+    if parts.iter().all(|p| p.trim() == parts[0].trim()) {
+        return Some(parts.swap_remove(0));
+    }
     Some(parts.join(if words { " and " } else { ", " }))
+}
+
+/// The contents of the last `n` boxes of a solution, joined with ", ": the parts of a
+/// multi-part answer boxed one by one with prose between them ("(a) … $\boxed{3}$. (b) … is
+/// $\boxed{5}$"). `None` when there are fewer than `n` boxes.
+pub fn last_boxes(text: &str, n: usize) -> Option<String> {
+    let s = preclean(tail(text));
+    let boxes = find_boxed(&s);
+    if n < 2 || boxes.len() < n {
+        return None;
+    }
+    let parts: Vec<&str> = boxes[boxes.len() - n..]
+        .iter()
+        .map(|b| b.content.as_str())
+        .collect();
+    Some(parts.join(", "))
 }
 
 /// Math segments `$...$`, `$$...$$`, `\(...\)` (single line), `\[...\]`: (start, end, content).
@@ -179,6 +199,10 @@ fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
+        if b[i] == b'$' && (i == 0 || b[i - 1] != b'\\') && is_currency(s, i) {
+            i += 1;
+            continue;
+        }
         if b[i] == b'$' && (i == 0 || b[i - 1] != b'\\') {
             let dbl = i + 1 < b.len() && b[i + 1] == b'$';
             let open = if dbl { 2 } else { 1 };
@@ -206,6 +230,26 @@ fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
         i += 1;
     }
     out
+}
+
+/// Is the `$` at byte `i` a currency sign rather than a math delimiter? It is when a digit
+/// follows it and the next `$` either does not exist, or is itself followed by a digit with
+/// prose (a word of three letters or more) between them: "paid $5 for the pen and $3 for …".
+/// `$5$` and `$x = 5$` stay math.
+fn is_currency(s: &str, i: usize) -> bool {
+    let b = s.as_bytes();
+    if !b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    match find_unescaped(s, i + 1, "$") {
+        None => true,
+        Some(j) => {
+            b.get(j + 1).is_some_and(u8::is_ascii_digit)
+                && s[i + 1..j]
+                    .split(|c: char| !c.is_alphabetic())
+                    .any(|w| w.chars().count() >= 3)
+        }
+    }
 }
 
 /// Next `pat` at or after `from` that is not preceded by a backslash (`\$` is a dollar sign).
@@ -292,6 +336,12 @@ fn segment_after(s: &str) -> Option<String> {
         }
     }
     let seg = t[..end].trim();
+    // A full-width comma or semicolon ends the answer clause in Chinese and Japanese prose:
+    // "答案是 12 元，不是 18 元" answers 12.
+    let seg = match seg.find(['，', '；']) {
+        Some(p) if !seg[..p].contains('$') => seg[..p].trim(),
+        _ => seg,
+    };
     let seg = match seg.rfind(" is ") {
         Some(p) => seg[p + 4..].trim(),
         None => seg,

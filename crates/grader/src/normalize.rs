@@ -159,6 +159,9 @@ pub fn clean_answer(s: &str) -> String {
             })
             .into_owned();
     }
+    if s.contains('_') {
+        s = based_letters(&s);
+    }
     if let Some(c) = canonical_phrase(&s) {
         return c.to_string();
     }
@@ -285,4 +288,82 @@ fn repeating_to_frac(int_part: &str, fixed: &str, rep: &str) -> String {
     let den = num_traits::pow::pow(BigInt::from(10), fixed.len())
         * (num_traits::pow::pow(BigInt::from(10), rep.len()) - 1);
     format!("\\frac{{{}}}{{{}}}", all - head, den)
+}
+
+/// A time of day: `14:30`, `2:30 PM`, `2:30 p.m.`, `9:05:30 AM`, `00:15`.
+static TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:([ap])\.?\s*m\.?)?$").expect("regex")
+});
+
+/// A time of day as seconds after midnight, and whether it is marked as a time (rather than
+/// possibly a ratio `3:10`): by AM/PM, by seconds, by an hour from 13 to 23, or by a leading 0.
+fn time_of_day(s: &str) -> Option<(u32, bool)> {
+    let t: String = s
+        .replace("\\text{", "")
+        .replace("\\mathrm{", "")
+        .replace(['{', '}', '~'], "")
+        .replace("\\,", " ")
+        .replace("\\ ", " ");
+    let c = TIME.captures(t.trim())?;
+    let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
+    let (h, m, sec) = (num(1)?, num(2)?, num(3).unwrap_or(0));
+    if m >= 60 || sec >= 60 {
+        return None;
+    }
+    let half = c.get(4).map(|x| x.as_str().eq_ignore_ascii_case("p"));
+    let h = match half {
+        Some(pm) if (1..=12).contains(&h) => h % 12 + if pm { 12 } else { 0 },
+        Some(_) => return None,
+        None if h <= 23 => h,
+        None => return None,
+    };
+    let marked = half.is_some() || c.get(3).is_some() || h >= 13 || c[1].starts_with('0');
+    Some((h * 3600 + m * 60 + sec, marked))
+}
+
+/// Two times of day (24-hour or 12-hour, with or without seconds): `Some(equal)` when both are
+/// times and at least one is marked as a time (AM/PM, seconds, an hour past 12, a leading 0),
+/// `None` otherwise, so that `3:10` and `6:20` still compare as ratios. `14:30` = `2:30 PM` =
+/// `14:30:00`; `12:15 AM` = `00:15`; `14:30` ≠ `2:30 AM`; `9:05:30` ≠ `9:05 AM`.
+pub fn same_time_of_day(a: &str, b: &str) -> Option<bool> {
+    let ((x, mx), (y, my)) = (time_of_day(a)?, time_of_day(b)?);
+    (mx || my).then_some(x == y)
+}
+
+/// A number in a base above 10 with letter digits and its base as a subscript: `1A_{16}`,
+/// `FF_{16}`, `(2B)_{12}`.
+static BASED_LETTERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(^|[^\\A-Za-z0-9_])\(?([0-9A-Za-z]+)\)?_\{?\(?(\d{1,2})\)?\}?").expect("regex")
+});
+
+/// `1A_{16}` → `26`. Only bases 11 to 36, only digit strings valid in that base, with at least
+/// one letter, and either a decimal digit among them or two or more capital letters (`FF_{16}`),
+/// so that a subscripted name (`a_{16}`, `x_{12}`) stays a name. Bases up to 10 are read by the
+/// parser (`101_2`).
+fn based_letters(s: &str) -> String {
+    BASED_LETTERS
+        .replace_all(s, |c: &regex::Captures| {
+            let (pre, digits, base) = (&c[1], &c[2], &c[3]);
+            let value = base
+                .parse::<u32>()
+                .ok()
+                .filter(|b| (11..=36).contains(b))
+                .and_then(|b| {
+                    let letters = digits.chars().filter(|d| d.is_ascii_alphabetic()).count();
+                    let has_digit = digits.chars().any(|d| d.is_ascii_digit());
+                    let capitals = digits
+                        .chars()
+                        .all(|d| d.is_ascii_digit() || d.is_ascii_uppercase());
+                    let plausible = letters > 0 && capitals && (has_digit || letters >= 2);
+                    if !plausible || digits.len() > 24 {
+                        return None;
+                    }
+                    u128::from_str_radix(digits, b).ok()
+                });
+            match value {
+                Some(v) => format!("{pre}{v}"),
+                None => c[0].to_string(),
+            }
+        })
+        .into_owned()
 }

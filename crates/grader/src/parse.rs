@@ -301,15 +301,36 @@ const SHORT_UNITS: &[&str] = &[
     "cm", "mm", "km", "kg", "mg", "ml", "mL", "ft", "yd", "hr", "lb", "oz", "mi", "sq",
 ];
 
+/// Units that may be glued to the number (`10weeks`, `5kg`, `3hours`): a run of letters right
+/// after digits is a unit only when it is one of these (or of [`SHORT_UNITS`]); any other run
+/// (`2ab`, `3x`, `2pi`) stays algebra.
+const GLUED_UNITS: &[&str] = &[
+    "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "hrs", "hour", "hours",
+    "day", "days", "week", "weeks", "month", "months", "year", "years", "meter", "meters", "metre",
+    "metres", "inch", "inches", "foot", "feet", "yard", "yards", "mile", "miles", "gram", "grams",
+    "pound", "pounds", "lbs", "ounce", "ounces", "ton", "tons", "liter", "liters", "litre",
+    "litres", "gallon", "gallons", "cup", "cups", "dollar", "dollars", "cent", "cents", "euro",
+    "euros", "yuan", "mph", "units", "unit",
+];
+
 /// A word after a number is a unit (and is dropped) when it reads as a word, not as a product
 /// of variables: at least three letters, separated from the number by a space, not a function
-/// name (`2 \sin x`), and not followed by an argument; or one of [`SHORT_UNITS`]. `2ab`, `3 xy`
+/// name (`2 \sin x`), and not followed by an argument; or one of [`SHORT_UNITS`]; or, glued to
+/// the digits, one of [`GLUED_UNITS`] of two letters or more (`10weeks`). `2ab`, `3 xy`, `5m`
 /// and `5 \min(a,b)` therefore stay algebra.
 fn is_unit_word(w: &str, chars: &[char], start: usize, end: usize) -> bool {
     if SHORT_UNITS.contains(&w) {
         return true;
     }
     let spaced = start > 0 && chars[start - 1].is_whitespace();
+    let glued = start > 0 && chars[start - 1].is_ascii_digit();
+    if glued {
+        let next = chars.get(end).copied();
+        return w.len() >= 2
+            && GLUED_UNITS.contains(&w.to_ascii_lowercase().as_str())
+            && !matches!(next, Some('(' | '{' | '^' | '_'))
+            && !next.is_some_and(|c| c.is_ascii_alphanumeric());
+    }
     let next = chars[skip_ws(chars, end)..].first().copied();
     let argument_follows =
         matches!(next, Some('(' | '{' | '\\')) || next.is_some_and(|c| c.is_ascii_digit());
@@ -695,6 +716,42 @@ pub fn joined_by_words(s: &str) -> bool {
         }
     }
     false
+}
+
+/// The units written after quantities in an answer, folded for comparison (lower case, a plural
+/// `s` dropped, `feet` → `foot`) and sorted: `12\text{ cm}^2` → `["cm"]`, `5 hours` → `["hour"]`.
+/// A text answer (`\text{Evelyn}`) is not a unit. Percent and degree marks are not units here
+/// (they have rules of their own).
+pub fn units(s: &str) -> Vec<String> {
+    let mut toks = Vec::new();
+    if lex(s, &mut toks, 0).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for w in toks.windows(2) {
+        let after_quantity = matches!(
+            w[0],
+            Tok::Num(_) | Tok::Text(_) | Tok::Ident(_) | Tok::Op(')' | '}' | '°' | '!')
+        );
+        if let (true, Tok::Text(t)) = (after_quantity, &w[1]) {
+            out.extend(t.split_whitespace().map(fold_unit));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fold_unit(w: &str) -> String {
+    let w = w.to_lowercase();
+    let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+    match w {
+        "feet" => "foot".to_string(),
+        _ if w.len() > 4 && (w.ends_with("ches") || w.ends_with("shes")) => {
+            w[..w.len() - 2].to_string()
+        }
+        _ if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") => w[..w.len() - 1].to_string(),
+        _ => w.to_string(),
+    }
 }
 
 /// Parse a number literal (decimal or scientific) into an exact rational.
