@@ -42,10 +42,22 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+const FILLER_UNIT: &str =
+    "The quick brown fox jumps over the lazy dog while seven wizards count twelve boxes. ";
+
+/// About `tokens` tokens of filler text without a tokenizer at hand (one token a word, roughly):
+/// for measurements that report the depth they actually got.
+pub fn filler_text(tokens: usize) -> String {
+    FILLER_UNIT
+        .split_inclusive(' ')
+        .cycle()
+        .take(tokens)
+        .collect()
+}
+
 /// Text that tokenises to roughly one token per word, repeated to the wanted length.
 fn filler(model: &EmbeddedModel, tokens: usize) -> Result<String, EngineError> {
-    let unit =
-        "The quick brown fox jumps over the lazy dog while seven wizards count twelve boxes. ";
+    let unit = FILLER_UNIT;
     let per_unit = model.tokenize(unit)?.len().max(1);
     let mut text = unit.repeat(tokens / per_unit + 1);
     // Trim to the exact length by cutting words.

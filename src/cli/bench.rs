@@ -32,10 +32,18 @@ pub struct BenchArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead of prefill and decode, time one `llama_decode` carrying one new token for each of
+    /// N sequences, for every N listed (e.g. `1,2,4,8`), `--depth` tokens deep and
+    /// `--decode-tokens` rounds: whether batching several problems pays on these cores.
+    #[arg(long, value_delimiter = ',')]
+    batch: Vec<usize>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let config = args.config.load()?;
+    if !args.batch.is_empty() {
+        return run_batched(&args, &config);
+    }
     if !args.json {
         println!(
             "{:<8} {:<40} {:>6} {:>8} {:>12} {:>8} {:>12} {:>10}",
@@ -43,17 +51,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     for role in &args.roles {
-        let model_config = match role.as_str() {
-            "draft" => &config.draft,
-            "target" => &config.target,
-            other => anyhow::bail!("unknown role `{other}` in --roles (expected draft or target)"),
-        };
-        let Some(settings) = model_config.embedded() else {
-            anyhow::bail!(
-                "the {role} model is remote; `bench` measures embedded models (see docs/remote.md for the remote overhead benchmark)"
-            );
-        };
-        let mut settings = settings.clone();
+        let mut settings = embedded_settings(&config, role)?;
         settings.hidden_states = args.hidden_states;
         let model = super::load_model(&settings)?;
         let bar = indicatif::ProgressBar::new(3 * args.reps as u64)
@@ -91,4 +89,72 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `bench --batch`: total decode tokens/s with N sequences in one batch, per role.
+fn run_batched(args: &BenchArgs, config: &arbitrage::config::Config) -> Result<()> {
+    if args.batch.contains(&0) {
+        anyhow::bail!("--batch: every width must be at least 1");
+    }
+    if !args.json {
+        println!(
+            "{:<8} {:>6} {:>6} {:>8} {:>10} {:>12} {:>10}",
+            "role", "seqs", "depth", "rounds", "tok/s", "ms/decode", "vs 1 seq"
+        );
+    }
+    for role in &args.roles {
+        let settings = embedded_settings(config, role)?;
+        let context = arbitrage::bench::filler_text(args.depth.max(1));
+        let bar = indicatif::ProgressBar::new((args.reps * args.batch.len()) as u64)
+            .with_message(format!("batched decode, {role}"));
+        let results = arbitrage::llama::batched::measure(
+            &settings,
+            &context,
+            &args.batch,
+            args.decode_tokens as usize,
+            args.reps,
+            || bar.inc(1),
+        )?;
+        bar.finish_and_clear();
+        let single = results.iter().find(|r| r.sequences == 1).map(|r| r.tok_s);
+        for result in &results {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"role": role, "threads": settings.threads, "batched": result})
+                );
+            } else {
+                let ratio =
+                    single.map_or("–".to_owned(), |s| format!("{:.2}x", result.tok_s / s));
+                println!(
+                    "{:<8} {:>6} {:>6} {:>8} {:>10.1} {:>12.1} {:>10}",
+                    role,
+                    result.sequences,
+                    result.depth,
+                    result.rounds,
+                    result.tok_s,
+                    result.ms_per_decode,
+                    ratio
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn embedded_settings(
+    config: &arbitrage::config::Config,
+    role: &str,
+) -> Result<arbitrage::llama::EmbeddedSettings> {
+    let model_config = match role {
+        "draft" => &config.draft,
+        "target" => &config.target,
+        other => anyhow::bail!("unknown role `{other}` in --roles (expected draft or target)"),
+    };
+    let Some(settings) = model_config.embedded() else {
+        anyhow::bail!(
+            "the {role} model is remote; `bench` measures embedded models (see docs/remote.md for the remote overhead benchmark)"
+        );
+    };
+    Ok(settings.clone())
 }

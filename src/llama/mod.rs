@@ -13,6 +13,7 @@
 //! - Steps end exactly at the separator even when it sits inside a token (Qwen has `".\n\n"`);
 //!   the cache then holds exactly the tokens of the kept text.
 
+pub mod batched;
 pub mod cache;
 
 use std::num::NonZeroU32;
