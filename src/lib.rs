@@ -44,6 +44,7 @@ pub mod remote;
 pub mod report;
 pub mod router;
 pub mod run;
+pub mod scripted;
 pub mod serve;
 pub mod speculate;
 pub mod step_cache;

@@ -623,3 +623,438 @@ impl TraceStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The loop's rules on scripted models: which model is asked for what, which step is kept,
+    //! what is traced and counted. Draft steps start with `d`, target steps with `t`.
+
+    use super::*;
+    use crate::scripted::{Call, ScriptedScorer, ScriptedWriter};
+    use crate::types::Sampling;
+
+    const DRAFT: [&str; 3] = ["d1 x\n\n", "d2 y z\n\n", "d3 \\boxed{1}"];
+    const TARGET: [&str; 3] = ["t1 x\n\n", "t2 y w\n\n", "t3 \\boxed{2}"];
+
+    fn draft() -> ScriptedWriter {
+        ScriptedWriter::new("draft", &DRAFT)
+    }
+
+    fn target() -> ScriptedWriter {
+        ScriptedWriter::new("target", &TARGET)
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            step: StepOptions {
+                separator: Some("\n\n".into()),
+                max_tokens: 100,
+                sampling: Sampling::GREEDY,
+            },
+            max_steps: 100,
+            max_tokens: 1000,
+            verify: true,
+        }
+    }
+
+    const TASK: Task<'static> = Task {
+        problem: 7,
+        question: "q",
+        prompt: "p",
+    };
+
+    fn rule(run_type: RunType, threshold: f64) -> Rule {
+        Rule {
+            run_type,
+            threshold,
+            early: None,
+        }
+    }
+
+    fn authors(solution: &Solution) -> Vec<Author> {
+        solution.steps.iter().map(|s| s.model).collect()
+    }
+
+    fn generations(calls: &[Call]) -> usize {
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::Generate { .. } | Call::Verify { .. }))
+            .count()
+    }
+
+    fn solve_with(
+        draft: &ScriptedWriter,
+        target: &ScriptedWriter,
+        prm: Option<&ScriptedScorer>,
+        router: Option<&ScriptedScorer>,
+        rule: Rule,
+        limits: &Limits,
+    ) -> Result<Solution, SolveError> {
+        let models = Models {
+            draft,
+            target,
+            prm: prm.map(|p| p as &dyn StepScorer),
+            router: router.map(|r| r as &dyn Router),
+        };
+        solve(&models, &TASK, rule, limits, &|| false)
+    }
+
+    #[test]
+    fn a_draft_run_never_calls_the_target_and_ends_at_the_end_of_sequence() {
+        let (d, t) = (draft(), target());
+        let s = solve_with(&d, &t, None, None, rule(RunType::Draft, 0.0), &limits()).unwrap();
+        assert_eq!(s.text(), DRAFT.concat());
+        assert_eq!(s.stop, Stop::EndOfSequence);
+        assert_eq!(generations(&t.calls()), 0);
+        assert_eq!(s.draft_tokens, 7);
+        assert_eq!(s.target_tokens, 0);
+    }
+
+    #[test]
+    fn a_target_run_never_calls_the_draft() {
+        let (d, t) = (draft(), target());
+        let s = solve_with(&d, &t, None, None, rule(RunType::Target, 0.0), &limits()).unwrap();
+        assert_eq!(s.text(), TARGET.concat());
+        assert_eq!(authors(&s), vec![Author::Target; 3]);
+        assert_eq!(generations(&d.calls()), 0);
+        assert_eq!(s.target_tokens, 7);
+    }
+
+    #[test]
+    fn rsd_keeps_a_draft_step_scored_at_the_threshold_and_sends_one_below_it_to_the_target() {
+        let (d, t) = (draft(), target());
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[0], 0.5), (DRAFT[1], 0.25)], 0.9);
+        let s = solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits()).unwrap();
+        assert_eq!(authors(&s), [Author::Draft, Author::Target, Author::Draft]);
+        assert_eq!(s.text(), [DRAFT[0], TARGET[1], DRAFT[2]].concat());
+        let scores: Vec<_> = s.steps.iter().map(|st| st.prm_score).collect();
+        assert_eq!(scores, [Some(0.5), Some(0.25), Some(0.9)]);
+        assert_eq!(s.steps[1].rejected_draft_text.as_deref(), Some(DRAFT[1]));
+        assert!(s.steps.iter().all(|st| st.target_prm_score.is_none()));
+    }
+
+    #[test]
+    fn rsd_calls_the_target_only_for_the_steps_it_rejects_and_scores_only_draft_steps() {
+        let (d, t) = (draft(), target());
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[1], 0.1)], 0.9);
+        solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits()).unwrap();
+        let target_calls: Vec<_> = t
+            .calls()
+            .into_iter()
+            .filter(|c| !matches!(c, Call::Release { .. }))
+            .collect();
+        assert_eq!(
+            target_calls,
+            [Call::Verify {
+                index: 1,
+                proposal: DRAFT[1].into()
+            }]
+        );
+        let scored: Vec<_> = prm.calls();
+        assert_eq!(
+            scored,
+            DRAFT
+                .iter()
+                .map(|text| Call::Score {
+                    text: (*text).into()
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn verification_counts_agreed_tokens_as_accepted_and_only_the_rest_as_discarded() {
+        // The target's second step shares its first two words with the draft's.
+        let d = draft();
+        let t = ScriptedWriter::new("target", &["t1 x\n\n", "d2 y w\n\n", "t3 \\boxed{2}"]);
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[1], 0.0)], 1.0);
+        let s = solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits()).unwrap();
+        let escalated = &s.steps[1];
+        assert_eq!(escalated.text, "d2 y w\n\n");
+        assert_eq!(escalated.accepted_tokens, 2);
+        assert_eq!(escalated.tokens, 3);
+        assert_eq!(s.accepted_draft_tokens, 2);
+        assert_eq!(s.discarded_draft_tokens, 1, "of d2's 3 tokens, 2 were kept");
+        assert_eq!(s.target_tokens, 1, "the target wrote one token itself");
+        assert_eq!(s.draft_tokens, 7);
+    }
+
+    #[test]
+    fn without_verification_the_target_writes_the_whole_step_and_every_draft_token_is_discarded() {
+        let d = draft();
+        let t = ScriptedWriter::new("target", &["t1 x\n\n", "d2 y w\n\n", "t3 \\boxed{2}"]);
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[1], 0.0)], 1.0);
+        let limits = Limits {
+            verify: false,
+            ..limits()
+        };
+        let s = solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits).unwrap();
+        assert_eq!(s.steps[1].text, "d2 y w\n\n");
+        assert_eq!(s.steps[1].accepted_tokens, 0);
+        assert_eq!(s.discarded_draft_tokens, 3);
+        assert_eq!(s.target_tokens, 3);
+        assert!(t.calls().iter().all(|c| !matches!(c, Call::Verify { .. })));
+    }
+
+    #[test]
+    fn the_router_escalates_at_its_threshold_keeps_below_it_and_needs_no_prm() {
+        let (d, t) = (draft(), target());
+        let router = ScriptedScorer::new("router", &[(DRAFT[0], 0.5), (DRAFT[1], 0.49)], 0.0);
+        let s = solve_with(
+            &d,
+            &t,
+            None,
+            Some(&router),
+            rule(RunType::Router, 0.5),
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(authors(&s), [Author::Target, Author::Draft, Author::Draft]);
+        let scores: Vec<_> = s.steps.iter().map(|st| st.router_score).collect();
+        assert_eq!(scores, [Some(0.5), Some(0.49), Some(0.0)]);
+        assert!(s.steps.iter().all(|st| st.prm_score.is_none()));
+        assert_eq!(s.steps[0].rejected_draft_text.as_deref(), Some(DRAFT[0]));
+        assert_eq!(generations(&t.calls()), 1);
+    }
+
+    #[test]
+    fn the_oracle_uses_the_target_only_when_its_advantage_is_above_the_threshold() {
+        let (d, t) = (draft(), target());
+        // Step 1: advantage exactly 0.125 (not above); step 2: 0.25 (above); step 3: negative.
+        let prm = ScriptedScorer::new(
+            "prm",
+            &[
+                (DRAFT[0], 0.25),
+                (TARGET[0], 0.375),
+                (DRAFT[1], 0.25),
+                (TARGET[1], 0.5),
+                (DRAFT[2], 0.75),
+                (TARGET[2], 0.5),
+            ],
+            0.0,
+        );
+        let s = solve_with(
+            &d,
+            &t,
+            Some(&prm),
+            None,
+            rule(RunType::Oracle, 0.125),
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(authors(&s), [Author::Draft, Author::Target, Author::Draft]);
+        assert_eq!(s.steps[1].prm_score, Some(0.25));
+        assert_eq!(s.steps[1].target_prm_score, Some(0.5));
+        assert_eq!(
+            generations(&t.calls()),
+            3,
+            "the oracle asks the target every step"
+        );
+    }
+
+    #[test]
+    fn generate_keeps_the_strictly_better_step_and_writes_one_record_per_step() {
+        let (d, t) = (draft(), target());
+        let prm = ScriptedScorer::new(
+            "prm",
+            &[(DRAFT[0], 0.5), (TARGET[0], 0.5), (TARGET[1], 0.75)],
+            0.25,
+        );
+        let s = solve_with(
+            &d,
+            &t,
+            Some(&prm),
+            None,
+            rule(RunType::Generate, 0.0),
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(authors(&s), [Author::Draft, Author::Target, Author::Draft]);
+        assert_eq!(s.records.len(), 3);
+        let second = &s.records[1];
+        assert_eq!(second.step_index, 1);
+        assert_eq!(second.draft_step, DRAFT[1]);
+        assert_eq!(second.target_step, TARGET[1]);
+        assert_eq!((second.prm_score, second.target_prm_score), (0.25, 0.75));
+        assert_eq!(
+            second.previous_steps,
+            [PreviousStep {
+                model: Author::Draft,
+                text: DRAFT[0].into()
+            }]
+        );
+        assert_eq!(s.records[2].previous_steps[1].model, Author::Target);
+    }
+
+    #[test]
+    fn a_run_type_missing_its_scorer_fails_before_any_model_is_called() {
+        for (run_type, missing) in [
+            (RunType::Rsd, "PRM"),
+            (RunType::Oracle, "PRM"),
+            (RunType::Generate, "PRM"),
+            (RunType::Router, "router"),
+        ] {
+            let (d, t) = (draft(), target());
+            let err = solve_with(&d, &t, None, None, rule(run_type, 0.5), &limits()).unwrap_err();
+            assert!(matches!(err, SolveError::Missing(rt, m) if rt == run_type && m == missing));
+            assert!(d.calls().is_empty() && t.calls().is_empty());
+        }
+    }
+
+    fn early(tokens: u32, min_entropy: f32) -> Rule {
+        Rule {
+            run_type: RunType::Router,
+            threshold: 0.5,
+            early: Some(EarlyRule::entropy(tokens, min_entropy)),
+        }
+    }
+
+    #[test]
+    fn an_early_rule_sends_a_step_to_the_target_on_a_glimpse_without_asking_the_router() {
+        // Step 2's tokens are uncertain: the rule fires after one token of it.
+        let (d, t) = (draft().entropy_at(1, 3.0), target());
+        let router = ScriptedScorer::new("router", &[], 0.0);
+        let s = solve_with(&d, &t, None, Some(&router), early(1, 2.0), &limits()).unwrap();
+        assert_eq!(authors(&s), [Author::Draft, Author::Target, Author::Draft]);
+        let escalated = &s.steps[1];
+        assert!(escalated.early);
+        assert_eq!(escalated.rejected_draft_text.as_deref(), Some("d2 "));
+        assert_eq!(escalated.router_score, None);
+        assert_eq!(
+            router.calls().len(),
+            2,
+            "the router read only the kept steps"
+        );
+        assert_eq!(
+            s.discarded_draft_tokens, 1,
+            "only the glimpse is thrown away"
+        );
+        assert!(d.calls().contains(&Call::Generate {
+            index: 1,
+            max_tokens: 1
+        }));
+    }
+
+    #[test]
+    fn a_glimpse_the_early_rule_keeps_is_written_on_by_the_draft_and_routed_as_a_whole_step() {
+        let (d, t) = (draft(), target());
+        let router = ScriptedScorer::new("router", &[], 0.0);
+        let s = solve_with(&d, &t, None, Some(&router), early(1, 2.0), &limits()).unwrap();
+        assert_eq!(s.text(), DRAFT.concat());
+        assert_eq!(authors(&s), vec![Author::Draft; 3]);
+        let routed: Vec<_> = router.calls();
+        assert_eq!(
+            routed,
+            DRAFT
+                .iter()
+                .map(|text| Call::Score {
+                    text: (*text).into()
+                })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(s.draft_tokens, 7, "glimpse and rest add up to the step");
+        assert_eq!(generations(&t.calls()), 0);
+    }
+
+    #[test]
+    fn the_step_limit_stops_a_solution_after_that_many_steps() {
+        let (d, t) = (draft(), target());
+        let limits = Limits {
+            max_steps: 2,
+            ..limits()
+        };
+        let s = solve_with(&d, &t, None, None, rule(RunType::Draft, 0.0), &limits).unwrap();
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.stop, Stop::MaxSteps);
+    }
+
+    #[test]
+    fn the_token_limit_cuts_the_last_step_and_stops_the_solution() {
+        let (d, t) = (draft(), target());
+        // 2 + 3 tokens fit; the third step gets the one token left.
+        let limits = Limits {
+            max_tokens: 6,
+            ..limits()
+        };
+        let s = solve_with(&d, &t, None, None, rule(RunType::Draft, 0.0), &limits).unwrap();
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.steps[2].text, "d3 ");
+        assert_eq!(s.stop, Stop::MaxTokens);
+        assert!(d.calls().contains(&Call::Generate {
+            index: 2,
+            max_tokens: 1
+        }));
+    }
+
+    #[test]
+    fn an_engine_failure_names_the_role_and_the_step_and_releases_both_models() {
+        // The target's script has one step: asking it for the second fails.
+        let d = draft();
+        let t = ScriptedWriter::new("target", &["t1 x\n\n"]);
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[1], 0.0)], 1.0);
+        let err = solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits())
+            .map(|s| s.text())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SolveError::Engine {
+                    role: "target",
+                    step: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        for calls in [d.calls(), t.calls()] {
+            assert_eq!(calls.last(), Some(&Call::Release { problem: 7 }));
+        }
+    }
+
+    #[test]
+    fn an_interruption_stops_the_loop_at_the_next_step_boundary() {
+        let (d, t) = (draft(), target());
+        let models = Models {
+            draft: &d,
+            target: &t,
+            prm: None,
+            router: None,
+        };
+        let asked = std::cell::Cell::new(0);
+        let interrupted = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let err = solve(
+            &models,
+            &TASK,
+            rule(RunType::Draft, 0.0),
+            &limits(),
+            &interrupted,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SolveError::Interrupted));
+        assert_eq!(
+            generations(&d.calls()),
+            2,
+            "two steps were written before the stop"
+        );
+    }
+
+    #[test]
+    fn the_models_reported_time_is_split_by_role_and_the_parts_add_up_to_the_latency() {
+        let d = draft().seconds_per_token(0.001);
+        let t = target().seconds_per_token(0.003);
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[1], 0.0)], 1.0);
+        let s = solve_with(&d, &t, Some(&prm), None, rule(RunType::Rsd, 0.5), &limits()).unwrap();
+        // Draft: 3 calls reading 1 token each and writing 7; target: one verification reading
+        // the 3 draft tokens, keeping none and writing 3.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        let split = crate::run::TimeSplit::of(&s.usage, 1.0);
+        assert!(close(split.draft_prefill, 0.003), "{split:?}");
+        assert!(close(split.draft_decode, 0.007), "{split:?}");
+        assert!(close(split.target_prefill, 0.009), "{split:?}");
+        assert!(close(split.target_decode, 0.009), "{split:?}");
+        assert!(close(split.models() + split.other, 1.0));
+    }
+}
