@@ -2,7 +2,7 @@
 # Install the system packages the build and tests need, and say what was found and what is
 # installed. llama.cpp is built from source by the llama-cpp-2 crate: it needs cmake, a C++
 # compiler and libclang (bindgen). Plots need a TrueType font; `--test` adds Chromium, which a
-# test uses to open the HTML report.
+# test uses to open the HTML report, and Python 3 with venv, for the grader's Python package.
 #
 #   scripts/install-deps.sh [--test] [--dry-run]
 #
@@ -80,6 +80,9 @@ font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 need fonts-dejavu-core "the DejaVu font for plots" "$([ -f $font ] && echo $font || true)"
 if [ $test_deps = 1 ]; then
   need chromium "Chromium for the report test" "$(command -v chromium || command -v chromium-browser || true)"
+  # The grader's Python package is built and tested in a virtual environment.
+  need python3 "Python 3 for the grader's Python package" "$(command -v python3 || true)"
+  need python3-venv "Python's venv with pip (ensurepip)" "$(python3 -c 'import ensurepip, venv; print("python3 -m venv")' 2>/dev/null || true)"
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
