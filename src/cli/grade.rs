@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::run::{self, RunDir};
+use arbitrage_grader::{GradeOptions, ListOrder, Tolerance, Units};
 use clap::Args;
 use serde::Deserialize;
 
@@ -17,6 +18,35 @@ pub struct GradeArgs {
     /// A run's results.jsonl: re-grade every problem and rewrite it and metrics.json.
     #[arg(long)]
     results: Option<PathBuf>,
+    #[command(flatten)]
+    conventions: ConventionArgs,
+}
+
+/// The grading conventions where evaluation suites differ (docs/grading.md has the table).
+#[derive(Debug, Args)]
+pub struct ConventionArgs {
+    /// Numeric tolerance: `exact`; `rounded` (a decimal of 2+ places also equals a
+    /// non-terminating value it rounds to); `relative[:REL]` (any numbers within REL, 1e-4 if
+    /// not given, as Qwen2.5-Math's grader).
+    #[arg(long, env = "ARBITRAGE_GRADE_TOLERANCE", default_value = "rounded")]
+    tolerance: Tolerance,
+    /// Units after numbers: `ignore` (dropped), or `must-match` (the same unit words on both
+    /// sides).
+    #[arg(long, env = "ARBITRAGE_GRADE_UNITS", default_value = "ignore")]
+    units: Units,
+    /// Plain comma lists (`10, 4, -2`): `ordered` like a tuple, or `any` as multisets.
+    #[arg(long, env = "ARBITRAGE_GRADE_LIST_ORDER", default_value = "ordered")]
+    list_order: ListOrder,
+}
+
+impl ConventionArgs {
+    fn options(&self) -> GradeOptions {
+        GradeOptions {
+            tolerance: self.tolerance,
+            units: self.units,
+            list_order: self.list_order,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -26,14 +56,21 @@ struct Pair {
 }
 
 pub fn run(args: GradeArgs) -> Result<()> {
+    let options = args.conventions.options();
+    eprintln!(
+        "grading with tolerance {}, units {}, list order {}",
+        options.tolerance, options.units, options.list_order
+    );
     if let Some(path) = args.pairs {
-        return grade_pairs(&path);
+        return grade_pairs(&path, &options);
     }
-    let path = args.results.expect("clap requires one input");
-    regrade(&path)
+    let Some(path) = args.results else {
+        bail!("give --pairs or --results");
+    };
+    regrade(&path, &options)
 }
 
-fn grade_pairs(path: &PathBuf) -> Result<()> {
+fn grade_pairs(path: &PathBuf, options: &GradeOptions) -> Result<()> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let stdout = std::io::stdout();
@@ -50,7 +87,7 @@ fn grade_pairs(path: &PathBuf) -> Result<()> {
                 n + 1
             )
         })?;
-        let verdict = arbitrage_grader::grade(&pair.gold, &pair.pred);
+        let verdict = arbitrage_grader::grade_with(&pair.gold, &pair.pred, options);
         serde_json::to_writer(&mut out, &verdict)?;
         out.write_all(b"\n")?;
     }
@@ -58,7 +95,7 @@ fn grade_pairs(path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn regrade(path: &PathBuf) -> Result<()> {
+fn regrade(path: &PathBuf, options: &GradeOptions) -> Result<()> {
     let mut results = run::read_results(path)?;
     if results.is_empty() {
         bail!("{} holds no results", path.display());
@@ -66,7 +103,7 @@ fn regrade(path: &PathBuf) -> Result<()> {
     let mut changed = 0;
     for r in &mut results {
         let text: String = r.steps.iter().map(|s| s.text.as_str()).collect();
-        let verdict = arbitrage_grader::grade(&r.gt, &text);
+        let verdict = arbitrage_grader::grade_with(&r.gt, &text, options);
         if verdict.equal != r.correct {
             changed += 1;
         }
