@@ -7,7 +7,8 @@
 # (Rust measuring time, default 3), MV_REPEATS (Math-Verify passes over the file, default 3),
 # BENCH_VENV (virtualenv for math-verify, default target/bench-venv), MATH_VERIFY_VERSION
 # (default 0.8.0), CARGO_TARGET_DIR (default target/grader), MV_ARGS (e.g. --wrap: bare answers
-# wrapped in $...$ for Math-Verify).
+# wrapped in $...$ for Math-Verify), PYTHON_BENCH=1 (also time the Python package against
+# Math-Verify from Python: builds crates/grader-py into the same virtualenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,6 +30,14 @@ echo "$rust"
 echo "== math-verify $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("math-verify"))') (verify(parse(gold), parse(pred)))" >&2
 mv=$("$venv/bin/python" scripts/bench_mathverify.py "$pairs" --repeats "${MV_REPEATS:-3}" ${MV_ARGS:-} 2>/dev/null | grep '^{')
 echo "$mv"
+
+if [[ ${PYTHON_BENCH:-0} == 1 ]]; then
+  echo "== from Python: the arbitrage_grader package (built from crates/grader-py) vs Math-Verify, same process" >&2
+  "$venv/bin/pip" install --quiet maturin
+  "$venv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps "$root/crates/grader-py"
+  "$venv/bin/python" scripts/bench_mathverify.py "$pairs" --vs-arbitrage --repeats "${MV_REPEATS:-3}" \
+    --min-secs "${GRADER_BENCH_SECS:-3}" 2>/dev/null
+fi
 
 python3 - "$rust" "$mv" <<'PY'
 import json, sys
