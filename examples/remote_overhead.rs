@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arbitrage::backend::StepGenerator;
-use arbitrage::datasets::Problem;
-use arbitrage::policy::RunType;
-use arbitrage::remote::completions::parse_completion;
-use arbitrage::remote::{Client, RemoteGenerator, RetryPolicy};
-use arbitrage::run::{self, RunDir, RunEvents, RunSpec};
-use arbitrage::speculate::{Limits, Models};
+use arbitrage::engines::remote::completions::parse_completion;
+use arbitrage::engines::remote::{Client, RemoteGenerator, RetryPolicy};
+use arbitrage::eval::datasets::Problem;
+use arbitrage::eval::run::{self, RunDir, RunEvents, RunSpec};
+use arbitrage::method::policy::RunType;
+use arbitrage::method::speculate::{Limits, Models};
 use arbitrage::types::{Sampling, StepOptions, Transcript};
 use arbitrage_fake_server::{FakeServer, Reply, Request};
 use serde_json::{Value, json};

@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arbitrage::config::Config;
-use arbitrage::llama::EmbeddedModel;
-use arbitrage::policy::RunType;
-use arbitrage::prompts::PromptTemplate;
-use arbitrage::remote::{Client, RemoteGenerator, RetryPolicy};
-use arbitrage::speculate::{Limits, Models, Rule, Task, TraceStep, solve, solve_observed};
+use arbitrage::engines::llama::EmbeddedModel;
+use arbitrage::engines::remote::{Client, RemoteGenerator, RetryPolicy};
+use arbitrage::method::policy::RunType;
+use arbitrage::method::prompts::PromptTemplate;
+use arbitrage::method::speculate::{Limits, Models, Rule, Task, TraceStep, solve, solve_observed};
 use arbitrage::types::{Sampling, StepOptions};
 use arbitrage_fake_server::{FakeServer, Reply, Request};
 use serde_json::{Value, json};

@@ -29,7 +29,7 @@ pub enum EngineError {
     Remote {
         role: String,
         #[source]
-        source: Box<crate::remote::RemoteError>,
+        source: Box<crate::engines::remote::RemoteError>,
     },
     #[error("tokenizer {path} could not be used")]
     Tokenizer {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::llama::EmbeddedSettings;
-use crate::prm::PrmKind;
-use crate::prompts::PromptTemplate;
-use crate::remote::{PrmApi, RetryPolicy};
+use crate::engines::llama::EmbeddedSettings;
+use crate::engines::remote::{PrmApi, RetryPolicy};
+use crate::method::prm::PrmKind;
+use crate::method::prompts::PromptTemplate;
 use crate::types::{Sampling, StepOptions};
 
 /// The embedded default: Qwen2.5-Coder-0.5B drafts, Qwen2.5-Coder-1.5B is the target.
@@ -729,7 +729,7 @@ mod tests {
 
     #[test]
     fn the_built_in_default_prm_is_the_shipped_head_on_the_default_target() {
-        use crate::value_head::{HeadFile, HeadInput};
+        use crate::method::value_head::{HeadFile, HeadInput};
         let c = Config::embedded_default().unwrap();
         let PrmConfig::ValueHead(path) = &c.prm else {
             panic!("the default PRM is {:?}", c.prm)

@@ -3,6 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Numbers per model role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerRole<T> {
+    pub draft: T,
+    pub target: T,
+    pub prm: T,
+    pub router: T,
+}
+
 /// Which model wrote a step. Serialised as `"draft"` / `"target"`, the names the trace format uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use arbitrage::config::Config;
-use arbitrage::llama::EmbeddedModel;
+use arbitrage::engines::llama::EmbeddedModel;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,7 +4,7 @@
 mod common;
 
 use arbitrage::backend::{ForcedTokens, StepGenerator, TextProbe};
-use arbitrage::prompts::PromptTemplate;
+use arbitrage::method::prompts::PromptTemplate;
 use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript, Usage};
 
 const QUESTION: &str = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?";
@@ -268,7 +268,7 @@ fn a_context_larger_than_the_window_is_an_error_not_a_crash() {
         .expect("embedded")
         .clone();
     settings.n_ctx = 256;
-    let model = arbitrage::llama::EmbeddedModel::load(&settings).unwrap();
+    let model = arbitrage::engines::llama::EmbeddedModel::load(&settings).unwrap();
     let long = "word ".repeat(2000);
     let err = model
         .generate_step(&t(1, &long, &[]), &options(None, 8))
@@ -289,7 +289,7 @@ const CLEAR_CHOICE: f32 = 0.6;
 /// Bytes of `step`'s text up to its first near-tie: the tokens before the first one chosen with
 /// probability below [`CLEAR_CHOICE`]. Text up to there is the same however the logits were computed.
 fn clear_prefix_len(
-    model: &arbitrage::llama::EmbeddedModel,
+    model: &arbitrage::engines::llama::EmbeddedModel,
     step: &arbitrage::types::GeneratedStep,
 ) -> usize {
     let tokens = model.tokenize(&step.text).unwrap();
@@ -312,7 +312,7 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
 /// to the first near-tie, and wherever the text is the same, everything else must be too.
 /// Returns the verified step and whether the text came out identical.
 fn verify_matches_plain(
-    model: &arbitrage::llama::EmbeddedModel,
+    model: &arbitrage::engines::llama::EmbeddedModel,
     transcript: &Transcript<'_>,
     sep: &StepOptions,
     proposal: &str,
@@ -467,7 +467,7 @@ fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
         .expect("embedded")
         .clone();
     settings.hidden_states = true;
-    let states = arbitrage::llama::EmbeddedModel::load(&settings).unwrap();
+    let states = arbitrage::engines::llama::EmbeddedModel::load(&settings).unwrap();
     let plain = common::smoke_model();
     let p = prompt();
     let steps = vec!["In April she sold 48 clips.\n\n".to_owned()];
@@ -565,7 +565,7 @@ fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
 fn the_benchmark_measures_prefill_decode_and_probe_reads() {
     let model = common::smoke_model();
     let mut calls = 0;
-    let result = arbitrage::bench::run(&model, 64, 48, 8, 2, || calls += 1).unwrap();
+    let result = arbitrage::eval::bench::run(&model, 64, 48, 8, 2, || calls += 1).unwrap();
     assert_eq!(calls, 6, "three measurements per repetition");
     assert_eq!(result.prefill_runs.len(), 2);
     assert_eq!(result.probe_runs.len(), 2);

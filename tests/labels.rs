@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use arbitrage::backend::StepGenerator;
-use arbitrage::labels::{KnownSteps, RolloutSpec, roll_out};
-use arbitrage::prompts::PromptTemplate;
+use arbitrage::eval::labels::{KnownSteps, RolloutSpec, roll_out};
+use arbitrage::method::prompts::PromptTemplate;
 use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript};
 use serde_json::Value;
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbitrage::remote::{Client, RemoteError, RetryPolicy, Route};
+use arbitrage::engines::remote::{Client, RemoteError, RetryPolicy, Route};
 use arbitrage_fake_server::{FakeServer, Reply, Request};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -972,7 +972,7 @@ fn a_timeout_is_retried_and_a_wrong_shape_is_not() {
     let (client, _) = client(&[server.base_url()], policy);
     let err = client
         .post(Route::V1("completions"), &json!({}), |v| {
-            arbitrage::remote::completions::parse_completion(v, Some(SEP))
+            arbitrage::engines::remote::completions::parse_completion(v, Some(SEP))
         })
         .unwrap_err();
     assert_eq!(

@@ -56,7 +56,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let model = super::load_model(&settings)?;
         let bar = indicatif::ProgressBar::new(3 * args.reps as u64)
             .with_message(format!("benchmarking {role}"));
-        let result = arbitrage::bench::run(
+        let result = arbitrage::eval::bench::run(
             &model,
             args.depth,
             args.prompt_tokens,
@@ -104,10 +104,10 @@ fn run_batched(args: &BenchArgs, config: &arbitrage::config::Config) -> Result<(
     }
     for role in &args.roles {
         let settings = embedded_settings(config, role)?;
-        let context = arbitrage::bench::filler_text(args.depth.max(1));
+        let context = arbitrage::eval::bench::filler_text(args.depth.max(1));
         let bar = indicatif::ProgressBar::new((args.reps * args.batch.len()) as u64)
             .with_message(format!("batched decode, {role}"));
-        let results = arbitrage::llama::batched::measure(
+        let results = arbitrage::engines::llama::batched::measure(
             &settings,
             &context,
             &args.batch,
@@ -145,7 +145,7 @@ fn run_batched(args: &BenchArgs, config: &arbitrage::config::Config) -> Result<(
 fn embedded_settings(
     config: &arbitrage::config::Config,
     role: &str,
-) -> Result<arbitrage::llama::EmbeddedSettings> {
+) -> Result<arbitrage::engines::llama::EmbeddedSettings> {
     let model_config = match role {
         "draft" => &config.draft,
         "target" => &config.target,

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::run::{self, RunDir};
+use arbitrage::eval::run::{self, RunDir};
 use arbitrage_grader::{GradeOptions, ListOrder, Tolerance, Units};
 use clap::Args;
 use serde::Deserialize;

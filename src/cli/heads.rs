@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::heads::{self, HeadsReport};
+use arbitrage::eval::heads::{self, HeadsReport};
 use clap::Args;
 
 #[derive(Debug, Args)]

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::backend::{StepScorer, TextProbe};
-use arbitrage::labels::{LabelLine, Labeller, ProblemRecords};
-use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
-use arbitrage::prm::{PrmKind, ProbePrm};
-use arbitrage::run::StepsLine;
+use arbitrage::engines::llama::{EmbeddedModel, EmbeddedSettings};
+use arbitrage::eval::labels::{LabelLine, Labeller, ProblemRecords};
+use arbitrage::eval::run::StepsLine;
+use arbitrage::method::prm::{PrmKind, ProbePrm};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 

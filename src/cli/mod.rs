@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use arbitrage::config::{
     Config, PrmConfig, RemoteModelConfig, RemoteOverrides, RemoteSettings, VALUE_HEAD,
 };
-use arbitrage::remote::{Client, LocalTokenizer, PrmApi, RemoteGenerator};
+use arbitrage::engines::remote::{Client, LocalTokenizer, PrmApi, RemoteGenerator};
 use clap::{Args, Parser, Subcommand};
 
 /// Step-level speculative reasoning: a draft model writes each step, a target model is called
@@ -220,10 +220,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 /// `trained_on = Some((dim, what))`, refuses a model whose hidden size is not the `dim` that `what`
 /// (a head or router file) was trained on.
 pub fn load_hidden_states_model(
-    settings: &arbitrage::llama::EmbeddedSettings,
+    settings: &arbitrage::engines::llama::EmbeddedSettings,
     name: &str,
     trained_on: Option<(usize, &dyn std::fmt::Display)>,
-) -> Result<arbitrage::llama::EmbeddedModel> {
+) -> Result<arbitrage::engines::llama::EmbeddedModel> {
     let mut states = settings.clone();
     states.name = name.to_owned();
     states.hidden_states = true;
@@ -246,10 +246,10 @@ pub fn resolve_dataset(
     data_dir_flag: Option<&std::path::Path>,
     question_field: Option<&str>,
     answer_field: Option<&str>,
-) -> Result<arbitrage::datasets::Dataset> {
-    Ok(arbitrage::datasets::Dataset::resolve(
+) -> Result<arbitrage::eval::datasets::Dataset> {
+    Ok(arbitrage::eval::datasets::Dataset::resolve(
         dataset,
-        arbitrage::datasets::data_dir(data_dir_flag).as_deref(),
+        arbitrage::eval::datasets::data_dir(data_dir_flag).as_deref(),
         question_field,
         answer_field,
     )?)
@@ -274,15 +274,15 @@ pub fn problem_range(
 
 /// Loads a model with a spinner, since the larger ones take seconds.
 pub fn load_model(
-    settings: &arbitrage::llama::EmbeddedSettings,
-) -> Result<arbitrage::llama::EmbeddedModel> {
+    settings: &arbitrage::engines::llama::EmbeddedSettings,
+) -> Result<arbitrage::engines::llama::EmbeddedModel> {
     let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
         "loading {} model {}",
         settings.name,
         settings.path.display()
     ));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let result = arbitrage::llama::EmbeddedModel::load(settings);
+    let result = arbitrage::engines::llama::EmbeddedModel::load(settings);
     spinner.finish_and_clear();
     result.with_context(|| {
         format!(

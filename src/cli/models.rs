@@ -8,13 +8,15 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use arbitrage::backend::{StepGenerator, StepScorer, TextProbe};
 use arbitrage::config::{Config, ModelConfig, PrmConfig, RemoteModelConfig};
-use arbitrage::llama::{EmbeddedModel, EmbeddedSettings};
-use arbitrage::policy::Budget;
-use arbitrage::prm::ProbePrm;
-use arbitrage::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
-use arbitrage::router::{FeatureRouter, ProbeRouter, Router, RouterFile};
-use arbitrage::speculate::{Limits, Models};
-use arbitrage::value_head::{HeadFile, ValueHeadPrm};
+use arbitrage::engines::llama::{EmbeddedModel, EmbeddedSettings};
+use arbitrage::engines::remote::{
+    Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter,
+};
+use arbitrage::method::policy::Budget;
+use arbitrage::method::prm::ProbePrm;
+use arbitrage::method::router::{FeatureRouter, ProbeRouter, Router, RouterFile};
+use arbitrage::method::speculate::{Limits, Models};
+use arbitrage::method::value_head::{HeadFile, ValueHeadPrm};
 
 /// The roles a command calls.
 #[derive(Debug, Clone, Copy)]

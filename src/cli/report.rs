@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::report::{
+use arbitrage::reporting::report::{
     XAxis, at_budgets, judged_budget_sentence, markdown, percent, plot, router_over_rsd, write_html,
 };
-use arbitrage::sweep::read_table;
+use arbitrage::reporting::sweep::read_table;
 use clap::Args;
 
 #[derive(Debug, Args)]

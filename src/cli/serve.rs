@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::config::PrmConfig;
-use arbitrage::policy::{self, RunType};
-use arbitrage::remote::LocalTokenizer;
+use arbitrage::engines::remote::LocalTokenizer;
+use arbitrage::method::policy::{self, RunType};
+use arbitrage::method::speculate::Models;
 use arbitrage::serve::http::Server;
 use arbitrage::serve::{ModelSet, RouterInfo, ServerSettings};
-use arbitrage::speculate::Models;
 use clap::Args;
 
 use super::ConfigArgs;

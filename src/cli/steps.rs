@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use arbitrage::backend::StepGenerator;
 use arbitrage::config::ModelConfig;
-use arbitrage::datasets::{Dataset, data_dir};
+use arbitrage::eval::datasets::{Dataset, data_dir};
 use arbitrage::types::{FinishReason, Transcript, Usage};
 use clap::{Args, ValueEnum};
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use arbitrage::policy::RunType;
-use arbitrage::run::Metrics;
-use arbitrage::sweep::{Grid, Point, Setting, SweepRow, round_slices, write_table};
+use arbitrage::eval::run::Metrics;
+use arbitrage::method::policy::RunType;
+use arbitrage::reporting::sweep::{Grid, Point, Setting, SweepRow, round_slices, write_table};
 use clap::Args;
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use arbitrage::train::{self, TrainOptions};
+use arbitrage::eval::train::{self, TrainOptions};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -85,9 +85,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     let advantage = match (args.advantage.as_str(), &args.value_head) {
-        ("value-head", Some(path)) => {
-            train::Advantage::ValueHead(Box::new(arbitrage::value_head::HeadFile::load(path)?))
-        }
+        ("value-head", Some(path)) => train::Advantage::ValueHead(Box::new(
+            arbitrage::method::value_head::HeadFile::load(path)?,
+        )),
         ("value-head", None) => anyhow::bail!("--advantage value-head needs --value-head FILE"),
         (_, Some(_)) => anyhow::bail!("--value-head applies to --advantage value-head"),
         ("outcome", None) => train::Advantage::Outcome,

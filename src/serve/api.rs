@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ServerSettings;
-use crate::policy::{self, RunType, ThresholdError};
-use crate::prompts::{ChatMessage, ChatRole};
-use crate::speculate::{Limits, Rule, Solution, Stop, TraceStep};
+use crate::method::policy::{self, RunType, ThresholdError};
+use crate::method::prompts::{ChatMessage, ChatRole};
+use crate::method::speculate::{Limits, Rule, Solution, Stop, TraceStep};
 use crate::types::{Author, Sampling};
 
 /// An error as the client sees it: a status and `{"error": {message, type, param, code}}`.
@@ -732,7 +732,7 @@ fn chunk_object(endpoint: Endpoint) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompts::PromptTemplate;
+    use crate::method::prompts::PromptTemplate;
     use crate::serve::RouterInfo;
     use crate::types::StepOptions;
 
@@ -769,8 +769,8 @@ mod tests {
 
     #[test]
     fn a_target_fraction_brings_the_router_files_early_rule_for_it() {
-        let early = crate::policy::EarlyRule::entropy(4, 1.2);
-        let mut file = crate::router::tests::sample();
+        let early = crate::method::policy::EarlyRule::entropy(4, 1.2);
+        let mut file = crate::method::router::tests::sample();
         file.budget[0].early = Some(early.clone());
         let mut settings = settings();
         settings.router = RouterInfo::File(Box::new(file));

@@ -27,7 +27,7 @@ use super::api::{self, ApiError, Ending, Endpoint, Generation};
 use super::metrics::Metrics;
 use super::queue::{Event, Job, Queue, Workers};
 use super::{ModelSet, ServerSettings};
-use crate::speculate::TraceStep;
+use crate::method::speculate::TraceStep;
 
 /// A started server: its queue, workers and metrics, not yet listening.
 pub struct Server {
@@ -382,7 +382,7 @@ impl Streaming {
         }
     }
 
-    fn end(&mut self, ending: Ending, solution: Option<&crate::speculate::Solution>) {
+    fn end(&mut self, ending: Ending, solution: Option<&crate::method::speculate::Solution>) {
         let reply = &mut self.reply;
         let g = &reply.generation;
         let extension = api::summary(g, &reply.steps, ending, solution, false);

@@ -8,7 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::speculate::Solution;
+use crate::method::speculate::Solution;
 use crate::types::Author;
 
 /// Every metric the server keeps.

@@ -23,10 +23,10 @@ pub mod http;
 pub mod metrics;
 pub mod queue;
 
-use crate::policy::{Budget, RunType};
-use crate::prompts::PromptTemplate;
-use crate::router::RouterFile;
-use crate::speculate::{Limits, Models};
+use crate::method::policy::{Budget, RunType};
+use crate::method::prompts::PromptTemplate;
+use crate::method::router::RouterFile;
+use crate::method::speculate::{Limits, Models};
 
 /// The loaded models a server runs the loop on.
 pub trait ModelSet: Send + Sync {
@@ -53,7 +53,7 @@ impl RouterInfo {
     }
 
     /// The early rule the router file fitted for the budget point nearest `fraction`.
-    pub fn early_rule(&self, fraction: f64) -> Option<crate::policy::EarlyRule> {
+    pub fn early_rule(&self, fraction: f64) -> Option<crate::method::policy::EarlyRule> {
         match self {
             RouterInfo::File(file) => file.budget_point(fraction).and_then(|p| p.early.clone()),
             _ => None,
@@ -70,7 +70,7 @@ pub struct ServerSettings {
     pub run_type: RunType,
     pub threshold: f64,
     /// The default rule's early decision (a `router` default set by target fraction).
-    pub early: Option<crate::policy::EarlyRule>,
+    pub early: Option<crate::method::policy::EarlyRule>,
     /// Requests that set a target fraction use the router file's early rule for it.
     pub use_early_rules: bool,
     pub has_prm: bool,

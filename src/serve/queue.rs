@@ -18,7 +18,7 @@ use super::api::{ApiError, Endpoint, Generation};
 use super::metrics::Metrics;
 use super::{ModelSet, ServerSettings};
 use crate::backend::EngineError;
-use crate::speculate::{Solution, SolveError, Task, TraceStep, solve_observed};
+use crate::method::speculate::{Solution, SolveError, Task, TraceStep, solve_observed};
 
 /// What a worker tells a request, in this order: `Started` (or `Failed`), then `Step`s, then
 /// `Finished` or `Failed`.

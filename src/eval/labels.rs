@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::{EngineError, ForcedTokens, StepGenerator, StepScorer, TextProbe};
-use crate::speculate::StepRecord;
+use crate::method::speculate::StepRecord;
 use crate::types::{FinishReason, StepOptions, Transcript};
 
 /// Version of the `labels.jsonl` line format.

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::backend::{EngineError, ForcedTokens, StepGenerator, TextProbe};
-use crate::llama::EmbeddedModel;
+use crate::engines::llama::EmbeddedModel;
 use crate::types::{Sampling, StepOptions, Transcript};
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arithmetic;
+use crate::method::arithmetic;
 use crate::types::{Author, FinishReason, GeneratedStep};
 
 /// Feature names, in the order [`step_features`] returns them. Router files list the names they

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::backend::{EngineError, Scored, StepGenerator, StepScorer};
-use crate::features::RouterInput;
-use crate::router::Router;
+use crate::method::features::RouterInput;
+use crate::method::router::Router;
 use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 
 /// Ends every step of a script but the last.

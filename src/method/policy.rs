@@ -123,14 +123,14 @@ pub struct EarlyRule {
 }
 
 /// What an early rule reads of the glimpse's features
-/// ([`crate::features::GLIMPSE_FEATURE_NAMES`]).
+/// ([`crate::method::features::GLIMPSE_FEATURE_NAMES`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EarlyTest {
     /// A logistic model over all of them, fitted to the router's decisions on whole steps:
     /// escalate when it gives at least `min_probability`.
     Learned {
-        glimpse_model: crate::train::Logistic,
+        glimpse_model: crate::logistic::Logistic,
         min_probability: f32,
     },
     /// Escalate when the largest entropy (nats) over the glimpse reaches `min_entropy`.
@@ -159,7 +159,7 @@ impl EarlyRule {
                 glimpse_model,
                 min_probability,
             } => glimpse_model
-                .check(crate::features::GLIMPSE_FEATURE_NAMES.len())
+                .check(crate::method::features::GLIMPSE_FEATURE_NAMES.len())
                 .and_then(|()| {
                     (0.0..=1.0)
                         .contains(min_probability)
@@ -186,7 +186,7 @@ impl fmt::Display for EarlyRule {
 }
 
 /// Whether a glimpse sends the step to the target at once. `glimpse` holds the features
-/// ([`crate::features::glimpse_features`]) of the draft's first `rule.tokens` tokens.
+/// ([`crate::method::features::glimpse_features`]) of the draft's first `rule.tokens` tokens.
 pub fn early_escalates(rule: &EarlyRule, glimpse: &[f32; 7]) -> bool {
     match &rule.test {
         EarlyTest::Entropy { min_entropy } => glimpse[MAX_ENTROPY] >= *min_entropy,
@@ -213,7 +213,7 @@ pub enum Budget<'a> {
     /// A served router: it has no budget table.
     Served,
     /// A router file, with its default threshold and (maybe) its budget table.
-    File(&'a crate::router::RouterFile),
+    File(&'a crate::method::router::RouterFile),
 }
 
 /// Why a threshold could not be chosen. The messages name the values, not the flags, so `run`
@@ -343,11 +343,12 @@ mod tests {
     #[test]
     fn an_entropy_rule_reads_the_glimpse_s_largest_entropy() {
         assert_eq!(
-            crate::features::GLIMPSE_FEATURE_NAMES[MAX_ENTROPY],
+            crate::method::features::GLIMPSE_FEATURE_NAMES[MAX_ENTROPY],
             "max_entropy"
         );
         let rule = EarlyRule::entropy(2, 1.0);
-        let glimpse = |lp: &[f32], h: &[f32]| crate::features::glimpse_features(lp, h, [0.0; 2]);
+        let glimpse =
+            |lp: &[f32], h: &[f32]| crate::method::features::glimpse_features(lp, h, [0.0; 2]);
         assert!(early_escalates(&rule, &glimpse(&[-0.1, -0.1], &[0.2, 1.0])));
         assert!(!early_escalates(
             &rule,
@@ -364,7 +365,7 @@ mod tests {
         let rule = EarlyRule {
             tokens: 4,
             test: EarlyTest::Learned {
-                glimpse_model: crate::train::Logistic {
+                glimpse_model: crate::logistic::Logistic {
                     mean: vec![-0.5; 7],
                     scale: vec![1.0; 7],
                     weights,
@@ -374,7 +375,8 @@ mod tests {
             },
         };
         rule.check().unwrap();
-        let glimpse = |lp: f32| crate::features::glimpse_features(&[lp; 4], &[0.5; 4], [1.0, 0.5]);
+        let glimpse =
+            |lp: f32| crate::method::features::glimpse_features(&[lp; 4], &[0.5; 4], [1.0, 0.5]);
         assert!(early_escalates(&rule, &glimpse(-2.0)));
         assert!(!early_escalates(&rule, &glimpse(-0.1)));
         assert_eq!(rule.to_string(), "P(first 4) ≥ 0.70");
@@ -387,7 +389,7 @@ mod tests {
         let learned = EarlyRule {
             tokens: 8,
             test: EarlyTest::Learned {
-                glimpse_model: crate::train::Logistic {
+                glimpse_model: crate::logistic::Logistic {
                     mean: vec![0.0; 7],
                     scale: vec![1.0; 7],
                     weights: vec![0.5; 7],

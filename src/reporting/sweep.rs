@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::RunType;
-use crate::run::Metrics;
+use crate::eval::run::Metrics;
+use crate::method::policy::RunType;
 
 /// How a grid point sets its rule.
 #[derive(Debug, Clone, Copy, PartialEq)]

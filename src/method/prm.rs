@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::backend::{EngineError, ForcedTokens, Scored, StepScorer, TextProbe};
-use crate::prompts::PromptTemplate;
+use crate::method::prompts::PromptTemplate;
 use crate::types::Transcript;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

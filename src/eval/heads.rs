@@ -20,15 +20,16 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::features::FEATURE_NAMES;
-use crate::labels::LabelLine;
-use crate::policy;
-use crate::router::{DRAFT_HIDDEN, KIND_HIDDEN_STATE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
-use crate::run::StepsLine;
-use crate::train::{
-    Logistic, TrainError, budget_points, fit_logistic, read_jsonl, roc_auc, spearman,
+use crate::eval::labels::LabelLine;
+use crate::eval::run::StepsLine;
+use crate::eval::train::{TrainError, budget_points, read_jsonl, roc_auc, spearman};
+use crate::logistic::{Logistic, fit_logistic};
+use crate::method::features::FEATURE_NAMES;
+use crate::method::policy;
+use crate::method::router::{
+    DRAFT_HIDDEN, KIND_HIDDEN_STATE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile,
 };
-use crate::value_head::{HeadFile, HeadInput};
+use crate::method::value_head::{HeadFile, HeadInput};
 
 /// One record with its labels.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
     let steps_path = run.join("steps.jsonl");
     let mut steps: Vec<StepsLine> = read_jsonl(&steps_path)?;
     for (n, line) in steps.iter_mut().enumerate() {
-        let features = crate::features::complete(
+        let features = crate::method::features::complete(
             &line.feature_names,
             &line.record.features.0,
             &line.record.draft_step,
@@ -381,7 +382,7 @@ pub struct Heads {
     pub report: HeadsReport,
 }
 
-fn hidden(h: &Option<crate::labels::HiddenState>) -> Option<&[f32]> {
+fn hidden(h: &Option<crate::eval::labels::HiddenState>) -> Option<&[f32]> {
     h.as_ref().map(|h| h.0.as_slice())
 }
 
@@ -648,9 +649,9 @@ pub fn default_paths(out_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::Features;
-    use crate::labels::HiddenState;
-    use crate::speculate::StepRecord;
+    use crate::eval::labels::HiddenState;
+    use crate::method::features::Features;
+    use crate::method::speculate::StepRecord;
     use rand::RngExt;
 
     /// A problem of `n` records whose hidden states carry the label in their first value.

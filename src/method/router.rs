@@ -3,7 +3,7 @@
 //!
 //! The embedded router is a logistic regression, stored as a versioned, self-describing JSON file
 //! (inputs, standardisation, weights, how it was trained, its evaluation, and a threshold per
-//! target-step budget). Its input is either the draft-side features of [`crate::features`]
+//! target-step budget). Its input is either the draft-side features of [`crate::method::features`]
 //! (`kind = "logistic"`) or the draft's final hidden state at the end of its step (`kind =
 //! "hidden-state"`, a linear probe, read from the draft instance, loaded to report hidden states).
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FEATURE_NAMES, RouterInput, step_features};
+use crate::method::features::{FEATURE_NAMES, RouterInput, step_features};
 
 pub const ROUTER_FORMAT: &str = "arbitrage-router";
 pub const ROUTER_VERSION: u32 = 1;
@@ -62,7 +62,7 @@ pub struct BudgetPoint {
     /// An early decision trained against the router at this threshold (`train-router`), used
     /// by `run` at this point unless told otherwise; absent where none saved time in training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early: Option<crate::policy::EarlyRule>,
+    pub early: Option<crate::method::policy::EarlyRule>,
 }
 
 /// The router file.
@@ -161,7 +161,7 @@ impl RouterFile {
                 ));
             }
         };
-        crate::train::check_logistic(n, &self.mean, &self.scale, &self.weights, self.bias)?;
+        crate::logistic::check_logistic(n, &self.mean, &self.scale, &self.weights, self.bias)?;
         for point in &self.budget {
             if let Some(rule) = &point.early {
                 rule.check()
@@ -179,7 +179,7 @@ impl RouterFile {
 
     /// ŷ for a feature vector.
     pub fn predict(&self, features: &[f32]) -> f32 {
-        crate::train::logistic_probability(
+        crate::logistic::logistic_probability(
             features,
             &self.mean,
             &self.scale,
@@ -385,13 +385,13 @@ pub(crate) mod tests {
     #[test]
     fn a_budget_point_s_bad_early_rule_is_refused_with_its_point() {
         let mut f = sample();
-        f.budget[0].early = Some(crate::policy::EarlyRule::entropy(0, 1.0));
+        f.budget[0].early = Some(crate::method::policy::EarlyRule::entropy(0, 1.0));
         let err = f.check().unwrap_err();
         assert!(
             err.contains("budget point") && err.contains("at least one token"),
             "{err}"
         );
-        f.budget[0].early = Some(crate::policy::EarlyRule::entropy(4, 1.0));
+        f.budget[0].early = Some(crate::method::policy::EarlyRule::entropy(4, 1.0));
         assert!(f.check().is_ok());
     }
 

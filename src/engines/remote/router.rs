@@ -13,8 +13,8 @@ use serde_json::json;
 use super::http::{Client, Route};
 use super::prm::{pooling_rows, positive_probability};
 use crate::backend::EngineError;
-use crate::features::RouterInput;
-use crate::router::Router;
+use crate::method::features::RouterInput;
+use crate::method::router::Router;
 use crate::types::Author;
 
 pub struct RemoteRouter {

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::datasets::Problem;
-use crate::policy::RunType;
-use crate::speculate::{self, Limits, Models, Rule, SolveError, Stop, Task, TraceStep};
-use crate::types::Author;
+use crate::eval::datasets::Problem;
+use crate::method::policy::RunType;
+use crate::method::speculate::{self, Limits, Models, Rule, SolveError, Stop, Task, TraceStep};
+use crate::types::{Author, PerRole};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -58,15 +58,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Numbers per model role.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PerRole<T> {
-    pub draft: T,
-    pub target: T,
-    pub prm: T,
-    pub router: T,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -579,7 +570,7 @@ pub struct RunSpec<'a> {
     pub prm_name: Option<String>,
     pub router_name: Option<String>,
     /// `router` only: the decision on a glimpse of the draft's step, if any.
-    pub early: Option<crate::policy::EarlyRule>,
+    pub early: Option<crate::method::policy::EarlyRule>,
     /// Problems in flight at once (remote engines; 1 for the embedded engine).
     pub concurrency: usize,
 }
@@ -738,7 +729,7 @@ fn solve_problem(
                     format_version: FORMAT_VERSION,
                     idx: problem.idx,
                     question: problem.question.clone(),
-                    feature_names: crate::features::FEATURE_NAMES
+                    feature_names: crate::method::features::FEATURE_NAMES
                         .iter()
                         .map(|s| (*s).to_owned())
                         .collect(),

@@ -9,9 +9,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, StepGenerator, StepScorer};
-use crate::features::{Features, RouterInput, glimpse_features_after, step_features};
-use crate::policy::{self, EarlyRule, RunType};
-use crate::router::Router;
+use crate::method::features::{Features, RouterInput, glimpse_features_after, step_features};
+use crate::method::policy::{self, EarlyRule, RunType};
+use crate::method::router::Router;
 use crate::types::{Author, FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 
 /// The models a run drives. PRM and router are needed only by the run types that read them.
@@ -78,8 +78,8 @@ pub struct RoleUsage {
 
 impl RoleUsage {
     /// One number per role.
-    pub fn per_role<T>(&self, f: impl Fn(&Usage) -> T) -> crate::run::PerRole<T> {
-        crate::run::PerRole {
+    pub fn per_role<T>(&self, f: impl Fn(&Usage) -> T) -> crate::types::PerRole<T> {
+        crate::types::PerRole {
             draft: f(&self.draft),
             target: f(&self.target),
             prm: f(&self.prm),
@@ -106,7 +106,7 @@ pub struct StepRecord {
     pub target_step: String,
     pub prm_score: f32,
     pub target_prm_score: f32,
-    /// Values in the order of `feature_names` (see `crate::features::FEATURE_NAMES`).
+    /// Values in the order of `feature_names` (see `crate::method::features::FEATURE_NAMES`).
     pub features: Features,
     pub draft_tokens: u32,
     pub target_tokens: u32,
@@ -630,7 +630,7 @@ mod tests {
     //! what is traced and counted. Draft steps start with `d`, target steps with `t`.
 
     use super::*;
-    use crate::scripted::{Call, ScriptedScorer, ScriptedWriter};
+    use crate::engines::scripted::{Call, ScriptedScorer, ScriptedWriter};
     use crate::types::Sampling;
 
     const DRAFT: [&str; 3] = ["d1 x\n\n", "d2 y z\n\n", "d3 \\boxed{1}"];
@@ -1050,7 +1050,7 @@ mod tests {
         // Draft: 3 calls reading 1 token each and writing 7; target: one verification reading
         // the 3 draft tokens, keeping none and writing 3.
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        let split = crate::run::TimeSplit::of(&s.usage, 1.0);
+        let split = crate::eval::run::TimeSplit::of(&s.usage, 1.0);
         assert!(close(split.draft_prefill, 0.003), "{split:?}");
         assert!(close(split.draft_decode, 0.007), "{split:?}");
         assert!(close(split.target_prefill, 0.009), "{split:?}");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, ForcedTokens, Scored, StepScorer, TextProbe};
-use crate::train::{Logistic, logistic_probability};
+use crate::logistic::{Logistic, logistic_probability};
 use crate::types::Transcript;
 
 pub const HEAD_FORMAT: &str = "arbitrage-linear-head";
@@ -129,7 +129,7 @@ impl HeadFile {
                 self.version
             ));
         }
-        crate::train::check_logistic(self.dim, &self.mean, &self.scale, &self.weights, self.bias)
+        crate::logistic::check_logistic(self.dim, &self.mean, &self.scale, &self.weights, self.bias)
     }
 
     fn logistic(&self) -> Logistic {

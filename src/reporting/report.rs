@@ -12,9 +12,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::policy::RunType;
-use crate::run::{ResultRecord, read_results};
-use crate::sweep::{
+use crate::eval::run::{ResultRecord, read_results};
+use crate::method::policy::RunType;
+use crate::reporting::sweep::{
     AtBudget, CurvePoint, MatchedSpeedup, SweepRow, at_router_budgets, matched_speedups,
 };
 
@@ -30,7 +30,7 @@ pub enum ReportError {
     Results {
         point: String,
         #[source]
-        source: crate::run::RunError,
+        source: crate::eval::run::RunError,
     },
 }
 
@@ -263,7 +263,8 @@ pub fn at_budgets(rows: &[SweepRow]) -> Vec<AtBudget> {
 pub fn router_at_judged_budget(rows: &[SweepRow]) -> Option<(f64, f64)> {
     let baseline = |t: RunType| rows.iter().find(|r| r.run_type == t).map(|r| r.accuracy);
     let (draft, target) = (baseline(RunType::Draft)?, baseline(RunType::Target)?);
-    let router = crate::sweep::accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET)?;
+    let router =
+        crate::reporting::sweep::accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET)?;
     (target != draft).then(|| (router, (router - draft) / (target - draft)))
 }
 

@@ -12,16 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::features::FEATURE_NAMES;
-use crate::policy::EarlyRule;
-use crate::router::{BudgetPoint, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
+use crate::logistic::{Logistic, fit_logistic};
+use crate::method::features::FEATURE_NAMES;
+use crate::method::policy::EarlyRule;
+use crate::method::router::{BudgetPoint, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -46,8 +44,8 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Data(String),
-    #[error("fitting the logistic regression failed")]
-    Fit(#[source] linfa_logistic::error::Error),
+    #[error(transparent)]
+    Fit(#[from] crate::logistic::FitError),
 }
 
 /// What the router learns to predict: the advantage Δ of the target's step over the draft's.
@@ -59,7 +57,7 @@ pub enum Advantage {
     /// draft_correct` ∈ {−1, 0, 1}, so y = 1 when only the target's step leads to the gold answer.
     Outcome,
     /// A value head's scores of the two steps, from the labels' hidden states.
-    ValueHead(Box<crate::value_head::HeadFile>),
+    ValueHead(Box<crate::method::value_head::HeadFile>),
 }
 
 impl Advantage {
@@ -103,8 +101,8 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, T
 /// Labels of the records in `steps_path`'s directory, by `(idx, step_index)`.
 fn labels_beside(
     steps_path: &Path,
-) -> Result<std::collections::HashMap<(usize, usize), crate::labels::LabelLine>, TrainError> {
-    let labels: Vec<crate::labels::LabelLine> =
+) -> Result<std::collections::HashMap<(usize, usize), crate::eval::labels::LabelLine>, TrainError> {
+    let labels: Vec<crate::eval::labels::LabelLine> =
         read_jsonl(&steps_path.with_file_name("labels.jsonl"))?;
     Ok(labels
         .into_iter()
@@ -185,11 +183,11 @@ impl Example {
             return None;
         }
         let context = |name| {
-            crate::features::feature_index(name)
+            crate::method::features::feature_index(name)
                 .and_then(|i| self.features.get(i).copied())
                 .unwrap_or(0.0)
         };
-        Some(crate::features::glimpse_features(
+        Some(crate::method::features::glimpse_features(
             &self.glimpse_logprobs[..k],
             &self.glimpse_entropies[..k],
             [context("log_step_index"), context("target_share")],
@@ -226,13 +224,16 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                 line: n + 1,
                 source: e,
             })?;
-            let features =
-                crate::features::complete(&rec.feature_names, &rec.features, &rec.draft_step)
-                    .map_err(|message| TrainError::Features {
-                        path: path.clone(),
-                        line: n + 1,
-                        message,
-                    })?;
+            let features = crate::method::features::complete(
+                &rec.feature_names,
+                &rec.features,
+                &rec.draft_step,
+            )
+            .map_err(|message| TrainError::Features {
+                path: path.clone(),
+                line: n + 1,
+                message,
+            })?;
             if features.iter().any(|x| !x.is_finite()) {
                 return Err(TrainError::Features {
                     path: path.clone(),
@@ -254,7 +255,7 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     };
                     match advantage {
                         Advantage::ValueHead(head) => {
-                            let state = |h: &Option<crate::labels::HiddenState>| {
+                            let state = |h: &Option<crate::eval::labels::HiddenState>| {
                                 h.as_ref().map(|h| head.predict(&h.0)).ok_or_else(|| {
                                     TrainError::Data(format!(
                                         "{}: labels without hidden states; label again without --no-hidden",
@@ -503,7 +504,7 @@ pub struct ArithmeticSummary {
 
 impl ArithmeticSummary {
     pub fn of(examples: &[Example]) -> Self {
-        let at = |name| crate::features::feature_index(name).expect("a feature");
+        let at = |name| crate::method::features::feature_index(name).expect("a feature");
         let (checked_at, errors_at) = (at("arithmetic_checked"), at("arithmetic_errors"));
         let mut out = Self {
             steps: examples.len(),
@@ -528,112 +529,6 @@ impl ArithmeticSummary {
     }
 }
 
-/// A logistic model on standardised inputs: `P(y = 1) = σ(w · (x − mean) / scale + bias)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Logistic {
-    pub mean: Vec<f64>,
-    pub scale: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
-}
-
-impl Logistic {
-    pub fn predict(&self, x: &[f32]) -> f32 {
-        logistic_probability(x, &self.mean, &self.scale, &self.weights, self.bias)
-    }
-
-    /// Why the model cannot read `inputs` values, if it cannot.
-    pub fn check(&self, inputs: usize) -> Result<(), String> {
-        check_logistic(inputs, &self.mean, &self.scale, &self.weights, self.bias)
-    }
-}
-
-/// What every stored logistic model must satisfy: one mean, scale and weight per input, positive
-/// scales, finite values.
-pub fn check_logistic(
-    inputs: usize,
-    mean: &[f64],
-    scale: &[f64],
-    weights: &[f64],
-    bias: f64,
-) -> Result<(), String> {
-    for (name, len) in [
-        ("mean", mean.len()),
-        ("scale", scale.len()),
-        ("weights", weights.len()),
-    ] {
-        if len != inputs {
-            return Err(format!("`{name}` has {len} values for {inputs} inputs"));
-        }
-    }
-    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err("`scale` values must be positive".into());
-    }
-    if weights.iter().chain(mean).any(|w| !w.is_finite()) || !bias.is_finite() {
-        return Err("weights, means and bias must be finite".into());
-    }
-    Ok(())
-}
-
-/// `σ(w · (x − mean) / scale + bias)`: what every stored logistic model (router file, head file)
-/// predicts.
-pub fn logistic_probability(
-    x: &[f32],
-    mean: &[f64],
-    scale: &[f64],
-    weights: &[f64],
-    bias: f64,
-) -> f32 {
-    let z: f64 = x
-        .iter()
-        .zip(mean.iter().zip(scale))
-        .zip(weights)
-        .map(|((&x, (m, s)), w)| (f64::from(x) - m) / s * w)
-        .sum::<f64>()
-        + bias;
-    (1.0 / (1.0 + (-z).exp())) as f32
-}
-
-/// Fits an L2-regularised logistic regression (`linfa-logistic`) on standardised `rows`. Inputs
-/// that do not vary keep scale 1, so they contribute nothing.
-pub fn fit_logistic(rows: &[&[f32]], labels: &[bool], alpha: f64) -> Result<Logistic, TrainError> {
-    let d = rows.first().map_or(0, |r| r.len());
-    if rows.iter().any(|r| r.len() != d) {
-        return Err(TrainError::Data("training rows differ in length".into()));
-    }
-    let n = rows.len() as f64;
-    let mean: Vec<f64> = (0..d)
-        .map(|j| rows.iter().map(|r| f64::from(r[j])).sum::<f64>() / n)
-        .collect();
-    let scale: Vec<f64> = (0..d)
-        .map(|j| {
-            let var = rows
-                .iter()
-                .map(|r| (f64::from(r[j]) - mean[j]).powi(2))
-                .sum::<f64>()
-                / n;
-            if var > 1e-12 { var.sqrt() } else { 1.0 }
-        })
-        .collect();
-    let x = Array2::from_shape_fn((rows.len(), d), |(i, j)| {
-        (f64::from(rows[i][j]) - mean[j]) / scale[j]
-    });
-    let dataset = Dataset::new(x, Array1::from(labels.to_vec()));
-    let model = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(200)
-        .fit(&dataset)
-        .map_err(TrainError::Fit)?;
-    // linfa calls the larger class "positive"; express the model as P(y = 1).
-    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    Ok(Logistic {
-        mean,
-        scale,
-        weights: model.params().iter().map(|w| w * sign).collect(),
-        bias: model.intercept() * sign,
-    })
-}
-
 /// Thresholds that send 5%, 10%, … 95% of the steps scored `y_hat` (held-out ŷ) to the target.
 pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
     (1..20)
@@ -641,7 +536,7 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
             let fraction = f64::from(k) / 20.0;
             BudgetPoint {
                 target_fraction: fraction,
-                threshold: crate::run::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
+                threshold: crate::eval::run::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
                 early: None,
             }
         })
@@ -759,7 +654,7 @@ pub fn early_outcome(
 ) -> EarlyOutcome {
     tally_early(steps, escalated, costs, |e| {
         e.glimpse(rule.tokens)
-            .filter(|g| crate::policy::early_escalates(rule, g))
+            .filter(|g| crate::method::policy::early_escalates(rule, g))
             .map(|_| rule.tokens)
     })
 }
@@ -827,7 +722,7 @@ pub fn fit_early_rule(
         for min_probability in candidate_thresholds(probabilities) {
             consider(EarlyRule {
                 tokens,
-                test: crate::policy::EarlyTest::Learned {
+                test: crate::method::policy::EarlyTest::Learned {
                     glimpse_model: model.clone(),
                     min_probability,
                 },
@@ -917,7 +812,7 @@ pub fn train(
         .map(|e| 1.0 - f64::from(e.draft_score))
         .collect();
     // Baseline thresholds at their median, so both classes are predicted about equally often.
-    let median = |v: &[f64]| crate::run::percentile(v, 0.5);
+    let median = |v: &[f64]| crate::eval::run::percentile(v, 0.5);
     let mut evaluations = vec![
         evaluate(
             "router (logistic)",
@@ -1010,7 +905,7 @@ pub fn train(
         let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
             scores
                 .iter()
-                .map(|&y| crate::policy::router_escalates(y, threshold))
+                .map(|&y| crate::method::policy::router_escalates(y, threshold))
                 .collect()
         };
         for point in &mut file.budget {
@@ -1122,12 +1017,12 @@ pub fn synthetic_examples(n_problems: usize, steps: usize, seed: u64) -> Vec<Exa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::EarlyTest;
+    use crate::method::policy::EarlyTest;
 
     #[test]
     fn the_arithmetic_summary_counts_flagged_steps_and_their_labels() {
         let mut examples = synthetic_examples(1, 4, 0);
-        let at = |name| crate::features::feature_index(name).unwrap();
+        let at = |name| crate::method::features::feature_index(name).unwrap();
         for (e, (checked, errors, outcome)) in examples.iter_mut().zip([
             (2.0, 1.0, Some(1.0)),
             (1.0, 1.0, Some(0.0)),

@@ -1,0 +1,14 @@
+//! Evaluation and training, offline: runs over datasets and everything learned from them.
+//!
+//! - [`datasets`]: benchmark files and their field mappings.
+//! - [`run`]: a run over a dataset: `results.jsonl`, resume, `metrics.json`.
+//! - [`labels`]: outcome labels for `generate` records by rollouts, with hidden states.
+//! - [`heads`], [`train`]: the value-head PRM, the router and its early rules, fitted and judged.
+//! - [`bench`]: engine throughput.
+
+pub mod bench;
+pub mod datasets;
+pub mod heads;
+pub mod labels;
+pub mod run;
+pub mod train;
