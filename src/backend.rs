@@ -1,8 +1,8 @@
-//! The interfaces the speculation loop drives: a model that writes a step, and the probes a
-//! scorer needs. Embedded (llama.cpp) and remote (OpenAI-compatible) engines both implement
+//! The interfaces the speculation loop drives: a model that writes a step, a scorer, a router,
+//! and the probes a scorer needs. Embedded (llama.cpp) and remote (OpenAI-compatible) engines both implement
 //! them, so the loop never knows which one it runs.
 
-use crate::types::{GeneratedStep, StepOptions, Transcript, Usage};
+use crate::types::{Author, GeneratedStep, StepOptions, Transcript, Usage};
 
 /// Errors any engine can report. Each keeps its cause.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum EngineError {
     Remote {
         role: String,
         #[source]
-        source: Box<crate::engines::remote::RemoteError>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("tokenizer {path} could not be used")]
     Tokenizer {
@@ -129,4 +129,25 @@ pub trait StepScorer: Send + Sync {
 
     /// Score `step` as the next step after `transcript`; higher is better, in [0, 1].
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError>;
+}
+
+/// What the router sees of a proposed draft step.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterInput<'a> {
+    /// The problem as the engines know it, and the rendered prompt (routers that read the
+    /// context with a model need them).
+    pub problem: u64,
+    pub prompt: &'a str,
+    pub question: &'a str,
+    /// Who wrote each earlier step.
+    pub previous_authors: &'a [Author],
+    pub previous_steps: &'a [String],
+    pub step: &'a GeneratedStep,
+}
+
+/// Something that predicts whether the target would write a better step.
+pub trait Router: Send + Sync {
+    fn name(&self) -> &str;
+    /// ŷ in [0, 1]. Fails only where the router is a remote model.
+    fn score(&self, input: &RouterInput<'_>) -> Result<f32, EngineError>;
 }

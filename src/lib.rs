@@ -4,8 +4,9 @@
 //! or a learned router) decides whether the stronger target model should write that step instead.
 //!
 //! Layers, each depending only on those above it (see docs/architecture.md):
-//! - [`types`], [`backend`], [`logistic`]: plain data, the traits the loop drives (a model that
-//!   writes a step, a scorer, a text probe), and the logistic model every stored classifier uses.
+//! - [`types`], [`backend`], [`logistic`], [`stats`]: plain data, the traits the loop drives (a
+//!   model that writes a step, a scorer, a router, a text probe), the logistic model every stored
+//!   classifier uses, and order statistics.
 //! - [`engines`]: the back-ends behind the traits: embedded llama.cpp, remote servers, the step
 //!   cache, scripted models for tests.
 //! - [`method`]: the loop and its rules: policy, speculation, features, routers, PRMs, prompts.
@@ -23,4 +24,5 @@ pub mod logistic;
 pub mod method;
 pub mod reporting;
 pub mod serve;
+pub mod stats;
 pub mod types;

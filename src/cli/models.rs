@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use arbitrage::backend::Router;
 use arbitrage::backend::{StepGenerator, StepScorer, TextProbe};
 use arbitrage::config::{Config, ModelConfig, PrmConfig, RemoteModelConfig};
 use arbitrage::engines::llama::{EmbeddedModel, EmbeddedSettings};
@@ -14,7 +15,7 @@ use arbitrage::engines::remote::{
 };
 use arbitrage::method::policy::Budget;
 use arbitrage::method::prm::ProbePrm;
-use arbitrage::method::router::{FeatureRouter, ProbeRouter, Router, RouterFile};
+use arbitrage::method::router::{FeatureRouter, ProbeRouter, RouterFile};
 use arbitrage::method::speculate::{Limits, Models};
 use arbitrage::method::value_head::{HeadFile, ValueHeadPrm};
 

@@ -111,7 +111,7 @@ impl RunEvents for Progress {
             .flat_map(|r| &r.steps)
             .filter(|s| s.model == Author::Target)
             .count();
-        let mut split = run::TimeSplit::default();
+        let mut split = arbitrage::method::speculate::TimeSplit::default();
         for r in all {
             split.add(&r.time_split_s);
         }

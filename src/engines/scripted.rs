@@ -15,9 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::backend::{EngineError, Scored, StepGenerator, StepScorer};
-use crate::method::features::RouterInput;
-use crate::method::router::Router;
+use crate::backend::{EngineError, Router, RouterInput, Scored, StepGenerator, StepScorer};
 use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 
 /// Ends every step of a script but the last.

@@ -28,20 +28,6 @@ pub struct BenchResult {
     pub probe_runs: Vec<f64>,
 }
 
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let mid = v.len() / 2;
-    if v.len() % 2 == 0 {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    }
-}
-
 const FILLER_UNIT: &str =
     "The quick brown fox jumps over the lazy dog while seven wizards count twelve boxes. ";
 
@@ -180,9 +166,9 @@ pub fn run(
         depth: measured_depth,
         prompt_tokens: measured_prompt,
         decode_tokens: measured_decode,
-        prefill_tok_s: median(&prefill_runs),
-        decode_tok_s: median(&decode_runs),
-        probe_tok_s: median(&probe_runs),
+        prefill_tok_s: crate::stats::median(&prefill_runs),
+        decode_tok_s: crate::stats::median(&decode_runs),
+        probe_tok_s: crate::stats::median(&probe_runs),
         prefill_runs,
         decode_runs,
         probe_runs,
@@ -196,17 +182,5 @@ fn at_depth<'a>(preamble: &'a str, text: &'a str) -> (&'a str, Vec<String>) {
         (text, Vec::new())
     } else {
         (preamble, vec![text.to_owned()])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
     }
 }

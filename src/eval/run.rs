@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::datasets::Problem;
 use crate::method::policy::RunType;
-use crate::method::speculate::{self, Limits, Models, Rule, SolveError, Stop, Task, TraceStep};
+use crate::method::speculate::{
+    self, Limits, Models, Rule, SolveError, Stop, Task, TimeSplit, TraceStep,
+};
 use crate::types::{Author, PerRole};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -68,59 +70,6 @@ pub struct TokenCounts {
     /// Draft tokens the target kept by verification instead of writing them.
     #[serde(default)]
     pub accepted_draft: u64,
-}
-
-/// Where a problem's (or a run's) latency went, in seconds. The parts add up to the latency:
-/// `other` is what no model call accounts for (the loop, features, grading is not included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct TimeSplit {
-    pub draft_decode: f64,
-    /// Reading new context (prompt, steps the target wrote).
-    pub draft_prefill: f64,
-    pub target_decode: f64,
-    /// Reading new context, and reading draft steps in one batch to verify them.
-    pub target_prefill: f64,
-    pub prm: f64,
-    pub router: f64,
-    pub other: f64,
-}
-
-impl TimeSplit {
-    /// The split of one solution's latency.
-    pub fn of(usage: &speculate::RoleUsage, latency_s: f64) -> TimeSplit {
-        let decode = |u: &crate::types::Usage| (u.seconds - u.prefill_seconds).max(0.0);
-        let mut split = TimeSplit {
-            draft_decode: decode(&usage.draft),
-            draft_prefill: usage.draft.prefill_seconds,
-            target_decode: decode(&usage.target),
-            target_prefill: usage.target.prefill_seconds,
-            prm: usage.prm.seconds,
-            router: usage.router.seconds,
-            other: 0.0,
-        };
-        split.other = latency_s - split.models();
-        split
-    }
-
-    /// Seconds inside model calls.
-    pub fn models(&self) -> f64 {
-        self.draft_decode
-            + self.draft_prefill
-            + self.target_decode
-            + self.target_prefill
-            + self.prm
-            + self.router
-    }
-
-    pub fn add(&mut self, o: &TimeSplit) {
-        self.draft_decode += o.draft_decode;
-        self.draft_prefill += o.draft_prefill;
-        self.target_decode += o.target_decode;
-        self.target_prefill += o.target_prefill;
-        self.prm += o.prm;
-        self.router += o.router;
-        self.other += o.other;
-    }
 }
 
 /// One line of `results.jsonl`.
@@ -289,18 +238,6 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
-/// Linear-interpolated percentile (`q` in [0, 1]) of unsorted values.
-pub fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
-
 /// Metrics of a set of results.
 pub fn compute_metrics(
     results: &[ResultRecord],
@@ -349,8 +286,8 @@ pub fn compute_metrics(
         } else {
             latencies.iter().sum::<f64>() / n as f64
         },
-        p50_latency_s: percentile(&latencies, 0.5),
-        p90_latency_s: percentile(&latencies, 0.9),
+        p50_latency_s: crate::stats::percentile(&latencies, 0.5),
+        p90_latency_s: crate::stats::percentile(&latencies, 0.9),
         replayed_latency_s: results.iter().map(|r| r.replayed_s).sum(),
         wall_time_s,
         draft_tokens: results.iter().map(|r| r.tokens.draft).sum(),
@@ -835,16 +772,6 @@ mod tests {
                 .collect(),
             error: None,
         }
-    }
-
-    #[test]
-    fn percentiles_interpolate() {
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
-        assert!(
-            (percentile(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.9) - 9.1).abs()
-                < 1e-9
-        );
-        assert_eq!(percentile(&[], 0.5), 0.0);
     }
 
     #[test]

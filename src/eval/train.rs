@@ -536,7 +536,7 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
             let fraction = f64::from(k) / 20.0;
             BudgetPoint {
                 target_fraction: fraction,
-                threshold: crate::eval::run::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
+                threshold: crate::stats::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
                 early: None,
             }
         })
@@ -812,7 +812,7 @@ pub fn train(
         .map(|e| 1.0 - f64::from(e.draft_score))
         .collect();
     // Baseline thresholds at their median, so both classes are predicted about equally often.
-    let median = |v: &[f64]| crate::eval::run::percentile(v, 0.5);
+    let median = |v: &[f64]| crate::stats::percentile(v, 0.5);
     let mut evaluations = vec![
         evaluate(
             "router (logistic)",

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::RouterInput;
 use crate::method::arithmetic;
 use crate::types::{Author, FinishReason, GeneratedStep};
 
@@ -55,20 +56,6 @@ pub fn complete(names: &[String], values: &[f32], draft_step: &str) -> Result<Ve
     let mut out = values.to_vec();
     out.extend_from_slice(&tail[names.len() - known..]);
     Ok(out)
-}
-
-/// What the router sees of a proposed draft step.
-#[derive(Debug, Clone, Copy)]
-pub struct RouterInput<'a> {
-    /// The problem as the engines know it, and the rendered prompt (routers that read the
-    /// context with a model need them).
-    pub problem: u64,
-    pub prompt: &'a str,
-    pub question: &'a str,
-    /// Who wrote each earlier step.
-    pub previous_authors: &'a [Author],
-    pub previous_steps: &'a [String],
-    pub step: &'a GeneratedStep,
 }
 
 /// Named feature values, as stored in `steps.jsonl`.

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::method::features::{FEATURE_NAMES, RouterInput, step_features};
+use crate::backend::{Router, RouterInput};
+use crate::method::features::{FEATURE_NAMES, step_features};
 
 pub const ROUTER_FORMAT: &str = "arbitrage-router";
 pub const ROUTER_VERSION: u32 = 1;
@@ -44,13 +45,6 @@ pub enum RouterError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Something that predicts whether the target would write a better step.
-pub trait Router: Send + Sync {
-    fn name(&self) -> &str;
-    /// ŷ in [0, 1]. Fails only where the router is a remote model.
-    fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError>;
 }
 
 /// A point of the budget curve: escalating when ŷ ≥ `threshold` sent about `target_fraction`

@@ -8,10 +8,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{EngineError, StepGenerator, StepScorer};
-use crate::method::features::{Features, RouterInput, glimpse_features_after, step_features};
+use crate::backend::{EngineError, Router, RouterInput, StepGenerator, StepScorer};
+use crate::method::features::{Features, glimpse_features_after, step_features};
 use crate::method::policy::{self, EarlyRule, RunType};
-use crate::method::router::Router;
 use crate::types::{Author, FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 
 /// The models a run drives. PRM and router are needed only by the run types that read them.
@@ -85,6 +84,59 @@ impl RoleUsage {
             prm: f(&self.prm),
             router: f(&self.router),
         }
+    }
+}
+
+/// Where a problem's (or a run's) latency went, in seconds. The parts add up to the latency:
+/// `other` is what no model call accounts for (the loop, features, grading is not included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    pub draft_decode: f64,
+    /// Reading new context (prompt, steps the target wrote).
+    pub draft_prefill: f64,
+    pub target_decode: f64,
+    /// Reading new context, and reading draft steps in one batch to verify them.
+    pub target_prefill: f64,
+    pub prm: f64,
+    pub router: f64,
+    pub other: f64,
+}
+
+impl TimeSplit {
+    /// The split of one solution's latency.
+    pub fn of(usage: &RoleUsage, latency_s: f64) -> TimeSplit {
+        let decode = |u: &crate::types::Usage| (u.seconds - u.prefill_seconds).max(0.0);
+        let mut split = TimeSplit {
+            draft_decode: decode(&usage.draft),
+            draft_prefill: usage.draft.prefill_seconds,
+            target_decode: decode(&usage.target),
+            target_prefill: usage.target.prefill_seconds,
+            prm: usage.prm.seconds,
+            router: usage.router.seconds,
+            other: 0.0,
+        };
+        split.other = latency_s - split.models();
+        split
+    }
+
+    /// Seconds inside model calls.
+    pub fn models(&self) -> f64 {
+        self.draft_decode
+            + self.draft_prefill
+            + self.target_decode
+            + self.target_prefill
+            + self.prm
+            + self.router
+    }
+
+    pub fn add(&mut self, o: &TimeSplit) {
+        self.draft_decode += o.draft_decode;
+        self.draft_prefill += o.draft_prefill;
+        self.target_decode += o.target_decode;
+        self.target_prefill += o.target_prefill;
+        self.prm += o.prm;
+        self.router += o.router;
+        self.other += o.other;
     }
 }
 
@@ -1050,7 +1102,7 @@ mod tests {
         // Draft: 3 calls reading 1 token each and writing 7; target: one verification reading
         // the 3 draft tokens, keeping none and writing 3.
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        let split = crate::eval::run::TimeSplit::of(&s.usage, 1.0);
+        let split = TimeSplit::of(&s.usage, 1.0);
         assert!(close(split.draft_prefill, 0.003), "{split:?}");
         assert!(close(split.draft_decode, 0.007), "{split:?}");
         assert!(close(split.target_prefill, 0.009), "{split:?}");

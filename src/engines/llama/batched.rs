@@ -136,8 +136,8 @@ pub fn measure(
             sequences,
             depth,
             rounds,
-            tok_s: crate::eval::bench::median(&runs_tok_s),
-            ms_per_decode: crate::eval::bench::median(&ms),
+            tok_s: crate::stats::median(&runs_tok_s),
+            ms_per_decode: crate::stats::median(&ms),
             runs_tok_s,
         })
         .collect())

@@ -4,7 +4,7 @@
 //! - [`completions`]: draft and target over `/v1/completions` ([`crate::backend::StepGenerator`]).
 //! - [`prm`]: process reward models over vLLM's `/pooling` (Qwen2.5-Math-PRM style) or the legacy
 //!   `/v1/embeddings` value-head route (Skywork), as a [`crate::backend::StepScorer`].
-//! - [`router`]: the paper's token-classification router over `/pooling` ([`crate::method::router::Router`]).
+//! - [`router`]: the paper's token-classification router over `/pooling` ([`crate::backend::Router`]).
 //! - [`http`]: one role's endpoints: round-robin, fail-over, bounded retries with backoff.
 //! - [`tokenizer`]: local tokenization from a `tokenizer.json` where token ids are sent.
 //!

@@ -12,9 +12,7 @@ use serde_json::json;
 
 use super::http::{Client, Route};
 use super::prm::{pooling_rows, positive_probability};
-use crate::backend::EngineError;
-use crate::method::features::RouterInput;
-use crate::method::router::Router;
+use crate::backend::{EngineError, Router, RouterInput};
 use crate::types::Author;
 
 pub struct RemoteRouter {
