@@ -266,6 +266,20 @@ fn find_unescaped(s: &str, from: usize, pat: &str) -> Option<usize> {
     None
 }
 
+/// A time of day or a ratio in prose: `2:30 PM`, `14:30:00`, `3:10`.
+static CLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp]\.?\s*[Mm]\b\.?)?").expect("regex")
+});
+
+/// The time of day or ratio in `s` that the last number (bytes `start..end`) belongs to: "the
+/// train leaves at 2:30 PM" answers `2:30 PM`, not 30, and "the ratio is 3:10" answers `3:10`.
+fn time_around(s: &str, start: usize, end: usize) -> Option<String> {
+    CLOCK
+        .find_iter(s)
+        .find(|m| m.start() <= start && m.end() >= end)
+        .map(|m| m.as_str().trim_end_matches('.').to_string())
+}
+
 /// Last number in plain text (`1,000.99`, `2,74`, `28 %`), with a sign when it is not a
 /// subtraction. Returns (start, end, text).
 ///
@@ -438,11 +452,11 @@ pub fn extract_answer(text: &str) -> Option<String> {
     // announced as an approximation ("$2\sqrt3$, approximately 3.46") defers to the exact math.
     let last_math = maths.last();
     let tail_from = last_math.map_or(0, |m| m.1);
-    if let Some((start, _, n)) = last_number(&s[tail_from..])
+    if let Some((start, end, n)) = last_number(&s[tail_from..])
         && (last_math.is_none() || !s[tail_from..].trim().is_empty())
         && (last_math.is_none() || !APPROX_BEFORE.is_match(&s[tail_from..tail_from + start]))
     {
-        return Some(n);
+        return Some(time_around(&s[tail_from..], start, end).unwrap_or(n));
     }
     if let Some((_, _, c)) = last_math {
         let run = solution_run(s, &maths, maths.len() - 1);
