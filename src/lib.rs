@@ -24,5 +24,6 @@ pub mod logistic;
 pub mod method;
 pub mod reporting;
 pub mod serve;
+pub mod setup;
 pub mod stats;
 pub mod types;

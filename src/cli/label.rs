@@ -85,7 +85,9 @@ pub fn run(args: LabelArgs) -> Result<()> {
     };
     let target = super::load_model(target_settings)?;
     let with_states = |s: &EmbeddedSettings, name: &str| -> Result<Arc<EmbeddedModel>> {
-        Ok(Arc::new(super::load_hidden_states_model(s, name, None)?))
+        Ok(Arc::new(super::loading(name, || {
+            arbitrage::setup::load_hidden_states_model(s, name, None)
+        })?))
     };
     let target_states = with_states(target_settings, "target (hidden states)")?;
     let draft_states = if args.no_hidden {

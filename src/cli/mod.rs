@@ -4,7 +4,6 @@ mod bench;
 mod grade;
 mod heads;
 mod label;
-mod models;
 mod report;
 mod run;
 mod serve;
@@ -14,13 +13,9 @@ mod train;
 
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use arbitrage::config::{
-    Config, PrmConfig, RemoteModelConfig, RemoteOverrides, RemoteSettings, VALUE_HEAD,
-};
-use arbitrage::engines::remote::{Client, LocalTokenizer, PrmApi, RemoteGenerator};
+use arbitrage::config::{Config, PrmConfig, RemoteOverrides, VALUE_HEAD};
+use arbitrage::engines::remote::PrmApi;
 use clap::{Args, Parser, Subcommand};
 
 /// Step-level speculative reasoning: a draft model writes each step, a target model is called
@@ -160,31 +155,6 @@ impl ConfigArgs {
     }
 }
 
-/// A generator for a remote role, with its tokenizer when one is configured.
-pub fn remote_generator(
-    role: &str,
-    server: &RemoteModelConfig,
-    settings: &RemoteSettings,
-    logprobs: bool,
-) -> Result<RemoteGenerator> {
-    let client = Client::new(
-        role,
-        &server.endpoints,
-        settings.retry.clone(),
-        server.api_key.clone(),
-    );
-    let mut generator = RemoteGenerator::new(role, client, &server.model);
-    if let Some(path) = &server.tokenizer {
-        generator = generator.with_tokenizer(Arc::new(
-            LocalTokenizer::load(path).with_context(|| format!("the {role} tokenizer"))?,
-        ));
-    }
-    if logprobs {
-        generator = generator.with_logprobs(settings.logprobs);
-    }
-    Ok(generator)
-}
-
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -213,31 +183,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => report::run(args),
     }
-}
-
-/// Loads a configured model so that it reports hidden states (named `name`). llama.cpp then
-/// computes outputs at every token it reads (about +14% on the target's prefill). With
-/// `trained_on = Some((dim, what))`, refuses a model whose hidden size is not the `dim` that `what`
-/// (a head or router file) was trained on.
-pub fn load_hidden_states_model(
-    settings: &arbitrage::engines::llama::EmbeddedSettings,
-    name: &str,
-    trained_on: Option<(usize, &dyn std::fmt::Display)>,
-) -> Result<arbitrage::engines::llama::EmbeddedModel> {
-    let mut states = settings.clone();
-    states.name = name.to_owned();
-    states.hidden_states = true;
-    let model = load_model(&states)?;
-    if let Some((dim, what)) = trained_on
-        && model.info().n_embd != dim
-    {
-        anyhow::bail!(
-            "{what} was trained on {dim}-value hidden states, but {} has {}: train it on this model's states",
-            settings.path.display(),
-            model.info().n_embd
-        );
-    }
-    Ok(model)
 }
 
 /// Finds a dataset by name or file, as `run` and `sweep` take it.
@@ -272,22 +217,21 @@ pub fn problem_range(
     Ok(start..end)
 }
 
-/// Loads a model with a spinner, since the larger ones take seconds.
+/// Runs `load` behind a spinner on stderr: loading models takes seconds.
+pub fn loading<T>(what: &str, load: impl FnOnce() -> T) -> T {
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {what}"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = load();
+    spinner.finish_and_clear();
+    result
+}
+
+/// Loads one embedded model behind a spinner.
 pub fn load_model(
     settings: &arbitrage::engines::llama::EmbeddedSettings,
 ) -> Result<arbitrage::engines::llama::EmbeddedModel> {
-    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
-        "loading {} model {}",
-        settings.name,
-        settings.path.display()
-    ));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let result = arbitrage::engines::llama::EmbeddedModel::load(settings);
-    spinner.finish_and_clear();
-    result.with_context(|| {
-        format!(
-            "cannot load the {} model; run scripts/fetch-models.sh, or set its `file` in the config",
-            settings.name
-        )
-    })
+    let what = format!("{} model {}", settings.name, settings.path.display());
+    Ok(loading(&what, || {
+        arbitrage::setup::load_embedded(settings)
+    })?)
 }

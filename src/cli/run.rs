@@ -4,19 +4,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use arbitrage::backend::StepScorer;
 use arbitrage::config::{ModelConfig, PrmConfig};
 use arbitrage::engines::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::eval::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
-use arbitrage::method::policy::{self, Budget, EarlyRule, RunType};
+use arbitrage::method::policy::RunType;
 use arbitrage::method::speculate::Models;
+use arbitrage::setup::{EarlyRequest, RuleRequest, Setup};
 use arbitrage::types::Author;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ConfigArgs;
-use super::models::{self, Loaded, Needs, RouterSource};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -128,51 +128,35 @@ impl RunEvents for Progress {
     }
 }
 
-pub fn run(args: RunArgs) -> Result<()> {
-    let config = args.config.load()?;
-    let run_type = args.run_type;
-
-    // The router: --router FILE, else a served router, else the config's router file.
-    let router = if run_type == RunType::Router {
-        Some(RouterSource::find(&config, args.router.as_deref())?.context(
-            "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url",
-        )?)
-    } else {
-        None
-    };
-    let needs = Needs {
-        draft: run_type != RunType::Target,
-        target: run_type != RunType::Draft,
-        prm: run_type.needs_prm(),
-        // The feature router and `generate` records read the draft's token statistics.
-        draft_logprobs: run_type == RunType::Generate
-            || matches!(router, Some(RouterSource::File { .. })),
-    };
-    // Several problems in flight only make sense against servers that batch them.
-    models::check_concurrency(&config, &needs, args.concurrency)?;
-    if args.early_entropy.is_some() && run_type != RunType::Router {
-        bail!("--early-entropy applies to --run-type router only");
-    }
-    if let Some(h) = args.early_entropy
-        && !(h.is_finite() && h >= 0.0)
-    {
-        bail!("--early-entropy must be a non-negative number of nats, got {h}");
-    }
-    let budget = router
-        .as_ref()
-        .map_or(Budget::NoRouter, RouterSource::budget);
-    let threshold =
-        policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
-            .context("--threshold / --target-fraction")?;
-    let early = match (args.early_entropy, &router, args.target_fraction) {
-        (Some(min_entropy), _, _) => Some(EarlyRule::entropy(args.early_tokens, min_entropy)),
-        (None, Some(RouterSource::File { file, .. }), Some(fraction))
-            if !args.no_early && run_type == RunType::Router && args.threshold.is_none() =>
-        {
-            file.budget_point(fraction).and_then(|p| p.early.clone())
+impl RunArgs {
+    /// The rule this command asks for.
+    fn rule_request(&self) -> RuleRequest {
+        RuleRequest {
+            run_type: self.run_type,
+            threshold: self.threshold,
+            target_fraction: self.target_fraction,
+            early: match self.early_entropy {
+                Some(min_entropy) => EarlyRequest::Entropy {
+                    tokens: self.early_tokens,
+                    min_entropy,
+                },
+                None if self.no_early => EarlyRequest::Off,
+                None => EarlyRequest::FromRouterFile,
+            },
         }
-        _ => None,
-    };
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let setup = Setup::new(args.config.load()?, args.router.as_deref())?;
+    let config = &setup.config;
+    let run_type = args.run_type;
+    let rule = setup.rule(&args.rule_request())?;
+    let needs = setup.needs(run_type);
+    // Several problems in flight only make sense against servers that batch them.
+    setup.check_concurrency(&needs, args.concurrency)?;
+    let threshold = rule.threshold;
+    let early = rule.early.clone();
 
     let early_note = early
         .as_ref()
@@ -199,7 +183,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let todo = problems.iter().filter(|p| !dir.is_done(p.idx)).count();
 
     // Load only the models the run type calls.
-    let loaded = Loaded::load(&config, &needs, router)
+    let loaded = super::loading("models", || setup.load(&needs))
         .with_context(|| format!("loading the models of run type `{run_type}`"))?;
     let draft_gen = loaded.draft();
     let target_gen = loaded.target();
@@ -242,7 +226,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         None => loaded.models(),
     };
 
-    let limits = models::limits(&config, args.max_steps, args.max_tokens, args.no_verify);
+    let limits = setup.limits(args.max_steps, args.max_tokens, args.no_verify);
     let template = config.prompt;
     let render = move |q: &str| template.render(q);
     let spec = RunSpec {

@@ -3,17 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use arbitrage::config::PrmConfig;
+use anyhow::{Context, Result};
 use arbitrage::engines::remote::LocalTokenizer;
-use arbitrage::method::policy::{self, RunType};
+use arbitrage::method::policy::RunType;
 use arbitrage::method::speculate::Models;
 use arbitrage::serve::http::Server;
-use arbitrage::serve::{ModelSet, RouterInfo, ServerSettings};
+use arbitrage::serve::{ModelSet, ServerSettings};
+use arbitrage::setup::{EarlyRequest, Loaded, Needs, RouterSource, RuleRequest, Setup, SetupError};
 use clap::Args;
 
 use super::ConfigArgs;
-use super::models::{self, Loaded, Needs, RouterSource};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -88,69 +87,52 @@ impl ModelSet for Served {
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let config = args.config.load()?;
-    let router = RouterSource::find(&config, args.router.as_deref())?;
-    // The stand-in PRM runs on the embedded target; with a remote target only a served PRM can
-    // score, so without one rsd and oracle are not offered.
-    let has_prm = match config.prm {
-        PrmConfig::Embedded(_) | PrmConfig::ValueHead(_) => config.target.embedded().is_some(),
-        PrmConfig::Remote(_) => true,
-    };
-    let run_type = args.run_type.unwrap_or(if router.is_some() {
+    let setup = Setup::new(args.config.load()?, args.router.as_deref())?;
+    let config = &setup.config;
+    let run_type = args.run_type.unwrap_or(if setup.router.is_some() {
         RunType::Router
     } else {
         RunType::Rsd
     });
-    match run_type {
-        RunType::Generate => {
-            bail!("`generate` writes router-training records; use `arbitrage run`")
-        }
-        RunType::Router if router.is_none() => bail!(
-            "run type `router` needs a router: set [router] file (or url) in the config, or pass --router or --router-url"
-        ),
-        r if r.needs_prm() && !has_prm => bail!(
-            "run type `{r}` needs a PRM, and the embedded stand-in needs an embedded target: serve a PRM and set [prm] url (or --prm-url)"
-        ),
-        _ => {}
+    if run_type == RunType::Generate {
+        return Err(SetupError::NotServable.into());
     }
+    let rule = setup.rule(&RuleRequest {
+        run_type,
+        threshold: args.threshold,
+        target_fraction: args.target_fraction,
+        early: if args.no_early {
+            EarlyRequest::Off
+        } else {
+            EarlyRequest::FromRouterFile
+        },
+    })?;
+    // A request may ask for any run type, so the server loads every role it can: the PRM where
+    // one can score, the router where there is one.
+    let has_prm = setup.has_prm();
     let needs = Needs {
         draft: true,
         target: true,
         prm: has_prm,
-        draft_logprobs: matches!(router, Some(RouterSource::File { .. })),
+        router: setup.router.is_some(),
+        draft_logprobs: matches!(setup.router, Some(RouterSource::File { .. })),
     };
-    models::check_concurrency(&config, &needs, args.concurrency)?;
-    let budget = router
-        .as_ref()
-        .map_or(policy::Budget::NoRouter, RouterSource::budget);
-    let threshold =
-        policy::choose_threshold(run_type, args.threshold, args.target_fraction, budget)
-            .context("--threshold / --target-fraction")?;
-    let router_info = match &router {
-        None => RouterInfo::None,
-        Some(RouterSource::Served(_)) => RouterInfo::Served,
-        Some(RouterSource::File { file, .. }) => RouterInfo::File(Box::new(file.clone())),
-    };
-    let loaded = Loaded::load(&config, &needs, router).context("loading the models")?;
+    setup.check_concurrency(&needs, args.concurrency)?;
+    let loaded = super::loading("models", || setup.load(&needs)).context("loading the models")?;
     let remote_tokenizer = match config.draft.remote().and_then(|r| r.tokenizer.as_ref()) {
         Some(path) => Some(LocalTokenizer::load(path).context("the draft tokenizer")?),
         None => None,
     };
-    let early = match (&router_info, args.target_fraction) {
-        (RouterInfo::File(_), Some(fraction)) if run_type == RunType::Router && !args.no_early => {
-            router_info.early_rule(fraction)
-        }
-        _ => None,
-    };
+    let threshold = rule.threshold;
     let settings = ServerSettings {
         model_name: args.served_model_name,
         run_type,
         threshold,
-        early,
+        early: rule.early,
         use_early_rules: !args.no_early,
         has_prm,
-        router: router_info,
-        limits: models::limits(&config, args.max_steps, args.max_tokens, args.no_verify),
+        router: setup.router.clone(),
+        limits: setup.limits(args.max_steps, args.max_tokens, args.no_verify),
         template: config.prompt,
         context_window: loaded.context_window(),
         concurrency: args.concurrency,

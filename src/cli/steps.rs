@@ -59,9 +59,12 @@ pub fn run(args: StepsArgs) -> Result<()> {
     };
     let model: Box<dyn StepGenerator> = match model_config {
         ModelConfig::Embedded(settings) => Box::new(super::load_model(settings)?),
-        ModelConfig::Remote(server) => {
-            Box::new(super::remote_generator(name, server, &config.remote, true)?)
-        }
+        ModelConfig::Remote(server) => Box::new(arbitrage::setup::remote_generator(
+            name,
+            server,
+            &config.remote,
+            true,
+        )?),
     };
     let prompt = config.prompt.render(&problem.question);
     println!(

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ServerSettings;
-use crate::method::policy::{self, RunType, ThresholdError};
+use crate::method::policy::{RunType, ThresholdError};
 use crate::method::prompts::{ChatMessage, ChatRole};
 use crate::method::speculate::{Limits, Rule, Solution, Stop, TraceStep};
+use crate::setup::{EarlyRequest, RuleRequest, SetupError, resolve_rule};
 use crate::types::{Author, Sampling};
 
 /// An error as the client sees it: a status and `{"error": {message, type, param, code}}`.
@@ -500,55 +501,46 @@ fn rule(ext: &Extension, settings: &ServerSettings) -> Result<Rule, ApiError> {
             ApiError::invalid(Some("arbitrage.run_type"), e).with_code("unknown_run_type")
         })?,
     };
-    let unavailable = |why: &str| {
-        ApiError::invalid(
-            Some("arbitrage.run_type"),
-            format!("run type `{run_type}` is not available on this server: {why}"),
-        )
-    };
-    if run_type == RunType::Generate {
-        return Err(unavailable(
-            "it writes router-training records (use `arbitrage run`)",
-        ));
-    }
-    if run_type.needs_prm() && !settings.has_prm {
-        return Err(unavailable("no PRM is configured"));
-    }
-    if run_type == RunType::Router && matches!(settings.router, super::RouterInfo::None) {
-        return Err(unavailable("no router is configured"));
-    }
     let server_default =
         run_type == settings.run_type && ext.threshold.is_none() && ext.target_fraction.is_none();
-    let early = match ext.target_fraction {
-        _ if run_type != RunType::Router => None,
-        _ if server_default => settings.early.clone(),
-        Some(fraction) if ext.threshold.is_none() && settings.use_early_rules => {
-            settings.router.early_rule(fraction)
-        }
-        _ => None,
-    };
-    let threshold = if server_default {
-        settings.threshold
-    } else {
-        policy::choose_threshold(
+    if server_default {
+        // Checked when the server started.
+        return Ok(Rule {
             run_type,
-            ext.threshold,
-            ext.target_fraction,
-            settings.router.budget(),
-        )
-        .map_err(|e| {
-            let param = match e {
-                ThresholdError::OutOfRange { .. } => "arbitrage.threshold",
-                _ => "arbitrage.target_fraction",
-            };
-            ApiError::invalid(Some(param), e.to_string())
-        })?
-    };
-    Ok(Rule {
+            threshold: settings.threshold,
+            early: settings.early.clone(),
+        });
+    }
+    if run_type == RunType::Generate {
+        return Err(unavailable(run_type, &SetupError::NotServable));
+    }
+    let request = RuleRequest {
         run_type,
-        threshold,
-        early,
+        threshold: ext.threshold,
+        target_fraction: ext.target_fraction,
+        early: if settings.use_early_rules {
+            EarlyRequest::FromRouterFile
+        } else {
+            EarlyRequest::Off
+        },
+    };
+    resolve_rule(&request, settings.router.as_ref(), settings.has_prm).map_err(|e| match e {
+        SetupError::Threshold(ThresholdError::OutOfRange { .. }) => {
+            ApiError::invalid(Some("arbitrage.threshold"), e.to_string())
+        }
+        SetupError::Threshold(_) => {
+            ApiError::invalid(Some("arbitrage.target_fraction"), e.to_string())
+        }
+        e => unavailable(run_type, &e),
     })
+}
+
+/// A run type this server cannot run, and why.
+fn unavailable(run_type: RunType, why: &SetupError) -> ApiError {
+    ApiError::invalid(
+        Some("arbitrage.run_type"),
+        format!("run type `{run_type}` is not available on this server: {why}"),
+    )
 }
 
 /// Why an answer ended, as the extension reports it.
@@ -733,7 +725,7 @@ fn chunk_object(endpoint: Endpoint) -> &'static str {
 mod tests {
     use super::*;
     use crate::method::prompts::PromptTemplate;
-    use crate::serve::RouterInfo;
+    use crate::setup::RouterSource;
     use crate::types::StepOptions;
 
     fn settings() -> ServerSettings {
@@ -744,7 +736,7 @@ mod tests {
             early: None,
             use_early_rules: true,
             has_prm: true,
-            router: RouterInfo::None,
+            router: None,
             limits: Limits {
                 step: StepOptions {
                     separator: Some("\n\n".into()),
@@ -773,7 +765,10 @@ mod tests {
         let mut file = crate::method::router::tests::sample();
         file.budget[0].early = Some(early.clone());
         let mut settings = settings();
-        settings.router = RouterInfo::File(Box::new(file));
+        settings.router = Some(RouterSource::File {
+            file,
+            path: "router.json".into(),
+        });
         let rule_for = |settings: &ServerSettings, ext: Value| {
             let body = json!({"messages": [{"role": "user", "content": "1+1?"}], "arbitrage": ext});
             chat_request(body.to_string().as_bytes(), settings)

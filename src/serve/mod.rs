@@ -23,9 +23,8 @@ pub mod http;
 pub mod metrics;
 pub mod queue;
 
-use crate::method::policy::{Budget, RunType};
+use crate::method::policy::RunType;
 use crate::method::prompts::PromptTemplate;
-use crate::method::router::RouterFile;
 use crate::method::speculate::{Limits, Models};
 
 /// The loaded models a server runs the loop on.
@@ -33,32 +32,6 @@ pub trait ModelSet: Send + Sync {
     fn models(&self) -> Models<'_>;
     /// Tokens of `text` as the models read it, where a tokenizer is at hand (embedded models).
     fn count_tokens(&self, text: &str) -> Option<usize>;
-}
-
-/// The router a server has, as far as choosing thresholds goes.
-#[derive(Debug, Clone)]
-pub enum RouterInfo {
-    None,
-    Served,
-    File(Box<RouterFile>),
-}
-
-impl RouterInfo {
-    pub fn budget(&self) -> Budget<'_> {
-        match self {
-            RouterInfo::None => Budget::NoRouter,
-            RouterInfo::Served => Budget::Served,
-            RouterInfo::File(file) => Budget::File(file),
-        }
-    }
-
-    /// The early rule the router file fitted for the budget point nearest `fraction`.
-    pub fn early_rule(&self, fraction: f64) -> Option<crate::method::policy::EarlyRule> {
-        match self {
-            RouterInfo::File(file) => file.budget_point(fraction).and_then(|p| p.early.clone()),
-            _ => None,
-        }
-    }
 }
 
 /// What a server is configured with: the defaults a request may override and the bounds it
@@ -74,7 +47,8 @@ pub struct ServerSettings {
     /// Requests that set a target fraction use the router file's early rule for it.
     pub use_early_rules: bool,
     pub has_prm: bool,
-    pub router: RouterInfo,
+    /// The router the server loaded, if any (requests choose thresholds and early rules by it).
+    pub router: Option<crate::setup::RouterSource>,
     /// Default limits and sampling of a solution.
     pub limits: Limits,
     pub template: PromptTemplate,
