@@ -187,10 +187,7 @@ fn concurrency(problems: usize, steps: usize, latency: Duration) {
         };
         *served.lock().unwrap() = (0, Duration::ZERO);
         let started = Instant::now();
-        let metrics = run::run(&models, &spec, &problems, &mut run_dir, &mut Quiet, &|| {
-            false
-        })
-        .unwrap();
+        let metrics = run::run(&models, &spec, &problems, &mut run_dir, &Quiet).unwrap();
         let wall = started.elapsed().as_secs_f64();
         assert_eq!(metrics.errors, 0);
         let (count, total) = *served.lock().unwrap();

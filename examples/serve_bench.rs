@@ -29,7 +29,9 @@ use arbitrage::engines::llama::EmbeddedModel;
 use arbitrage::engines::remote::{Client, RemoteGenerator, RetryPolicy};
 use arbitrage::method::policy::RunType;
 use arbitrage::method::prompts::PromptTemplate;
-use arbitrage::method::speculate::{Limits, Models, Rule, Task, TraceStep, solve, solve_observed};
+use arbitrage::method::speculate::{
+    Limits, Models, NoSink, Rule, StepSink, Task, TraceStep, solve,
+};
 use arbitrage::types::{Sampling, StepOptions};
 use arbitrage_fake_server::{FakeServer, Reply, Request};
 use serde_json::{Value, json};
@@ -288,7 +290,7 @@ fn paired(server: &Served, fake: &FakeServer, pairs: usize, calls: usize) -> (f6
             prompt: &prompt,
         };
         let t = Instant::now();
-        let solution = solve(&models, &task, rule.clone(), &limits, &|| false).unwrap();
+        let solution = solve(&models, &task, rule.clone(), &limits, &mut NoSink).unwrap();
         assert_eq!(solution.steps.len(), calls);
         t.elapsed().as_secs_f64()
     };
@@ -490,27 +492,28 @@ fn first_step(rounds: usize) {
     };
     let direct = |problem: u64| -> f64 {
         let started = Instant::now();
-        let first = std::cell::Cell::new(None);
-        let mut observer = |_: usize, _: &TraceStep| {
-            if first.get().is_none() {
-                first.set(Some(started.elapsed().as_secs_f64()));
+        /// Notes when the first step was decided, and stops there, as the server does when the
+        /// client leaves.
+        struct FirstStep {
+            started: Instant,
+            at: Option<f64>,
+        }
+        impl StepSink for FirstStep {
+            fn step_decided(&mut self, _: usize, _: &TraceStep) {
+                self.at.get_or_insert(self.started.elapsed().as_secs_f64());
             }
-        };
+            fn should_stop(&mut self) -> bool {
+                self.at.is_some()
+            }
+        }
         let task = Task {
             problem,
             question: QUESTION,
             prompt: &prompt,
         };
-        // Stop after the first step, as the server does when the client leaves.
-        let _ = solve_observed(
-            &models,
-            &task,
-            rule.clone(),
-            &limits,
-            &|| first.get().is_some(),
-            &mut observer,
-        );
-        first.get().expect("a first step")
+        let mut first = FirstStep { started, at: None };
+        let _ = solve(&models, &task, rule.clone(), &limits, &mut first);
+        first.at.expect("a first step")
     };
     let streamed = || -> f64 {
         let body = json!({"messages": [{"role": "user", "content": QUESTION}], "stream": true})

@@ -47,7 +47,7 @@ pub enum SetupError {
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
     #[error(
-        "{concurrency} problems in flight need remote engines, but the {embedded} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or run one problem at a time"
+        "--concurrency {concurrency} needs remote engines, but the {embedded} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency"
     )]
     Concurrency {
         concurrency: usize,
@@ -247,7 +247,7 @@ impl Setup {
     pub fn check_concurrency(&self, needs: &Needs, concurrency: usize) -> Result<(), SetupError> {
         if concurrency == 0 {
             return Err(SetupError::Unavailable(
-                "concurrency must be at least 1".into(),
+                "--concurrency must be at least 1".into(),
             ));
         }
         let config = &self.config;
@@ -678,4 +678,29 @@ fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {
     let mut s = settings.clone();
     s.name = name.to_owned();
     s
+}
+
+/// Loaded models kept between runs that share one configuration (the points of a sweep): a run
+/// that needs the same roles as the last one reuses its models; one that needs others drops them
+/// first, so no more is held than one run would hold, and every run's models are loaded exactly
+/// as a separate `arbitrage run` would load them.
+#[derive(Default)]
+pub struct ModelPool {
+    held: Option<(Needs, Loaded)>,
+}
+
+impl ModelPool {
+    /// The models for `needs`, loaded with `load` unless the last run's serve.
+    pub fn get(
+        &mut self,
+        needs: Needs,
+        load: impl FnOnce() -> Result<Loaded, SetupError>,
+    ) -> Result<&Loaded, SetupError> {
+        if self.held.as_ref().is_none_or(|(held, _)| *held != needs) {
+            // Drop first: two sets of models must not be held at once.
+            self.held = None;
+            self.held = Some((needs, load()?));
+        }
+        Ok(&self.held.as_ref().expect("just loaded").1)
+    }
 }

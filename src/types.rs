@@ -21,6 +21,14 @@ pub enum Author {
 }
 
 impl Author {
+    /// `"draft"` or `"target"`, as the trace format writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Author::Draft => "draft",
+            Author::Target => "target",
+        }
+    }
+
     /// The annotation the paper's router reads in front of earlier steps.
     pub fn router_tag(self) -> &'static str {
         match self {

@@ -490,6 +490,50 @@ fn a_killed_run_resumes_with_every_problem_exactly_once() {
 }
 
 #[test]
+fn show_steps_prints_every_step_as_it_is_decided_with_its_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path(), PROBLEMS);
+    let out = tmp.path().join("out");
+    let output = common::arbitrage(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "rsd",
+        "--threshold",
+        "0.5",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "3",
+        "--max-tokens",
+        "96",
+        "--show-steps",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let results = read_jsonl(&out.join("results.jsonl"));
+    let mut shown = 0;
+    for r in &results {
+        for (i, s) in steps(r).iter().enumerate() {
+            // Every rsd step carries its PRM score.
+            assert!(s["prm_score"].is_number());
+            let line = format!(
+                "problem {} step {} [{}] prm ",
+                r["idx"],
+                i + 1,
+                s["model"].as_str().unwrap()
+            );
+            assert!(stderr.contains(&line), "{line} missing from:\n{stderr}");
+            shown += 1;
+        }
+    }
+    assert_eq!(stderr.matches("] prm ").count(), shown, "{stderr}");
+}
+
+#[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = dataset(

@@ -243,6 +243,73 @@ fn a_sweep_in_rounds_runs_every_point_on_each_slice_in_turn() {
     }
 }
 
+/// Each result's problem index, step texts and who wrote them, prediction and verdict: what a run
+/// decided, without its timings.
+fn decisions(results: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let steps: Vec<Value> = r["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| serde_json::json!([s["model"], s["text"], s["rejected_draft_text"]]))
+                .collect();
+            serde_json::json!({"idx": r["idx"], "pred": r["pred"], "correct": r["correct"], "steps": steps})
+        })
+        .collect();
+    out.sort_by_key(|r| r["idx"].as_u64());
+    out
+}
+
+#[test]
+fn the_points_of_a_sweep_decide_exactly_what_separate_runs_decide() {
+    // The sweep runs its points in its own process on shared models; separate `arbitrage run`s
+    // load their own. Without the step cache both compute every step.
+    let s = first_sweep();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    ok(common::arbitrage(&sweep_args(
+        &s.data,
+        &out,
+        &[
+            "--run-types",
+            "rsd,router",
+            "--rsd-thresholds",
+            "0.3",
+            "--router-thresholds",
+            "0.5",
+            "--no-baselines",
+        ],
+        &["--no-cache"],
+    )));
+    for (point, run_type, threshold) in
+        [("rsd-t0.3", "rsd", "0.3"), ("router-t0.5", "router", "0.5")]
+    {
+        let alone = tmp.path().join(format!("alone-{point}"));
+        ok(common::arbitrage(&[
+            "run",
+            "--config",
+            "configs/smoke.toml",
+            "--dataset",
+            s.data.to_str().unwrap(),
+            "--run-type",
+            run_type,
+            "--threshold",
+            threshold,
+            "--max-tokens",
+            "96",
+            "--max-steps",
+            "3",
+            "--output-dir",
+            alone.to_str().unwrap(),
+        ]));
+        let swept = decisions(&results(&out.join(point)));
+        assert_eq!(swept.len(), 2, "{point}");
+        assert_eq!(swept, decisions(&results(&alone)), "{point}");
+    }
+}
+
 #[test]
 fn bad_grids_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -8,10 +8,11 @@ use anyhow::{Context, Result};
 use arbitrage::backend::StepScorer;
 use arbitrage::config::{ModelConfig, PrmConfig};
 use arbitrage::engines::step_cache::{CachedGenerator, CachedScorer, StepCache};
-use arbitrage::eval::run::{self, ResultRecord, RunDir, RunEvents, RunSpec};
+use arbitrage::eval::run::{self, Metrics, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::method::policy::RunType;
 use arbitrage::method::speculate::Models;
-use arbitrage::setup::{EarlyRequest, RuleRequest, Setup};
+use arbitrage::method::speculate::TraceStep;
+use arbitrage::setup::{EarlyRequest, ModelPool, RuleRequest, Setup, SetupError};
 use arbitrage::types::Author;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -78,6 +79,9 @@ pub struct RunArgs {
     /// Also print metrics.json on stdout at the end.
     #[arg(long)]
     json: bool,
+    /// Print every step as it is decided: who wrote it, the scores it was decided on, its text.
+    #[arg(long)]
+    show_steps: bool,
     /// Question field of a custom .jsonl file.
     #[arg(long)]
     question_field: Option<String>,
@@ -98,12 +102,44 @@ pub struct RunArgs {
     cache: Option<PathBuf>,
 }
 
+/// The run's events on the terminal: a progress bar, each step as it is decided
+/// (`--show-steps`), and Ctrl-C as the signal to stop.
 struct Progress {
     bar: ProgressBar,
+    show_steps: bool,
+    interrupted: Arc<AtomicBool>,
 }
 
 impl RunEvents for Progress {
-    fn problem_finished(&mut self, _result: &ResultRecord, all: &[ResultRecord]) {
+    fn step_decided(&self, idx: usize, index: usize, step: &TraceStep) {
+        if !self.show_steps {
+            return;
+        }
+        let mut line = format!("problem {idx} step {} [{}]", index + 1, step.model.as_str());
+        for (name, score) in [
+            ("prm", step.prm_score),
+            ("target prm", step.target_prm_score),
+            ("router", step.router_score),
+        ] {
+            if let Some(score) = score {
+                line.push_str(&format!(" {name} {score:.3}"));
+            }
+        }
+        if step.early {
+            line.push_str(" early");
+        }
+        if step.accepted_tokens > 0 {
+            line.push_str(&format!(" kept {} draft tokens", step.accepted_tokens));
+        }
+        line.push_str(&format!(": {}", one_line(&step.text, 120)));
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    fn should_stop(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    fn problem_finished(&self, _result: &ResultRecord, all: &[ResultRecord]) {
         let correct = all.iter().filter(|r| r.correct).count();
         let steps = all.iter().map(|r| r.steps.len()).sum::<usize>().max(1);
         let target = all
@@ -128,6 +164,15 @@ impl RunEvents for Progress {
     }
 }
 
+/// `text` on one line, cut to about `width` characters.
+fn one_line(text: &str, width: usize) -> String {
+    let flat = text.trim().replace('\n', " ⏎ ");
+    match flat.char_indices().nth(width) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
 impl RunArgs {
     /// The rule this command asks for.
     fn rule_request(&self) -> RuleRequest {
@@ -148,10 +193,79 @@ impl RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
+    let interrupted = interrupt_flag()?;
+    let json = args.json;
+    match run_point(&args, &mut ModelPool::default(), &interrupted)? {
+        Finished::Done(metrics) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&metrics)?);
+            }
+            Ok(())
+        }
+        Finished::Interrupted => std::process::exit(130),
+    }
+}
+
+/// `arbitrage run`'s options for one point of a sweep, parsed from the arguments a separate
+/// `arbitrage run` would be given (the same flags, defaults and environment variables). Metrics
+/// are not printed on stdout: a sweep writes its own table.
+pub fn point_args(argv: &[std::ffi::OsString]) -> Result<RunArgs> {
+    #[derive(clap::Parser)]
+    #[command(name = "arbitrage run")]
+    struct Point {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let mut point =
+        <Point as clap::Parser>::try_parse_from(argv).context("the options of a sweep point")?;
+    point.run.json = false;
+    Ok(point.run)
+}
+
+/// How a run ended.
+pub enum Finished {
+    Done(Box<Metrics>),
+    /// Stopped by Ctrl-C, with every finished problem saved.
+    Interrupted,
+}
+
+/// A flag that turns true on Ctrl-C (a second Ctrl-C exits at once). Installed once a process.
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user does not want to wait for anything.
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(interrupted)
+}
+
+/// One run, on models from `pool` (a sweep keeps them between its points).
+pub fn run_point(
+    args: &RunArgs,
+    pool: &mut ModelPool,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<Finished> {
     let setup = Setup::new(args.config.load()?, args.router.as_deref())?;
     let config = &setup.config;
     let run_type = args.run_type;
-    let rule = setup.rule(&args.rule_request())?;
+    let rule = setup.rule(&args.rule_request()).map_err(|e| {
+        // Name the flag that asked for what cannot run.
+        let flag = match e {
+            SetupError::EarlyNeedsRouter(_)
+            | SetupError::EarlyEntropy(_)
+            | SetupError::EarlyTokens => Some("--early-entropy / --early-tokens"),
+            SetupError::Threshold(_) => Some("--threshold / --target-fraction"),
+            _ => None,
+        };
+        match flag {
+            Some(flag) => anyhow::Error::new(e).context(flag),
+            None => e.into(),
+        }
+    })?;
     let needs = setup.needs(run_type);
     // Several problems in flight only make sense against servers that batch them.
     setup.check_concurrency(&needs, args.concurrency)?;
@@ -183,7 +297,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let todo = problems.iter().filter(|p| !dir.is_done(p.idx)).count();
 
     // Load only the models the run type calls.
-    let loaded = super::loading("models", || setup.load(&needs))
+    let loaded = pool
+        .get(needs, || super::loading("models", || setup.load(&needs)))
         .with_context(|| format!("loading the models of run type `{run_type}`"))?;
     let draft_gen = loaded.draft();
     let target_gen = loaded.target();
@@ -241,18 +356,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         concurrency: args.concurrency,
     };
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&interrupted);
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user does not want to wait for anything.
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
-
     eprintln!(
         "{run_type} on {} ({} problems, {} to do{}{early_note}) → {}",
         dataset.name,
@@ -271,16 +374,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let mut progress = Progress { bar };
-    let flag = Arc::clone(&interrupted);
-    let outcome = run::run(
-        &models,
-        &spec,
-        &problems,
-        &mut dir,
-        &mut progress,
-        &move || flag.load(Ordering::SeqCst),
-    );
+    let progress = Progress {
+        bar,
+        show_steps: args.show_steps,
+        interrupted: Arc::clone(interrupted),
+    };
+    let outcome = run::run(&models, &spec, &problems, &mut dir, &progress);
     progress.bar.finish_and_clear();
     if let Some(cache) = &cache {
         let stats = cache.stats();
@@ -298,7 +397,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 "interrupted: finished problems are saved in {}; run again to resume",
                 output_dir.display()
             );
-            std::process::exit(130);
+            return Ok(Finished::Interrupted);
         }
         Err(e) => return Err(e.into()),
     };
@@ -307,10 +406,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         "full metrics  {}",
         output_dir.join("metrics.json").display()
     );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
-    }
-    Ok(())
+    Ok(Finished::Done(Box::new(metrics)))
 }
 
 /// What makes a model write what it writes: the weights file by name and size, or the model a

@@ -106,7 +106,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         } else {
             EarlyRequest::FromRouterFile
         },
-    })?;
+    })
+    .context("--run-type / --threshold / --target-fraction")?;
     // A request may ask for any run type, so the server loads every role it can: the PRM where
     // one can score, the router where there is one.
     let has_prm = setup.has_prm();

@@ -1,15 +1,20 @@
 //! `arbitrage sweep`: the grid of run types × thresholds, each point an `arbitrage run` in its own
-//! directory (so each resumes on its own), sharing one step cache, then `sweep.csv`.
+//! directory (so each resumes on its own), sharing one step cache, then `sweep.csv`. The points
+//! run in this process with `arbitrage run`'s own code and options, and share loaded models
+//! between consecutive points that need the same roles.
 
+use std::ffi::OsString;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use arbitrage::eval::run::Metrics;
 use arbitrage::method::policy::RunType;
 use arbitrage::reporting::sweep::{Grid, Point, Setting, SweepRow, round_slices, write_table};
+use arbitrage::setup::ModelPool;
 use clap::Args;
+
+use super::run::Finished;
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -148,7 +153,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| out.join("step-cache.redb"))
     });
-    let exe = std::env::current_exe().context("cannot find the arbitrage executable")?;
+    // Points run in this process, one after another, on models kept between points that need
+    // the same roles.
+    let interrupted = super::run::interrupt_flag()?;
+    let mut pool = ModelPool::default();
     let table = out.join("sweep.csv");
 
     eprintln!(
@@ -180,44 +188,33 @@ pub fn run(args: SweepArgs) -> Result<()> {
         for (i, point) in points.iter().enumerate() {
             let dir = out.join(point.dir_name());
             eprintln!("[{}/{}] {point}", i + 1, points.len());
-            let mut cmd = Command::new(&exe);
-            cmd.arg("run")
-                .args(["--run-type", point.run_type.name()])
-                .args(["--dataset", &args.dataset])
-                .arg("--output-dir")
-                .arg(&dir);
+            let mut argv: Vec<OsString> = vec!["run".into()];
+            push(&mut argv, ["--run-type", point.run_type.name()]);
+            push(&mut argv, ["--dataset", &args.dataset]);
+            argv.push("--output-dir".into());
+            argv.push(dir.clone().into());
             match point.setting {
                 Setting::None => {}
-                Setting::Threshold(t) => {
-                    cmd.args(["--threshold", &t.to_string()]);
-                }
+                Setting::Threshold(t) => push(&mut argv, ["--threshold", &t.to_string()]),
                 Setting::TargetFraction(f) => {
-                    cmd.args(["--target-fraction", &f.to_string()]);
+                    push(&mut argv, ["--target-fraction", &f.to_string()]);
                 }
             }
             // A round asks for every problem up to the end of its slice: those of earlier rounds
             // are already finished and skipped, and the point's metrics cover them all. Only the
             // first round may start a point afresh.
             let upto = slice.as_ref().map(|s| rounds_start..s.end);
-            forward(&mut cmd, &args, cache.as_deref(), upto.as_ref(), r == 0);
-            // Each point's metrics are in its metrics.json and in sweep.csv; its progress bar and
-            // messages stay on stderr.
-            cmd.stdout(std::process::Stdio::null());
-            let status = cmd
-                .status()
-                .with_context(|| format!("cannot start {}", exe.display()))?;
-            match status.code() {
-                Some(0) => {}
+            forward(&mut argv, &args, cache.as_deref(), upto.as_ref(), r == 0);
+            let point_args = super::run::point_args(&argv)?;
+            let finished = super::run::run_point(&point_args, &mut pool, &interrupted)
+                .with_context(|| {
+                    format!("point {point} failed; its directory is {}", dir.display())
+                })?;
+            if let Finished::Interrupted = finished {
                 // The point saved what it finished; the sweep stops with it.
-                Some(130) => {
-                    write_table(&table, &finished(&rows))?;
-                    eprintln!("interrupted: run the same command again to resume");
-                    std::process::exit(130);
-                }
-                _ => bail!(
-                    "point {point} failed ({status}); its directory is {}",
-                    dir.display()
-                ),
+                write_table(&table, &finished_rows(&rows))?;
+                eprintln!("interrupted: run the same command again to resume");
+                std::process::exit(130);
             }
             let done = row(point, &dir)?;
             eprintln!(
@@ -228,7 +225,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 done.n
             );
             rows[i] = Some(done);
-            write_table(&table, &finished(&rows))?;
+            write_table(&table, &finished_rows(&rows))?;
         }
     }
     eprintln!(
@@ -240,21 +237,27 @@ pub fn run(args: SweepArgs) -> Result<()> {
 }
 
 /// The rows of the points that have run so far, in grid order.
-fn finished(rows: &[Option<SweepRow>]) -> Vec<SweepRow> {
+fn finished_rows(rows: &[Option<SweepRow>]) -> Vec<SweepRow> {
     rows.iter().flatten().cloned().collect()
 }
 
-/// The options every point shares; `range` replaces the problem range in a round, and
-/// `--overwrite` only reaches a point's first run.
+/// Appends flags and their values to an argument list.
+fn push<const N: usize>(argv: &mut Vec<OsString>, items: [&str; N]) {
+    argv.extend(items.iter().map(OsString::from));
+}
+
+/// The `arbitrage run` options every point shares; `range` replaces the problem range in a
+/// round, and `--overwrite` only reaches a point's first run.
 fn forward(
-    cmd: &mut Command,
+    argv: &mut Vec<OsString>,
     args: &SweepArgs,
     cache: Option<&Path>,
     range: Option<&Range<usize>>,
     first_round: bool,
 ) {
     if let Some(c) = &args.config {
-        cmd.arg("--config").arg(c);
+        argv.push("--config".into());
+        argv.push(c.into());
     }
     let (limit, start, end) = match range {
         Some(s) => (None, Some(s.start), Some(s.end)),
@@ -271,7 +274,7 @@ fn forward(
         ("--prm", args.prm.clone()),
     ] {
         if let Some(v) = value {
-            cmd.args([flag, &v]);
+            push(argv, [flag, &v]);
         }
     }
     for (flag, path) in [
@@ -281,13 +284,14 @@ fn forward(
         ("--cache", cache),
     ] {
         if let Some(p) = path {
-            cmd.arg(flag).arg(p);
+            argv.push(flag.into());
+            argv.push(p.into());
         }
     }
     if args.overwrite && first_round {
-        cmd.arg("--overwrite");
+        argv.push("--overwrite".into());
     }
-    cmd.args(&args.run_args);
+    argv.extend(args.run_args.iter().map(OsString::from));
 }
 
 fn row(point: &Point, dir: &Path) -> Result<SweepRow> {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::eval::datasets::Problem;
 use crate::method::policy::RunType;
 use crate::method::speculate::{
-    self, Limits, Models, Rule, SolveError, Stop, Task, TimeSplit, TraceStep,
+    self, Limits, Models, Rule, SolveError, StepSink, Stop, Task, TimeSplit, TraceStep,
 };
 use crate::types::{Author, PerRole};
 
@@ -512,10 +512,36 @@ pub struct RunSpec<'a> {
     pub concurrency: usize,
 }
 
-/// What a run reports as it goes; the binary turns it into a progress bar.
-pub trait RunEvents {
-    fn problem_started(&mut self, _idx: usize) {}
-    fn problem_finished(&mut self, _result: &ResultRecord, _all: &[ResultRecord]) {}
+/// What a run reports as it goes, and how it is told to stop: the binary turns it into a progress
+/// bar and live steps, and stops on Ctrl-C. Steps arrive from the workers' threads as they are
+/// decided, problems in the order they finish (after their `results.jsonl` line is written).
+pub trait RunEvents: Sync {
+    fn problem_started(&self, _idx: usize) {}
+    /// Step `index` of problem `idx` was decided.
+    fn step_decided(&self, _idx: usize, _index: usize, _step: &TraceStep) {}
+    fn problem_finished(&self, _result: &ResultRecord, _all: &[ResultRecord]) {}
+    /// Asked before every step of every problem: `true` stops each problem at its next step
+    /// boundary and the run with everything finished saved ([`RunError::Interrupted`]).
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// A problem's steps, reported to the run's events.
+struct ProblemSink<'a> {
+    idx: usize,
+    events: &'a dyn RunEvents,
+    halted: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl StepSink for ProblemSink<'_> {
+    fn step_decided(&mut self, index: usize, step: &TraceStep) {
+        self.events.step_decided(self.idx, index, step);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        (self.halted)()
+    }
 }
 
 /// Runs `problems` not yet in `dir`, then writes the metrics. Stops early, with everything
@@ -530,8 +556,7 @@ pub fn run(
     spec: &RunSpec<'_>,
     problems: &[Problem],
     dir: &mut RunDir,
-    events: &mut dyn RunEvents,
-    interrupted: &(dyn Fn() -> bool + Sync),
+    events: &dyn RunEvents,
 ) -> Result<Metrics, RunError> {
     let started = Instant::now();
     let todo: Vec<&Problem> = problems.iter().filter(|p| !dir.is_done(p.idx)).collect();
@@ -539,7 +564,7 @@ pub fn run(
     let next = AtomicUsize::new(0);
     // Set when the run must stop: interrupted, or a problem showed the run cannot work at all.
     let stop = AtomicBool::new(false);
-    let halted = || stop.load(Ordering::SeqCst) || interrupted();
+    let halted = || stop.load(Ordering::SeqCst) || events.should_stop();
     let mut outcome: Result<(), RunError> = Ok(());
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<Message>();
@@ -557,7 +582,12 @@ pub fn run(
                     if tx.send(Message::Started(problem.idx)).is_err() {
                         return;
                     }
-                    let solved = solve_problem(models, spec, problem, halted);
+                    let mut sink = ProblemSink {
+                        idx: problem.idx,
+                        events,
+                        halted,
+                    };
+                    let solved = solve_problem(models, spec, problem, &mut sink);
                     if tx.send(Message::Finished(Box::new(solved))).is_err() {
                         return;
                     }
@@ -601,7 +631,7 @@ pub fn run(
         }
     });
     // Interrupted between problems: nothing in flight reported it.
-    if outcome.is_ok() && interrupted() && !problems.iter().all(|p| dir.is_done(p.idx)) {
+    if outcome.is_ok() && events.should_stop() && !problems.iter().all(|p| dir.is_done(p.idx)) {
         outcome = Err(RunError::Interrupted);
     }
     if let Err(e @ RunError::Solve(_)) = outcome {
@@ -639,7 +669,7 @@ fn solve_problem(
     models: &Models<'_>,
     spec: &RunSpec<'_>,
     problem: &Problem,
-    interrupted: &dyn Fn() -> bool,
+    sink: &mut dyn StepSink,
 ) -> Result<(ResultRecord, Vec<StepsLine>), SolveError> {
     let prompt = (spec.render_prompt)(&problem.question);
     let task = Task {
@@ -656,7 +686,7 @@ fn solve_problem(
             .filter(|_| spec.run_type == RunType::Router),
     };
     let mut record = ResultRecord::unsolved(problem, spec);
-    match speculate::solve(models, &task, rule, &spec.limits, interrupted) {
+    match speculate::solve(models, &task, rule, &spec.limits, sink) {
         Ok(solution) => {
             let verdict = arbitrage_grader::grade(&problem.gold, &solution.text());
             let steps = solution

@@ -236,44 +236,34 @@ pub struct Rule {
     pub early: Option<EarlyRule>,
 }
 
-/// Sees each step as soon as it is decided (progress, traces, a server streaming steps).
-pub trait StepObserver {
-    /// `index` counts from 0; `step` is final.
-    fn step_decided(&mut self, index: usize, step: &TraceStep);
-}
-
-impl<F: FnMut(usize, &TraceStep)> StepObserver for F {
+/// Where the loop reports a problem as it goes, and how it is told to stop: the one channel from
+/// the loop to whoever runs it (a run's writer and progress bar, a server's stream).
+pub trait StepSink {
+    /// A step was decided. `index` counts from 0; `step` is final.
     fn step_decided(&mut self, index: usize, step: &TraceStep) {
-        self(index, step)
+        let _ = (index, step);
+    }
+
+    /// Asked before every step: `true` stops the problem at this step boundary (Ctrl-C, a
+    /// client that went away), and [`solve`] returns [`SolveError::Interrupted`].
+    fn should_stop(&mut self) -> bool {
+        false
     }
 }
 
-/// Solves one problem. `interrupted` is polled between steps.
+/// Reports nothing and never stops.
+pub struct NoSink;
+
+impl StepSink for NoSink {}
+
+/// Solves one problem, telling `sink` about every step as it is decided and asking it before
+/// every step whether to stop.
 pub fn solve(
     models: &Models<'_>,
     task: &Task<'_>,
     rule: Rule,
     limits: &Limits,
-    interrupted: &dyn Fn() -> bool,
-) -> Result<Solution, SolveError> {
-    solve_observed(
-        models,
-        task,
-        rule,
-        limits,
-        interrupted,
-        &mut |_: usize, _: &TraceStep| {},
-    )
-}
-
-/// Solves one problem, telling `observer` about every step as it is decided.
-pub fn solve_observed(
-    models: &Models<'_>,
-    task: &Task<'_>,
-    rule: Rule,
-    limits: &Limits,
-    interrupted: &dyn Fn() -> bool,
-    observer: &mut dyn StepObserver,
+    sink: &mut dyn StepSink,
 ) -> Result<Solution, SolveError> {
     let run_type = rule.run_type;
     if run_type.needs_prm() && models.prm.is_none() {
@@ -299,7 +289,7 @@ pub fn solve_observed(
     let mut written: u64 = 0;
     let result = (|| {
         loop {
-            if interrupted() {
+            if sink.should_stop() {
                 return Err(SolveError::Interrupted);
             }
             let index = history.texts.len();
@@ -325,7 +315,7 @@ pub fn solve_observed(
             let (chosen, trace) = at.decide(&rule, &mut out)?;
             written += chosen.usage.generated_tokens + chosen.usage.accepted_tokens;
             let finished = chosen.finish == FinishReason::EndOfSequence;
-            observer.step_decided(index, &trace);
+            sink.step_decided(index, &trace);
             history.texts.push(chosen.text);
             history.authors.push(trace.model);
             out.steps.push(trace);
@@ -748,7 +738,7 @@ mod tests {
             prm: prm.map(|p| p as &dyn StepScorer),
             router: router.map(|r| r as &dyn Router),
         };
-        solve(&models, &TASK, rule, limits, &|| false)
+        solve(&models, &TASK, rule, limits, &mut NoSink)
     }
 
     #[test]
@@ -1064,7 +1054,7 @@ mod tests {
     }
 
     #[test]
-    fn an_interruption_stops_the_loop_at_the_next_step_boundary() {
+    fn the_sink_sees_every_step_and_can_stop_the_loop_at_the_next_step_boundary() {
         let (d, t) = (draft(), target());
         let models = Models {
             draft: &d,
@@ -1072,19 +1062,31 @@ mod tests {
             prm: None,
             router: None,
         };
-        let asked = std::cell::Cell::new(0);
-        let interrupted = || {
-            asked.set(asked.get() + 1);
-            asked.get() > 2
-        };
+        /// Sees every step, and asks to stop once it has seen two.
+        #[derive(Default)]
+        struct StopAfterTwo(Vec<(usize, String)>);
+        impl StepSink for StopAfterTwo {
+            fn step_decided(&mut self, index: usize, step: &TraceStep) {
+                self.0.push((index, step.text.clone()));
+            }
+            fn should_stop(&mut self) -> bool {
+                self.0.len() >= 2
+            }
+        }
+        let mut sink = StopAfterTwo::default();
         let err = solve(
             &models,
             &TASK,
             rule(RunType::Draft, 0.0),
             &limits(),
-            &interrupted,
+            &mut sink,
         )
         .unwrap_err();
+        assert_eq!(
+            sink.0,
+            [(0, DRAFT[0].to_owned()), (1, DRAFT[1].to_owned())],
+            "the sink saw each step as it was decided"
+        );
         assert!(matches!(err, SolveError::Interrupted));
         assert_eq!(
             generations(&d.calls()),

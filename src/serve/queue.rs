@@ -18,7 +18,7 @@ use super::api::{ApiError, Endpoint, Generation};
 use super::metrics::Metrics;
 use super::{ModelSet, ServerSettings};
 use crate::backend::EngineError;
-use crate::method::speculate::{Solution, SolveError, Task, TraceStep, solve_observed};
+use crate::method::speculate::{Solution, SolveError, StepSink, Task, TraceStep, solve};
 
 /// What a worker tells a request, in this order: `Started` (or `Failed`), then `Step`s, then
 /// `Finished` or `Failed`.
@@ -197,25 +197,13 @@ impl Worker {
             question: &g.question,
             prompt: &g.prompt,
         };
-        let interrupted = || events.is_closed();
-        let mut last = Instant::now();
-        let mut observer = |index: usize, step: &TraceStep| {
-            self.metrics.step(step.model, last.elapsed());
-            last = Instant::now();
-            let _ = events.send(Event::Step {
-                index,
-                step: step.clone(),
-            });
+        let mut sink = Streamer {
+            events,
+            metrics: &self.metrics,
+            last: Instant::now(),
         };
         let models = self.models.models();
-        let result = solve_observed(
-            &models,
-            &task,
-            g.rule.clone(),
-            &limits,
-            &interrupted,
-            &mut observer,
-        );
+        let result = solve(&models, &task, g.rule.clone(), &limits, &mut sink);
         match result {
             Ok(solution) => {
                 self.metrics.solved(&solution);
@@ -233,6 +221,29 @@ impl Worker {
                 let _ = events.send(Event::Failed(failure(g.endpoint, &e)));
             }
         }
+    }
+}
+
+/// A request's steps, streamed to its client as they are decided; a client that went away
+/// stops the loop at the next step boundary.
+struct Streamer<'a> {
+    events: &'a UnboundedSender<Event>,
+    metrics: &'a Metrics,
+    last: Instant,
+}
+
+impl StepSink for Streamer<'_> {
+    fn step_decided(&mut self, index: usize, step: &TraceStep) {
+        self.metrics.step(step.model, self.last.elapsed());
+        self.last = Instant::now();
+        let _ = self.events.send(Event::Step {
+            index,
+            step: step.clone(),
+        });
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.events.is_closed()
     }
 }
 
