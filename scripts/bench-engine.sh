@@ -13,7 +13,7 @@ pyver=0.3.36
 src=target/llama_cpp_python-$pyver/vendor/llama.cpp
 if [ ! -f "$src/tools/llama-bench/llama-bench.cpp" ]; then
   echo "bench-engine: fetching llama-cpp-python==$pyver sources for llama-bench" >&2
-  python3 -m pip download --no-deps --no-binary=:all: --quiet -d target "llama-cpp-python==$pyver"
+  python3 -m pip download --no-deps --no-binary=llama-cpp-python --quiet -d target "llama-cpp-python==$pyver"
   tar xzf "target/llama_cpp_python-$pyver.tar.gz" -C target
 fi
 build=target/llama-bench
