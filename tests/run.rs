@@ -23,6 +23,15 @@ fn dataset(dir: &Path, text: &str) -> PathBuf {
 
 /// Runs `run_type` over the three problems and returns (results, metrics).
 fn run(run_type: &str, extra: &[&str]) -> (Vec<Value>, Value, PathBuf, tempfile::TempDir) {
+    let (results, metrics, out, tmp, _) = run_with_stderr(run_type, extra);
+    (results, metrics, out, tmp)
+}
+
+/// [`run`], with what the run printed on stderr.
+fn run_with_stderr(
+    run_type: &str,
+    extra: &[&str],
+) -> (Vec<Value>, Value, PathBuf, tempfile::TempDir, String) {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path(), PROBLEMS);
     let out = tmp.path().join("out");
@@ -39,15 +48,12 @@ fn run(run_type: &str, extra: &[&str]) -> (Vec<Value>, Value, PathBuf, tempfile:
     ];
     args.extend_from_slice(extra);
     let output = common::arbitrage(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
     let results = read_jsonl(&out.join("results.jsonl"));
     let metrics: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    (results, metrics, out, tmp)
+    (results, metrics, out, tmp, stderr)
 }
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
@@ -491,30 +497,18 @@ fn a_killed_run_resumes_with_every_problem_exactly_once() {
 
 #[test]
 fn show_steps_prints_every_step_as_it_is_decided_with_its_scores() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path(), PROBLEMS);
-    let out = tmp.path().join("out");
-    let output = common::arbitrage(&[
-        "run",
-        "--config",
-        "configs/smoke.toml",
-        "--run-type",
+    let (results, _, _, _tmp, stderr) = run_with_stderr(
         "rsd",
-        "--threshold",
-        "0.5",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--max-steps",
-        "3",
-        "--max-tokens",
-        "96",
-        "--show-steps",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let results = read_jsonl(&out.join("results.jsonl"));
+        &[
+            "--threshold",
+            "0.5",
+            "--max-steps",
+            "3",
+            "--max-tokens",
+            "96",
+            "--show-steps",
+        ],
+    );
     let mut shown = 0;
     for r in &results {
         for (i, s) in steps(r).iter().enumerate() {
