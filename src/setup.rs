@@ -210,6 +210,15 @@ impl Setup {
         Ok(Setup { config, router })
     }
 
+    /// A set-up that offers no router: for runs whose rule does not route, so that a router file
+    /// they never read cannot stop them.
+    pub fn without_router(config: Config) -> Setup {
+        Setup {
+            config,
+            router: None,
+        }
+    }
+
     /// Whether a PRM can score here: the embedded ones run on an embedded target.
     pub fn has_prm(&self) -> bool {
         match self.config.prm {

@@ -528,6 +528,54 @@ fn show_steps_prints_every_step_as_it_is_decided_with_its_scores() {
 }
 
 #[test]
+fn a_run_that_does_not_route_never_reads_the_router_file() {
+    // The smoke config with its router file pointing nowhere: only `router` runs may fail on it.
+    let tmp = tempfile::tempdir().unwrap();
+    let smoke = std::fs::read_to_string(common::repo().join("configs/smoke.toml")).unwrap();
+    let models = common::repo().join("models");
+    let config = smoke
+        .replace(
+            "dir = \"../models\"",
+            &format!("dir = {:?}", models.to_str().unwrap()),
+        )
+        .replace(
+            "../tests/data/smoke-router.json",
+            "/nonexistent/router.json",
+        );
+    let config_path = tmp.path().join("no-router.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let data = dataset(tmp.path(), PROBLEMS);
+    let run = |run_type: &str| {
+        let out = tmp.path().join(run_type);
+        common::arbitrage(&[
+            "run",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--run-type",
+            run_type,
+            "--dataset",
+            data.to_str().unwrap(),
+            "--limit",
+            "1",
+            "--max-steps",
+            "2",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ])
+    };
+    let draft = run("draft");
+    assert!(
+        draft.status.success(),
+        "{}",
+        String::from_utf8_lossy(&draft.stderr)
+    );
+    let router = run("router");
+    let stderr = String::from_utf8_lossy(&router.stderr);
+    assert!(!router.status.success());
+    assert!(stderr.contains("/nonexistent/router.json"), "{stderr}");
+}
+
+#[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = dataset(

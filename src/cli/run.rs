@@ -249,9 +249,15 @@ pub fn run_point(
     pool: &mut ModelPool,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Finished> {
-    let setup = Setup::new(args.config.load()?, args.router.as_deref())?;
-    let config = &setup.config;
+    let config = args.config.load()?;
     let run_type = args.run_type;
+    // Only a routing rule reads the router file.
+    let setup = if run_type == RunType::Router {
+        Setup::new(config, args.router.as_deref())?
+    } else {
+        Setup::without_router(config)
+    };
+    let config = &setup.config;
     let rule = setup.rule(&args.rule_request()).map_err(|e| {
         // Name the flag that asked for what cannot run.
         let flag = match e {
