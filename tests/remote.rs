@@ -130,6 +130,25 @@ fn prm_pooling(req: &Value) -> Value {
            "usage": {"prompt_tokens": 10, "total_tokens": 10}})
 }
 
+/// vLLM's reward runner (`Qwen2ForRewardModel`) for the exported value head: one one-logit row
+/// per input token (whitespace words here), as vLLM 0.32 answers with `use_activation: false`;
+/// the last is -1 when the text's last step guesses, else 2.
+fn reward_pooling(req: &Value) -> Value {
+    let input = req["input"].as_str().unwrap();
+    let last_step = input.trim_end().rsplit("\n\n").next().unwrap();
+    let p = if last_step.contains("guesses") {
+        -1.0
+    } else {
+        2.0
+    };
+    let n = input.split_whitespace().count();
+    let mut rows: Vec<Value> = (0..n - 1).map(|_| json!([0.0])).collect();
+    rows.push(json!([p]));
+    json!({"id": "pool-2", "object": "list", "created": 0, "model": req["model"],
+           "data": [{"index": 0, "object": "pooling", "data": rows}],
+           "usage": {"prompt_tokens": n, "total_tokens": n}})
+}
+
 /// The router's `/pooling` answer: one row of two logits per (whitespace) token.
 fn router_pooling(req: &Value) -> Value {
     let input = req["input"].as_str().unwrap();
@@ -183,6 +202,7 @@ fn cluster(flavour: Flavour) -> impl Fn(&Request) -> Reply + Send + Sync + 'stat
             ("/v1/completions", _) => Reply::ok(completion(&req, flavour)),
             ("/pooling", Some("prm-model")) => Reply::ok(prm_pooling(&req)),
             ("/pooling", Some("router-model")) => Reply::ok(router_pooling(&req)),
+            ("/pooling", Some("reward-model")) => Reply::ok(reward_pooling(&req)),
             ("/v1/embeddings", _) => Reply::ok(prm_embeddings(&req)),
             _ => Reply::status(404, json!({"detail": "Not Found"})),
         }
@@ -486,6 +506,54 @@ fn rsd_with_a_pooling_prm_sends_low_scoring_draft_steps_to_the_target() {
         out.metrics["prefill_tokens"]["prm"].as_u64().unwrap(),
         10 * prm_calls
     );
+}
+
+#[test]
+fn a_served_value_head_reads_the_transcript_and_scores_the_last_token() {
+    let server = FakeServer::start(cluster(Flavour::Vllm));
+    let out = run(
+        &server,
+        "rsd",
+        &[
+            "--threshold",
+            "0.5",
+            "--prm-url",
+            &server.base_url(),
+            "--prm-model",
+            "reward-model",
+            "--prm-api",
+            "reward",
+        ],
+    );
+    let steps = out.results[0]["steps"].as_array().unwrap();
+    let authors: Vec<&str> = steps.iter().map(|s| s["model"].as_str().unwrap()).collect();
+    assert_eq!(authors, ["draft", "target", "draft", "draft"], "{steps:?}");
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    assert!((steps[0]["prm_score"].as_f64().unwrap() - sigmoid(2.0)).abs() < 1e-6);
+    assert!((steps[1]["prm_score"].as_f64().unwrap() - sigmoid(-1.0)).abs() < 1e-6);
+    // Its input is what the generator read (the prompt and the steps, separators kept) plus
+    // the scored step, asked per token.
+    let first = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/pooling")
+        .unwrap()
+        .json();
+    assert_eq!(first["task"], "token_classify");
+    assert_eq!(first["use_activation"], false);
+    let input = first["input"].as_str().unwrap();
+    let draft = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/completions")
+        .unwrap()
+        .json();
+    let prompt = draft["prompt"].as_str().unwrap();
+    assert_eq!(
+        input,
+        format!("{prompt}Step 1: draft-model works on 12 and 30.\n\n")
+    );
+    assert!(out.metrics["prm"].as_str().unwrap().contains("reward PRM"));
 }
 
 #[test]

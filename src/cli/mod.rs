@@ -98,9 +98,10 @@ pub struct RemoteArgs {
     /// Model name sent to the router server.
     #[arg(long, env = "ARBITRAGE_ROUTER_MODEL")]
     pub router_model: Option<String>,
-    /// How the remote PRM is served: pooling (vLLM /pooling, Qwen2.5-Math-PRM style) or
-    /// embeddings (legacy /v1/embeddings value head, Skywork style).
-    #[arg(long, value_parser = ["pooling", "embeddings"])]
+    /// How the remote PRM is served: pooling (vLLM /pooling, Qwen2.5-Math-PRM style),
+    /// embeddings (legacy /v1/embeddings value head, Skywork style) or reward (vLLM's reward
+    /// runner, one value per token: the exported value head).
+    #[arg(long, value_parser = ["pooling", "embeddings", "reward"])]
     pub prm_api: Option<String>,
 }
 

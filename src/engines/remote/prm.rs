@@ -11,6 +11,14 @@
 //!   built here (BOS + problem + "\n", then each step's tokens followed by the step token's id),
 //!   and the score is the sigmoid of the value at the last step token. Values come as floats
 //!   (`encoding_format: "float"` is requested) or as base64 little-endian f32.
+//! - `reward`: a value-head PRM served by vLLM's reward runner (`Qwen2ForRewardModel`, one
+//!   sigmoid value per token on `/pooling`), such as the embedded value head exported by
+//!   `scripts/export_value_head_prm.py`. Its input is exactly what the generator read: the
+//!   prompt, the steps so far and the scored step (text, or token ids with a tokenizer, each
+//!   piece tokenised on its own as the embedded engine does); the score is the sigmoid of the
+//!   value at the last token. The logit is asked for (`use_activation: false`) and the sigmoid
+//!   applied here: vLLM 0.32's `/pooling` returns logits for `token_classify` unless asked for the
+//!   activation, whatever the model's `problem_type`, so reading logits works either way.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +36,7 @@ use crate::types::{Transcript, Usage};
 pub enum PrmApi {
     Pooling,
     Embeddings,
+    Reward,
 }
 
 impl std::str::FromStr for PrmApi {
@@ -36,8 +45,9 @@ impl std::str::FromStr for PrmApi {
         match s {
             "pooling" => Ok(PrmApi::Pooling),
             "embeddings" => Ok(PrmApi::Embeddings),
+            "reward" => Ok(PrmApi::Reward),
             other => Err(format!(
-                "unknown PRM API `{other}` (known: pooling, embeddings)"
+                "unknown PRM API `{other}` (known: pooling, embeddings, reward)"
             )),
         }
     }
@@ -48,6 +58,7 @@ impl std::fmt::Display for PrmApi {
         f.write_str(match self {
             PrmApi::Pooling => "pooling",
             PrmApi::Embeddings => "embeddings",
+            PrmApi::Reward => "reward",
         })
     }
 }
@@ -164,6 +175,43 @@ impl RemotePrm {
             .map_err(self.engine_err())
     }
 
+    /// The value at the last token of the transcript with the step appended.
+    fn score_reward(
+        &self,
+        transcript: &Transcript<'_>,
+        step: &str,
+    ) -> Result<(f32, u64), EngineError> {
+        let input = match &self.tokenizer {
+            Some(t) => {
+                let mut ids = t.encode(transcript.prompt, true)?;
+                for s in transcript.steps.iter().map(String::as_str).chain([step]) {
+                    ids.extend(t.encode(s, false)?);
+                }
+                json!(ids)
+            }
+            None => {
+                let mut text = transcript.prompt.to_owned();
+                for s in transcript.steps {
+                    text.push_str(s);
+                }
+                text.push_str(step);
+                json!(text)
+            }
+        };
+        let body = json!({"model": self.model, "input": input, "task": "token_classify",
+            "use_activation": false, "encoding_format": "float"});
+        self.client
+            .post(Route::Root("pooling"), &body, |v| {
+                let rows = pooling_rows(v)?;
+                let last = rows
+                    .last()
+                    .and_then(|r| r.last())
+                    .ok_or("the answer has no per-token values")?;
+                Ok((sigmoid(*last), prompt_tokens(v)))
+            })
+            .map_err(self.engine_err())
+    }
+
     fn score_embeddings(
         &self,
         transcript: &Transcript<'_>,
@@ -206,6 +254,7 @@ impl StepScorer for RemotePrm {
         let (score, prefill_tokens) = match self.api {
             PrmApi::Pooling => self.score_pooling(transcript, step)?,
             PrmApi::Embeddings => self.score_embeddings(transcript, step)?,
+            PrmApi::Reward => self.score_reward(transcript, step)?,
         };
         let seconds = started.elapsed().as_secs_f64();
         Ok(Scored {
