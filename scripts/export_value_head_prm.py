@@ -11,9 +11,11 @@ is the same shape: a language model with a value head. vLLM's reward runner acce
 Linear(hidden, hidden) -> ReLU -> Linear(hidden, 1), both with biases, run in float32. A linear
 head fits in it exactly: with z = w'.h + b' (the standardisation folded in, w' = w / scale,
 b' = bias - sum(w' * mean)), the first layer's rows 0 and 1 compute z and -z, the second layer
-takes relu(z) - relu(-z) = z. `problem_type = multi_label_classification` makes vLLM put each
-token's value through a sigmoid, so `/pooling` answers the head's probability at every token;
-the score of a step is the value at its last token.
+takes relu(z) - relu(-z) = z. So `/pooling` answers the head's logit z at every token (vLLM 0.32
+returns logits for `token_classify` unless a request sets `use_activation`); the client
+(`--prm-api reward`) reads the last token's and applies the sigmoid. `problem_type =
+multi_label_classification` makes the activation, when a request asks for it, a per-token
+sigmoid, so other clients get the head's probability with `use_activation: true`.
 
 The input folder is the target converted by scripts/gguf_to_hf.py: the head was trained on the
 GGUF model's states, and the converted weights are that model dequantised.

@@ -45,8 +45,10 @@ serve() {
 }
 
 # Generation: the draft's token log-probabilities feed the feature router and generate records.
-serve draft 8000 "$DRAFT_GPU" "$DRAFT_MODEL" --enable-prefix-caching --max-logprobs 20
-serve target 8001 "$TARGET_GPU" "$TARGET_MODEL" --enable-prefix-caching
+# --enable-prompt-tokens-details makes usage report the cached prefix (vLLM reports null
+# without it), which the client subtracts from the prefill it counts.
+serve draft 8000 "$DRAFT_GPU" "$DRAFT_MODEL" --enable-prefix-caching --enable-prompt-tokens-details --max-logprobs 20
+serve target 8001 "$TARGET_GPU" "$TARGET_MODEL" --enable-prefix-caching --enable-prompt-tokens-details
 # Qwen2.5-Math-PRM: token classification, one [negative, positive] row per <extra_0> on /pooling.
 # (The Skywork value-head PRM needs Skywork's vLLM plugin and is read on /v1/embeddings: set
 # api = "embeddings" and its tokenizer in the config.)

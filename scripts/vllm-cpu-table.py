@@ -24,7 +24,7 @@ def load(path):
 
 def main() -> int:
     root = sys.argv[1] if len(sys.argv) > 1 else "target/vllm-cpu"
-    backends = [b for b in ("embedded", "vllm", "vllm-prm") if os.path.isdir(os.path.join(root, b))]
+    backends = [b for b in ("embedded", "vllm", "vllm-draft", "served-prm", "vllm-prm") if os.path.isdir(os.path.join(root, b))]
     types = ["draft", "target", "router", "rsd", "oracle", "generate"]
     print("| run type | back-end | n | accuracy | target-step fraction | mean latency s | errors "
           "| same answer as embedded | same text as embedded |")
