@@ -233,21 +233,28 @@ fn math_segments(s: &str) -> Vec<(usize, usize, String)> {
 }
 
 /// Is the `$` at byte `i` a currency sign rather than a math delimiter? It is when a digit
-/// follows it and the next `$` either does not exist, or is itself followed by a digit with
-/// prose (a word of three letters or more) between them: "paid $5 for the pen and $3 for …".
-/// `$5$` and `$x = 5$` stay math.
+/// follows it and the next `$` either does not exist, or lies past prose: a word of three
+/// letters or more before a `$` that is itself followed by a digit ("paid $5 for the pen and $3
+/// for …"), or a line break followed by such a word ("costs $80,000.\nThe price is $", a
+/// solution cut off in mid-sentence). `$5$`, `$x = 5$` and `$1 +\n 2$` stay math.
 fn is_currency(s: &str, i: usize) -> bool {
     let b = s.as_bytes();
     if !b.get(i + 1).is_some_and(u8::is_ascii_digit) {
         return false;
     }
+    let has_word = |text: &str| {
+        text.split(|c: char| !c.is_alphabetic())
+            .any(|w| w.chars().count() >= 3)
+    };
     match find_unescaped(s, i + 1, "$") {
         None => true,
         Some(j) => {
-            b.get(j + 1).is_some_and(u8::is_ascii_digit)
-                && s[i + 1..j]
-                    .split(|c: char| !c.is_alphabetic())
-                    .any(|w| w.chars().count() >= 3)
+            let between = &s[i + 1..j];
+            let next_is_amount = b.get(j + 1).is_some_and(u8::is_ascii_digit);
+            let prose_line = between
+                .split_once('\n')
+                .is_some_and(|(_, after)| has_word(after) && !after.contains('\\'));
+            next_is_amount && has_word(between) || prose_line
         }
     }
 }
