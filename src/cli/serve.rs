@@ -97,17 +97,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if run_type == RunType::Generate {
         return Err(SetupError::NotServable.into());
     }
-    let rule = setup.rule(&RuleRequest {
-        run_type,
-        threshold: args.threshold,
-        target_fraction: args.target_fraction,
-        early: if args.no_early {
-            EarlyRequest::Off
-        } else {
-            EarlyRequest::FromRouterFile
-        },
-    })
-    .context("--run-type / --threshold / --target-fraction")?;
+    let rule = setup
+        .rule(&RuleRequest {
+            run_type,
+            threshold: args.threshold,
+            target_fraction: args.target_fraction,
+            early: if args.no_early {
+                EarlyRequest::Off
+            } else {
+                EarlyRequest::FromRouterFile
+            },
+        })
+        .context("--run-type / --threshold / --target-fraction")?;
     // A request may ask for any run type, so the server loads every role it can: the PRM where
     // one can score, the router where there is one.
     let has_prm = setup.has_prm();
