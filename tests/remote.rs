@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -782,6 +782,75 @@ fn a_persistent_fault_fails_that_problem_with_the_error_recorded_not_the_run() {
     assert!(out.results[0]["error"].is_null() && out.results[2]["error"].is_null());
     assert_eq!(out.metrics["errors"], 1);
     assert_eq!(out.metrics["n"], 3);
+}
+
+#[test]
+fn a_resumed_run_solves_again_the_problems_that_failed() {
+    // The server fails one problem until it is told to recover, as a server that was down.
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&healthy);
+    let server = FakeServer::start(move |r: &Request| {
+        let req = r.json();
+        if !flag.load(Ordering::SeqCst)
+            && req["prompt"]
+                .as_str()
+                .is_some_and(|p| p.contains("What is 3 + 4?"))
+        {
+            return Reply::status(503, json!({"detail": "down"}));
+        }
+        cluster(Flavour::Vllm)(r)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("problems.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let cfg = config(tmp.path(), &[server.base_url()], "");
+    let out = tmp.path().join("out");
+    let run = || {
+        let output = common::arbitrage(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--run-type",
+            "draft",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<Value> = std::fs::read_to_string(out.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let metrics: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap())
+                .unwrap();
+        (lines, metrics)
+    };
+    let (first, metrics) = run();
+    assert_eq!(metrics["errors"], 1);
+    let failed: Vec<&Value> = first.iter().filter(|r| !r["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1);
+    let failed_idx = failed[0]["idx"].clone();
+
+    healthy.store(true, Ordering::SeqCst);
+    let (second, metrics) = run();
+    assert_eq!(metrics["errors"], 0);
+    assert_eq!(metrics["n"], 3);
+    let mut idx: Vec<u64> = second.iter().map(|r| r["idx"].as_u64().unwrap()).collect();
+    idx.sort();
+    assert_eq!(idx, [0, 1, 2], "every problem exactly once");
+    let retried = second.iter().find(|r| r["idx"] == failed_idx).unwrap();
+    assert!(retried["error"].is_null(), "{retried}");
+    // The problems that had finished were kept, not solved again.
+    for r in first.iter().filter(|r| r["error"].is_null()) {
+        assert!(second.contains(r), "{r} was solved again");
+    }
 }
 
 #[test]

@@ -346,7 +346,15 @@ impl RunDir {
                 }
             }
         }
-        let done = read_results(&results_path)?;
+        let mut done = read_results(&results_path)?;
+        // A problem that failed (a server down longer than the retries, say) is solved again:
+        // resuming must not keep a failure that a second try may not repeat.
+        let failed = done.iter().filter(|r| r.error.is_some()).count();
+        if failed > 0 {
+            done.retain(|r| r.error.is_none());
+            rewrite_results(&results_path, &done)?;
+            tracing::warn!(path = %results_path.display(), failed, "problems that failed are run again");
+        }
         if let Some(first) = done.first() {
             let same = first.run_type == run_type
                 && (!run_type.uses_threshold() || first.threshold == threshold);
@@ -465,6 +473,19 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRecord>, RunError> {
         out.push(record);
     }
     Ok(out)
+}
+
+/// Replaces `path` with `records`, one line each, through a temporary file renamed over it, so
+/// a crash leaves either the old file or the new one.
+fn rewrite_results(path: &Path, records: &[ResultRecord]) -> Result<(), RunError> {
+    let mut text = String::new();
+    for record in records {
+        text.push_str(&serde_json::to_string(record).expect("result serialises"));
+        text.push('\n');
+    }
+    let tmp = path.with_extension("jsonl.tmp");
+    fs::write(&tmp, text).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// Drops step records of problems that have no result line (written just before a crash).
