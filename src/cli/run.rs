@@ -10,8 +10,7 @@ use arbitrage::config::{ModelConfig, PrmConfig};
 use arbitrage::engines::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::eval::run::{self, Metrics, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::method::policy::RunType;
-use arbitrage::method::speculate::Models;
-use arbitrage::method::speculate::TraceStep;
+use arbitrage::method::speculate::{Models, TimeSplit, TraceStep};
 use arbitrage::setup::{EarlyRequest, ModelPool, RuleRequest, Setup, SetupError};
 use arbitrage::types::Author;
 use clap::Args;
@@ -147,7 +146,7 @@ impl RunEvents for Progress {
             .flat_map(|r| &r.steps)
             .filter(|s| s.model == Author::Target)
             .count();
-        let mut split = arbitrage::method::speculate::TimeSplit::default();
+        let mut split = TimeSplit::default();
         for r in all {
             split.add(&r.time_split_s);
         }
