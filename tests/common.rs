@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use arbitrage::config::Config;
 use arbitrage::engines::llama::EmbeddedModel;
+use serde_json::Value;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,4 +36,32 @@ pub fn arbitrage(args: &[&str]) -> Output {
         .env_remove("ARBITRAGE_CONFIG")
         .output()
         .expect("run arbitrage")
+}
+
+/// What a run decided, without timings: per problem (in `idx` order), each step's author, text,
+/// scores and rejected draft, the prediction, verdict, error and token counts.
+pub fn decisions(results: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let steps: Vec<Value> = r["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    serde_json::json!([
+                        s["model"],
+                        s["text"],
+                        s.get("prm_score"),
+                        s.get("router_score"),
+                        s.get("rejected_draft_text")
+                    ])
+                })
+                .collect();
+            serde_json::json!({"idx": r["idx"], "pred": r["pred"], "correct": r["correct"],
+                   "error": r.get("error"), "steps": steps, "tokens": r["tokens"]})
+        })
+        .collect();
+    out.sort_by_key(|r| r["idx"].as_u64());
+    out
 }

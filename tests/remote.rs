@@ -325,31 +325,6 @@ fn run(server: &FakeServer, run_type: &str, args: &[&str]) -> RunOutput {
     run_with(&[server.base_url()], PROBLEMS, run_type, "", args)
 }
 
-/// What a run decided, without timings: per problem, each step's author, text and scores.
-fn decisions(results: &[Value]) -> Vec<Value> {
-    results
-        .iter()
-        .map(|r| {
-            let steps: Vec<Value> = r["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| {
-                    json!([
-                        s["model"],
-                        s["text"],
-                        s.get("prm_score"),
-                        s.get("router_score"),
-                        s.get("rejected_draft_text")
-                    ])
-                })
-                .collect();
-            json!({"idx": r["idx"], "pred": r["pred"], "correct": r["correct"],
-                   "error": r.get("error"), "steps": steps, "tokens": r["tokens"]})
-        })
-        .collect()
-}
-
 #[test]
 fn a_vllm_draft_run_ends_steps_at_the_separator_and_the_solution_at_end_of_sequence() {
     let server = FakeServer::start(cluster(Flavour::Vllm));
@@ -437,7 +412,10 @@ fn with_a_tokenizer_the_prompt_is_sent_as_token_ids_and_the_run_is_unchanged() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     results.sort_by_key(|r| r["idx"].as_u64());
-    assert_eq!(decisions(&results), decisions(&text.results));
+    assert_eq!(
+        common::decisions(&results),
+        common::decisions(&text.results)
+    );
     // The draft's prompts were ids (chat markup as single special tokens), the target's text.
     let sent: Vec<Value> = server.requests()[before..]
         .iter()
@@ -461,7 +439,11 @@ fn sglang_shaped_answers_give_the_same_run_as_vllm_shaped_ones() {
     for run_type in ["draft", "target", "rsd"] {
         let a = run(&vllm, run_type, &[]);
         let b = run(&sglang, run_type, &[]);
-        assert_eq!(decisions(&a.results), decisions(&b.results), "{run_type}");
+        assert_eq!(
+            common::decisions(&a.results),
+            common::decisions(&b.results),
+            "{run_type}"
+        );
     }
     let target = run(&sglang, "target", &[]);
     assert!(target.results.iter().all(|r| r["correct"] == true));
@@ -742,7 +724,11 @@ fn transient_faults_are_retried_and_the_run_matches_a_clean_one() {
     for run_type in ["rsd", "oracle"] {
         let a = run(&clean, run_type, &["--threshold", "0.5"]);
         let b = run(&server, run_type, &["--threshold", "0.5"]);
-        assert_eq!(decisions(&a.results), decisions(&b.results), "{run_type}");
+        assert_eq!(
+            common::decisions(&a.results),
+            common::decisions(&b.results),
+            "{run_type}"
+        );
         assert_eq!(b.metrics["errors"], 0);
         assert!(
             b.stderr.is_empty() || !b.stderr.contains("problem failed"),
@@ -898,7 +884,10 @@ fn a_dead_endpoint_fails_over_and_live_ones_share_the_load() {
         "",
         &["--threshold", "0.5"],
     );
-    assert_eq!(decisions(&out.results), decisions(&reference.results));
+    assert_eq!(
+        common::decisions(&out.results),
+        common::decisions(&reference.results)
+    );
     assert_eq!(out.metrics["errors"], 0);
     let (na, nb) = (a.requests().len(), b.requests().len());
     assert!(
@@ -926,7 +915,10 @@ fn concurrent_problems_give_the_same_results_as_one_at_a_time() {
         &["--threshold", "0.5", "--concurrency", "4"],
     );
     assert_eq!(four.results.len(), 12);
-    assert_eq!(decisions(&one.results), decisions(&four.results));
+    assert_eq!(
+        common::decisions(&one.results),
+        common::decisions(&four.results)
+    );
     assert!(
         four.results
             .iter()

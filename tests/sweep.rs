@@ -243,25 +243,6 @@ fn a_sweep_in_rounds_runs_every_point_on_each_slice_in_turn() {
     }
 }
 
-/// Each result's problem index, step texts and who wrote them, prediction and verdict: what a run
-/// decided, without its timings.
-fn decisions(results: &[Value]) -> Vec<Value> {
-    let mut out: Vec<Value> = results
-        .iter()
-        .map(|r| {
-            let steps: Vec<Value> = r["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| serde_json::json!([s["model"], s["text"], s["rejected_draft_text"]]))
-                .collect();
-            serde_json::json!({"idx": r["idx"], "pred": r["pred"], "correct": r["correct"], "steps": steps})
-        })
-        .collect();
-    out.sort_by_key(|r| r["idx"].as_u64());
-    out
-}
-
 #[test]
 fn the_points_of_a_sweep_decide_exactly_what_separate_runs_decide() {
     // The sweep runs its points in its own process on shared models; separate `arbitrage run`s
@@ -304,9 +285,9 @@ fn the_points_of_a_sweep_decide_exactly_what_separate_runs_decide() {
             "--output-dir",
             alone.to_str().unwrap(),
         ]));
-        let swept = decisions(&results(&out.join(point)));
+        let swept = common::decisions(&results(&out.join(point)));
         assert_eq!(swept.len(), 2, "{point}");
-        assert_eq!(swept, decisions(&results(&alone)), "{point}");
+        assert_eq!(swept, common::decisions(&results(&alone)), "{point}");
     }
 }
 
