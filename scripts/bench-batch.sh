@@ -10,15 +10,14 @@
 # computes on the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/default-models.sh
+. scripts/default-models.sh
 threads=${1:-$(nproc)}
 reps=${2:-5}
 batched=$(scripts/build-llama-server.sh llama-batched-bench)
 cargo build --release --quiet
 for role in draft target; do
-  case $role in
-    draft) model=models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf ;;
-    target) model=models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf ;;
-  esac
+  model=$(default_model "$role")
   echo "== $role: $model, $threads threads"
   target/release/arbitrage bench --roles "$role" --batch 1,2,4,8 --depth 300 --decode-tokens 64 \
     --reps "$reps" 2>/dev/null

@@ -7,6 +7,8 @@
 #   scripts/bench-engine.sh [THREADS] [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/default-models.sh
+. scripts/default-models.sh
 threads=${1:-$(nproc)}
 reps=${2:-5}
 pyver=0.3.36
@@ -26,10 +28,7 @@ if [ ! -x "$build/bin/llama-bench" ]; then
 fi
 cargo build --release --quiet
 for role in draft target; do
-  case $role in
-    draft) model=models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf ;;
-    target) model=models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf ;;
-  esac
+  model=$(default_model "$role")
   echo "== $role: $model, $threads threads, $reps repetitions"
   "$build/bin/llama-bench" -m "$model" -t "$threads" -p 512 -n 128 -r "$reps" -o md 2>/dev/null
   target/release/arbitrage bench --roles "$role" --prompt-tokens 512 --decode-tokens 128 --reps "$reps" 2>/dev/null

@@ -33,8 +33,9 @@ MODELS=${ARBITRAGE_MODELS_DIR-models}
 
 port_of() { case $1 in draft) echo "${DRAFT_PORT-8100}" ;; target) echo "${TARGET_PORT-8101}" ;;
   prm) echo "${PRM_PORT-8102}" ;; *) echo "serve_vllm_cpu: unknown role $1" >&2; exit 2 ;; esac; }
-gguf_of() { case $1 in draft) echo "$MODELS/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" ;;
-  target) echo "$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" ;; esac; }
+# shellcheck source=scripts/default-models.sh
+. scripts/default-models.sh
+gguf_of() { ARBITRAGE_MODELS_DIR=$MODELS default_model "$1"; }
 
 convert() {
   local r out
