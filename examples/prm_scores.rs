@@ -25,11 +25,14 @@ fn main() -> anyhow::Result<()> {
     let config = Config::from_file(Path::new(config))?;
     let template = config.prompt;
     let setup = Setup::new(config, None)?;
-    let loaded = setup.load(&Needs {
-        target: true,
-        prm: true,
-        ..Needs::default()
-    })?;
+    let loaded = setup.load(
+        &Needs {
+            target: true,
+            prm: true,
+            ..Needs::default()
+        },
+        1,
+    )?;
     let prm = loaded
         .prm()
         .ok_or_else(|| anyhow::anyhow!("the configuration has no PRM"))?;

@@ -257,6 +257,19 @@ pub struct Config {
     pub remote: RemoteSettings,
 }
 
+impl Config {
+    /// The same configuration with every embedded model holding `slots` problems at once.
+    pub fn with_slots(&self, slots: usize) -> Config {
+        let mut config = self.clone();
+        for model in [&mut config.draft, &mut config.target] {
+            if let ModelConfig::Embedded(settings) = model {
+                settings.slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+            }
+        }
+        config
+    }
+}
+
 /// Command-line overrides of the remote settings: a role given a URL becomes remote.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteOverrides {
@@ -354,6 +367,7 @@ impl Config {
                         n_ctx,
                         threads,
                         n_batch,
+                        slots: 1,
                         hidden_states: false,
                     }))
                 }

@@ -47,7 +47,7 @@ pub enum SetupError {
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
     #[error(
-        "--concurrency {concurrency} needs remote engines, but the {embedded} model is embedded: the embedded engine runs every model on one thread, one problem at a time. Serve it (see docs/remote.md) or drop --concurrency"
+        "--concurrency {concurrency} is more than an embedded model holds at once ({MAX_EMBEDDED_SLOTS} problems, each with its own `n_ctx` of KV cache); the {embedded} model is embedded. Lower --concurrency, or serve the model (see docs/remote.md)"
     )]
     Concurrency {
         concurrency: usize,
@@ -251,8 +251,8 @@ impl Setup {
         }
     }
 
-    /// Refuses more than one problem in flight when a role in `needs` is embedded: the embedded
-    /// engine runs every model on one thread, one problem at a time.
+    /// Checks the number of problems in flight: at least one, and no more than an embedded model
+    /// in `needs` holds at once (each problem in flight takes a slot of its KV cache).
     pub fn check_concurrency(&self, needs: &Needs, concurrency: usize) -> Result<(), SetupError> {
         if concurrency == 0 {
             return Err(SetupError::Unavailable(
@@ -271,7 +271,7 @@ impl Setup {
         .into_iter()
         .filter_map(|(role, embedded)| embedded.then_some(role))
         .collect();
-        if concurrency > 1 && !embedded.is_empty() {
+        if concurrency > MAX_EMBEDDED_SLOTS && !embedded.is_empty() {
             return Err(SetupError::Concurrency {
                 concurrency,
                 embedded: embedded.join(" and "),
@@ -303,8 +303,11 @@ impl Setup {
     /// generator reads every token the head needs anyway, so a second instance would read them
     /// twice. The price is llama.cpp's output layer at every token the shared instance reads
     /// (about +14% on the target's prefill, nothing on decoding).
-    pub fn load(&self, needs: &Needs) -> Result<Loaded, SetupError> {
-        let config = &self.config;
+    ///
+    /// Embedded models hold `slots` problems at once, each in its own part of the KV cache: one
+    /// per problem in flight.
+    pub fn load(&self, needs: &Needs, slots: usize) -> Result<Loaded, SetupError> {
+        let config = &self.config.with_slots(slots);
         if !needs.draft && !needs.target {
             return Err(SetupError::Unavailable(
                 "a run needs the draft or the target model".into(),
@@ -478,6 +481,10 @@ pub fn resolve_rule(
         early,
     })
 }
+
+/// The most problems an embedded model holds at once (`--concurrency`): each takes `n_ctx` of KV
+/// cache, and on a CPU the batch stops paying well before this (docs/engine.md).
+pub const MAX_EMBEDDED_SLOTS: usize = 32;
 
 /// Loads one embedded model.
 pub fn load_embedded(settings: &EmbeddedSettings) -> Result<EmbeddedModel, SetupError> {
@@ -695,20 +702,23 @@ fn renamed(settings: &EmbeddedSettings, name: &str) -> EmbeddedSettings {
 /// as a separate `arbitrage run` would load them.
 #[derive(Default)]
 pub struct ModelPool {
-    held: Option<(Needs, Loaded)>,
+    held: Option<((Needs, usize), Loaded)>,
 }
 
 impl ModelPool {
-    /// The models for `needs`, loaded with `load` unless the last run's serve.
+    /// The models for `needs` with `slots` problems each, loaded with `load` unless the last
+    /// run's serve.
     pub fn get(
         &mut self,
         needs: Needs,
+        slots: usize,
         load: impl FnOnce() -> Result<Loaded, SetupError>,
     ) -> Result<&Loaded, SetupError> {
-        if self.held.as_ref().is_none_or(|(held, _)| *held != needs) {
+        let key = (needs, slots);
+        if self.held.as_ref().is_none_or(|(held, _)| *held != key) {
             // Drop first: two sets of models must not be held at once.
             self.held = None;
-            self.held = Some((needs, load()?));
+            self.held = Some((key, load()?));
         }
         Ok(&self.held.as_ref().expect("just loaded").1)
     }

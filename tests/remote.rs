@@ -927,7 +927,7 @@ fn concurrent_problems_give_the_same_results_as_one_at_a_time() {
 }
 
 #[test]
-fn concurrency_with_an_embedded_model_is_refused_with_the_reason() {
+fn more_problems_in_flight_than_an_embedded_model_holds_is_refused_with_the_reason() {
     let output = common::arbitrage(&[
         "run",
         "--config",
@@ -937,14 +937,14 @@ fn concurrency_with_an_embedded_model_is_refused_with_the_reason() {
         "--dataset",
         "gsm8k",
         "--concurrency",
-        "2",
+        "33",
         "--limit",
         "1",
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--concurrency 2 needs remote engines"),
+        stderr.contains("--concurrency 33 is more than an embedded model holds at once"),
         "{stderr}"
     );
     assert!(stderr.contains("draft"), "{stderr}");

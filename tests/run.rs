@@ -261,6 +261,29 @@ fn router_runs_call_neither_the_prm_nor_the_target_on_kept_steps() {
     check_metrics_add_up(&results, &metrics);
 }
 
+#[test]
+fn problems_in_flight_together_on_embedded_models_are_decided_as_one_at_a_time() {
+    for (run_type, extra) in [("rsd", vec!["--threshold", "0.5"]), ("router", vec![])] {
+        let (alone, alone_metrics, _, _tmp) = run(run_type, &extra);
+        let mut together_args = extra.clone();
+        together_args.extend(["--concurrency", "3"]);
+        let (together, metrics, _, _tmp2) = run(run_type, &together_args);
+        assert_eq!(
+            common::decisions(&alone),
+            common::decisions(&together),
+            "{run_type}: the same steps, scores and answers with 3 problems in flight"
+        );
+        assert_eq!(alone_metrics["concurrency"], 1);
+        assert_eq!(
+            metrics["concurrency"], 3,
+            "metrics say how the run was made"
+        );
+        assert!(together.iter().all(|r| r["in_flight"] == 3));
+        assert!(f(&metrics["problems_per_minute"]) > 0.0);
+        check_metrics_add_up(&together, &metrics);
+    }
+}
+
 /// Step texts and authors of every problem.
 fn trace(results: &[Value]) -> Vec<Vec<(String, String)>> {
     results

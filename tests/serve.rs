@@ -660,18 +660,18 @@ fn remote_engines_serve_several_requests_at_once() {
 }
 
 #[test]
-fn more_than_one_worker_on_embedded_models_is_refused_with_the_reason() {
+fn more_workers_than_an_embedded_model_holds_is_refused_with_the_reason() {
     let out = common::arbitrage(&[
         "serve",
         "--config",
         "configs/smoke.toml",
         "--concurrency",
-        "2",
+        "33",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("--concurrency 2 needs remote engines"),
+        stderr.contains("--concurrency 33 is more than an embedded model holds at once"),
         "{stderr}"
     );
 }

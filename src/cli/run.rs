@@ -272,7 +272,6 @@ pub fn run_point(
         }
     })?;
     let needs = setup.needs(run_type);
-    // Several problems in flight only make sense against servers that batch them.
     setup.check_concurrency(&needs, args.concurrency)?;
     let threshold = rule.threshold;
     let early = rule.early.clone();
@@ -303,7 +302,9 @@ pub fn run_point(
 
     // Load only the models the run type calls.
     let loaded = pool
-        .get(needs, || super::loading("models", || setup.load(&needs)))
+        .get(needs, args.concurrency, || {
+            super::loading("models", || setup.load(&needs, args.concurrency))
+        })
         .with_context(|| format!("loading the models of run type `{run_type}`"))?;
     let draft_gen = loaded.draft();
     let target_gen = loaded.target();

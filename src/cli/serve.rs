@@ -120,7 +120,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         draft_logprobs: matches!(setup.router, Some(RouterSource::File { .. })),
     };
     setup.check_concurrency(&needs, args.concurrency)?;
-    let loaded = super::loading("models", || setup.load(&needs)).context("loading the models")?;
+    let loaded = super::loading("models", || setup.load(&needs, args.concurrency))
+        .context("loading the models")?;
     let remote_tokenizer = match config.draft.remote().and_then(|r| r.tokenizer.as_ref()) {
         Some(path) => Some(LocalTokenizer::load(path).context("the draft tokenizer")?),
         None => None,

@@ -98,6 +98,14 @@ pub struct ResultRecord {
     /// Set when the problem failed; it then counts as wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Problems the run kept in flight while this one was solved (`--concurrency`). Above 1,
+    /// `latency_s` includes waiting for the other problems' share of each decode round.
+    #[serde(default = "one")]
+    pub in_flight: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl ResultRecord {
@@ -121,6 +129,7 @@ impl ResultRecord {
             time_split_s: TimeSplit::default(),
             steps: Vec::new(),
             error: None,
+            in_flight: spec.concurrency.max(1),
         }
     }
 }
@@ -173,6 +182,14 @@ pub struct Metrics {
     /// What scored steps, where the run type uses a PRM (the embedded ones are stand-ins).
     pub prm: Option<String>,
     pub router: Option<String>,
+    /// The most problems the run kept in flight (`--concurrency`). At 1 the latencies are the
+    /// paper's batch-1 latencies; above 1 they include waiting on the other problems in flight,
+    /// and `problems_per_minute` is the throughput figure.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+    /// Problems finished per minute of wall-clock time (`n` over `wall_time_s`).
+    #[serde(default)]
+    pub problems_per_minute: f64,
 }
 
 impl Metrics {
@@ -224,6 +241,12 @@ impl Metrics {
                 self.target_tokens
             ),
         ];
+        if self.concurrency > 1 {
+            lines.push(format!(
+                "in flight     {} problems at once, {:.2} problems per minute (latencies include waiting on the others)",
+                self.concurrency, self.problems_per_minute
+            ));
+        }
         if self.replayed_latency_s > 0.0 {
             lines.push(format!(
                 "replayed      {:.1} s per problem from the step cache (costs measured when first computed)",
@@ -305,6 +328,12 @@ pub fn compute_metrics(
         errors: results.iter().filter(|r| r.error.is_some()).count(),
         prm,
         router,
+        concurrency: results.iter().map(|r| r.in_flight).max().unwrap_or(1),
+        problems_per_minute: if wall_time_s > 0.0 {
+            60.0 * n as f64 / wall_time_s
+        } else {
+            0.0
+        },
     }
 }
 
@@ -822,6 +851,7 @@ mod tests {
                 })
                 .collect(),
             error: None,
+            in_flight: 1,
         }
     }
 

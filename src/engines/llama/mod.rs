@@ -6,10 +6,15 @@
 //!   model: llama.cpp's OpenMP thread team belongs to the thread that decodes, and two teams on
 //!   the same cores slowed the draft by 40% once the target had run (measured here: 28 → 17
 //!   tok/s for the 0.5B). Models on a CPU run one at a time anyway.
-//! - The worker keeps one problem's context in the KV cache. Every call brings the whole
-//!   transcript; [`cache::CacheState`] works out what is already cached, so a step costs only the
-//!   tokens the model has not read yet, and a rejected draft step is removed with
-//!   `llama_memory_seq_rm` instead of re-reading the context.
+//! - A model holds `slots` problems' contexts in its KV cache, one sequence each (one by default).
+//!   Every call brings the whole transcript; [`cache::CacheState`] works out what is already
+//!   cached, so a step costs only the tokens the model has not read yet, and a rejected draft step
+//!   is removed with `llama_memory_seq_rm` instead of re-reading the context.
+//! - Steps are written in rounds: each round decodes one new token for every step in progress on a
+//!   model, all slots in one batch (continuous batching, as llama.cpp's server does with
+//!   `--parallel`). Steps requested while others are being written join the next round; reading a
+//!   context or a proposal runs between rounds. With one problem in flight a round is one token,
+//!   exactly the one-at-a-time engine.
 //! - Steps end exactly at the separator even when it sits inside a token (Qwen has `".\n\n"`);
 //!   the cache then holds exactly the tokens of the kept text.
 
@@ -18,6 +23,7 @@ pub mod cache;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -35,6 +41,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::backend::{EngineError, ForcedTokens, Probe, StepGenerator, TextProbe};
 use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 use cache::{CacheState, Plan, Reuse, TokenId};
+use serde::Serialize;
 
 /// How to load and run one GGUF model.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +55,10 @@ pub struct EmbeddedSettings {
     pub threads: u32,
     /// Largest number of tokens decoded in one llama.cpp batch.
     pub n_batch: u32,
+    /// Problems the model holds at once, each in its own part of the KV cache (`n_ctx` tokens
+    /// each). Steps of different problems requested at the same time are decoded together, one
+    /// batch per token.
+    pub slots: u32,
     /// Report the final hidden state in [`Probe::hidden`]. llama.cpp then computes outputs for
     /// every token it reads (logits included), which makes prefill dearer: load a separate
     /// instance for this rather than turning it on for a generating model.
@@ -74,12 +85,41 @@ pub struct EmbeddedModel {
     info: ModelInfo,
     requests: Mutex<Sender<RuntimeRequest>>,
     totals: Arc<Mutex<Usage>>,
+    rounds: Arc<RoundCounts>,
+}
+
+/// Decode rounds a model ran and the tokens they carried (steps written together share a round).
+#[derive(Debug, Default)]
+struct RoundCounts {
+    rounds: AtomicU64,
+    tokens: AtomicU64,
+}
+
+/// How many steps a model decoded together: rounds and the tokens they carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Batching {
+    /// One-token decode rounds of written steps.
+    pub rounds: u64,
+    /// Tokens those rounds decoded, over all slots.
+    pub tokens: u64,
+}
+
+impl Batching {
+    /// Mean steps decoded per round (1 when one problem is in flight at a time).
+    pub fn mean_width(&self) -> f64 {
+        if self.rounds == 0 {
+            0.0
+        } else {
+            self.tokens as f64 / self.rounds as f64
+        }
+    }
 }
 
 /// What the runtime thread is asked to do.
 enum RuntimeRequest {
     Load {
         settings: EmbeddedSettings,
+        rounds: Arc<RoundCounts>,
         reply: Sender<Result<(u64, ModelInfo), EngineError>>,
     },
     Call {
@@ -178,9 +218,11 @@ impl EmbeddedModel {
         let gone = || EngineError::WorkerGone {
             model: settings.name.clone(),
         };
+        let rounds = Arc::new(RoundCounts::default());
         runtime
             .send(RuntimeRequest::Load {
                 settings: settings.clone(),
+                rounds: Arc::clone(&rounds),
                 reply,
             })
             .map_err(|_| gone())?;
@@ -192,6 +234,7 @@ impl EmbeddedModel {
             info,
             requests: Mutex::new(runtime),
             totals: Arc::new(Mutex::new(Usage::default())),
+            rounds,
         })
     }
 
@@ -202,6 +245,14 @@ impl EmbeddedModel {
     /// Everything this model has done since it was loaded.
     pub fn totals(&self) -> Usage {
         *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The decode rounds of the steps this model wrote since it was loaded.
+    pub fn batching(&self) -> Batching {
+        Batching {
+            rounds: self.rounds.rounds.load(Ordering::Relaxed),
+            tokens: self.rounds.tokens.load(Ordering::Relaxed),
+        }
     }
 
     fn send(&self, request: Request) -> Result<(), EngineError> {
@@ -393,33 +444,72 @@ self_cell::self_cell!(
 fn run_runtime(backend: &'static LlamaBackend, requests: Receiver<RuntimeRequest>) {
     let mut models: std::collections::HashMap<u64, Loaded> = std::collections::HashMap::new();
     let mut next_id = 0u64;
-    for request in requests {
-        match request {
-            RuntimeRequest::Load { settings, reply } => {
-                let result = load(backend, &settings).map(|(loaded, info)| {
-                    next_id += 1;
-                    models.insert(next_id, loaded);
-                    (next_id, info)
-                });
-                let _ = reply.send(result);
+    loop {
+        let writing = models
+            .values()
+            .any(|m| m.with_dependent(|_, worker| !worker.writing.is_empty()));
+        // Nothing to decode: wait for a request. Steps being written: take what has arrived (new
+        // steps join the next round) and decode on.
+        let first = if writing {
+            requests.try_recv().ok()
+        } else {
+            match requests.recv() {
+                Ok(request) => Some(request),
+                Err(_) => return,
             }
-            RuntimeRequest::Unload { model } => {
-                models.remove(&model);
-            }
-            RuntimeRequest::Call { model, request } => match models.get_mut(&model) {
-                // Dropping the request drops its reply channel: the caller sees the worker gone.
-                None => drop(request),
-                Some(loaded) => {
-                    loaded.with_dependent_mut(|model, worker| worker.handle(model, request))
-                }
-            },
+        };
+        let arrived = first
+            .into_iter()
+            .chain(std::iter::from_fn(|| requests.try_recv().ok()));
+        for request in arrived {
+            handle_runtime_request(backend, &mut models, &mut next_id, request);
         }
+        for loaded in models.values_mut() {
+            loaded.with_dependent_mut(|model, worker| {
+                if !worker.writing.is_empty() {
+                    worker.round(model);
+                }
+            });
+        }
+    }
+}
+
+fn handle_runtime_request(
+    backend: &'static LlamaBackend,
+    models: &mut std::collections::HashMap<u64, Loaded>,
+    next_id: &mut u64,
+    request: RuntimeRequest,
+) {
+    match request {
+        RuntimeRequest::Load {
+            settings,
+            rounds,
+            reply,
+        } => {
+            let result = load(backend, &settings, rounds).map(|(loaded, info)| {
+                *next_id += 1;
+                models.insert(*next_id, loaded);
+                (*next_id, info)
+            });
+            let _ = reply.send(result);
+        }
+        RuntimeRequest::Unload { model } => {
+            models.remove(&model);
+        }
+        RuntimeRequest::Call { model, request } => match models.get_mut(&model) {
+            // Dropping the request drops its reply channel: the caller sees the worker gone.
+            None => drop(request),
+            Some(loaded) => {
+                loaded.with_dependent_mut(|model, worker| worker.handle(model, request))
+            }
+        },
     }
 }
 
 fn load(
     backend: &'static LlamaBackend,
     settings: &EmbeddedSettings,
+    rounds: Arc<RoundCounts>,
 ) -> Result<(Loaded, ModelInfo), EngineError> {
     let load_err = |e: Box<dyn std::error::Error + Send + Sync>| EngineError::Load {
         path: settings.path.clone(),
@@ -428,10 +518,14 @@ fn load(
     let model = LlamaModel::load_from_file(backend, &settings.path, &LlamaModelParams::default())
         .map_err(|e| load_err(Box::new(e)))?;
     let threads = i32::try_from(settings.threads.max(1)).unwrap_or(i32::MAX);
-    let n_batch = settings.n_batch;
+    let slots = settings.slots.max(1);
+    // A decode round carries one token for every slot.
+    let n_batch = settings.n_batch.max(slots);
     let loaded = Loaded::try_new(model, |model| {
+        // Each sequence gets its own `n_ctx` (llama.cpp splits a non-unified cache evenly).
         let mut params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(settings.n_ctx))
+            .with_n_ctx(NonZeroU32::new(settings.n_ctx.saturating_mul(slots)))
+            .with_n_seq_max(slots)
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_threads(threads)
@@ -445,12 +539,17 @@ fn load(
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| load_err(Box::new(e)))?;
+        let n_ctx = ctx.n_ctx() as usize / slots as usize;
         Ok::<_, EngineError>(Worker {
             ctx,
             batch: LlamaBatch::new(n_batch as usize, 1),
             n_batch: n_batch as usize,
-            state: CacheState::default(),
+            n_ctx,
+            slots: (0..slots).map(|_| Slot::default()).collect(),
+            clock: 0,
             hidden_states: settings.hidden_states,
+            writing: Vec::new(),
+            rounds,
         })
     })?;
     let info = loaded.with_dependent(|model, worker| ModelInfo {
@@ -459,19 +558,35 @@ fn load(
             .unwrap_or_else(|_| settings.name.clone()),
         n_vocab: model.n_vocab(),
         n_embd: usize::try_from(model.n_embd()).unwrap_or(0),
-        n_ctx: worker.ctx.n_ctx(),
+        n_ctx: worker.n_ctx as u32,
         n_params: model.n_params(),
         size_bytes: model.size(),
     });
     Ok((loaded, info))
 }
 
+/// One model's context and the problems it holds.
 struct Worker<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     n_batch: usize,
-    state: CacheState,
+    /// Context window of one slot, in tokens.
+    n_ctx: usize,
+    /// One problem's context each; a slot's index is its sequence id in the KV cache.
+    slots: Vec<Slot>,
+    /// Counts slot uses, to find the least recently used one.
+    clock: u64,
     hidden_states: bool,
+    /// Steps being written, at most one per slot; each gets one token per [`Worker::round`].
+    writing: Vec<Writing>,
+    rounds: Arc<RoundCounts>,
+}
+
+/// A problem's place in the KV cache.
+#[derive(Default)]
+struct Slot {
+    state: CacheState,
+    last_used: u64,
 }
 
 /// Tokenises a context segment. Special tokens are parsed everywhere (prompts carry chat markup,
@@ -573,15 +688,19 @@ impl Worker<'_> {
                 options,
                 proposal,
                 reply,
-            } => {
-                let _ = reply.send(self.generate(
-                    model,
-                    problem,
-                    &texts,
-                    &options,
-                    proposal.as_deref(),
-                ));
-            }
+            } => match self.begin(
+                model,
+                problem,
+                &texts,
+                &options,
+                proposal.as_deref(),
+                &reply,
+            ) {
+                Ok((writing, fresh)) => self.proceed(model, writing, fresh),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Request::Probe {
                 problem,
                 texts,
@@ -611,12 +730,16 @@ impl Worker<'_> {
                 let _ = reply.send(self.chat_prompt(model, system.as_deref(), &user));
             }
             Request::CachedTokens { reply } => {
-                let _ = reply.send((self.state.problem(), self.state.in_kv.clone()));
+                let latest = self.slots.iter().max_by_key(|s| s.last_used);
+                let _ = reply.send(latest.map_or((None, Vec::new()), |s| {
+                    (s.state.problem(), s.state.in_kv.clone())
+                }));
             }
             Request::Release { problem } => {
-                if self.state.problem() == Some(problem) {
-                    self.state.reset();
-                    self.ctx.clear_kv_cache();
+                if let Some(slot) = self.slot_of(problem)
+                    && !self.is_writing(slot)
+                {
+                    self.reset_slot(slot);
                 }
             }
         }
@@ -655,31 +778,81 @@ impl Worker<'_> {
             .map_err(llama_err("applying the model's chat template"))
     }
 
-    /// Brings the KV cache to the plan, decoding in batches. Calls `on_logits(position, logits)`
-    /// for every fed position at or after `logits_from`. Returns the batch index of the last
-    /// position's logits.
+    fn slot_of(&self, problem: u64) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.state.problem() == Some(problem))
+    }
+
+    fn is_writing(&self, slot: usize) -> bool {
+        self.writing.iter().any(|w| w.slot == slot)
+    }
+
+    /// The slot holding `problem`'s context, or else the one to give it: an empty slot first,
+    /// then the least recently used one that is not writing a step.
+    fn slot_for(&mut self, problem: u64) -> Result<usize, EngineError> {
+        self.clock += 1;
+        let slot = match self.slot_of(problem) {
+            Some(slot) if self.is_writing(slot) => {
+                return Err(EngineError::Invalid(format!(
+                    "problem {problem} already has a step being written on this model"
+                )));
+            }
+            Some(slot) => slot,
+            None => (0..self.slots.len())
+                .filter(|&s| !self.is_writing(s))
+                .min_by_key(|&s| {
+                    (
+                        self.slots[s].state.problem().is_some(),
+                        self.slots[s].last_used,
+                    )
+                })
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "all {} slots of this model are writing steps: load it with more slots \
+                         than problems in flight",
+                        self.slots.len()
+                    ))
+                })?,
+        };
+        self.slots[slot].last_used = self.clock;
+        Ok(slot)
+    }
+
+    /// Forgets a slot's problem and its cached positions.
+    fn reset_slot(&mut self, slot: usize) {
+        self.slots[slot].state.reset();
+        // A slot id is always a valid sequence id; removing a whole sequence cannot fail.
+        let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+    }
+
+    /// Brings a slot's KV cache to the plan, decoding in batches. Calls `on_logits(position,
+    /// logits)` for every fed position at or after `logits_from`. Returns the batch index of the
+    /// last position's logits.
     fn feed(
         &mut self,
+        slot: usize,
         plan: &Plan,
         logits_from: usize,
         mut on_logits: impl FnMut(usize, &[f32]),
     ) -> Result<i32, EngineError> {
-        let n_ctx = self.ctx.n_ctx() as usize;
         let needed = plan.keep + plan.feed.len();
-        if needed > n_ctx {
+        if needed > self.n_ctx {
             return Err(EngineError::ContextFull {
                 needed,
-                n_ctx: n_ctx as u32,
+                n_ctx: self.n_ctx as u32,
             });
         }
+        let seq = slot as i32;
         if plan.clear {
-            self.ctx.clear_kv_cache();
+            // The plan has already given the slot's state to this problem.
+            let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
         } else {
             self.ctx
-                .kv_cache_seq_rm(0, Some(plan.keep as u32), None)
+                .kv_cache_seq_rm(seq, Some(plan.keep as u32), None)
                 .map_err(llama_err("removing rolled-back tokens from the KV cache"))?;
         }
-        self.state.truncate(plan.keep);
+        self.slots[slot].state.truncate(plan.keep);
         let mut last_index = 0;
         let mut pos = plan.keep;
         for chunk in plan.feed.chunks(self.n_batch) {
@@ -688,13 +861,12 @@ impl Worker<'_> {
                 let p = pos + i;
                 let want = p >= logits_from || p + 1 == needed;
                 self.batch
-                    .add(LlamaToken(token), p as i32, &[0], want)
+                    .add(LlamaToken(token), p as i32, &[seq], want)
                     .map_err(llama_err("filling a batch"))?;
             }
             if let Err(e) = self.ctx.decode(&mut self.batch) {
                 // The cache may hold part of this batch; forget the whole problem to stay exact.
-                self.state.reset();
-                self.ctx.clear_kv_cache();
+                self.reset_slot(slot);
                 return Err(EngineError::Llama {
                     while_doing: "decoding a batch",
                     source: Box::new(e),
@@ -705,7 +877,7 @@ impl Worker<'_> {
                 if p >= logits_from {
                     on_logits(p, self.ctx.get_logits_ith(i as i32));
                 }
-                self.state.decoded(token);
+                self.slots[slot].state.decoded(token);
                 last_index = i as i32;
             }
             pos += chunk.len();
@@ -713,45 +885,46 @@ impl Worker<'_> {
         Ok(last_index)
     }
 
-    /// Writes one step. With a `proposal` (greedy only), its tokens are read in the same batch as
-    /// the new context, and each one that equals this model's greedy choice is kept without a
-    /// decode of its own; from the first disagreement on, the model writes as usual. The cache
-    /// ends as plain generation would leave it for the same step (whose greedy choices can differ
-    /// from plain generation's only at a near-tie: batched and one-token kernels round apart).
-    fn generate(
+    /// Starts writing one step: reads the context (and, with a `proposal`, greedy only, the first
+    /// chunk of the proposal's tokens in the same batch) into the problem's slot. Returns the step
+    /// and its first token's choice when that came from the model's logits.
+    ///
+    /// Each proposal token that equals this model's greedy choice is kept without a decode of its
+    /// own; from the first disagreement on, the model writes as usual. The cache ends as plain
+    /// generation would leave it for the same step (whose greedy choices can differ from plain
+    /// generation's only at a near-tie: batched and one-token kernels round apart).
+    fn begin(
         &mut self,
         model: &LlamaModel,
         problem: u64,
         texts: &[String],
         options: &StepOptions,
         proposal: Option<&str>,
-    ) -> Result<GeneratedStep, EngineError> {
+        reply: &Sender<Result<GeneratedStep, EngineError>>,
+    ) -> Result<(Writing, Option<Choice>), EngineError> {
         let start = Instant::now();
+        let slot = self.slot_for(problem)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let tokenize = |text: &str, first: bool| tokenize(model, text, first);
-        let n_ctx = self.ctx.n_ctx() as usize;
         let mut proposal_tokens = match proposal {
             Some(text) if options.sampling.is_greedy() && !text.is_empty() => tokenize(text, false),
             _ => Vec::new(),
         };
         // Read in growing chunks: a proposal the target rejects early (most of those it is asked
         // to replace) then costs a few tokens' read, not the whole step's.
-        let mut chunk = VERIFY_FIRST_CHUNK;
+        let chunk = VERIFY_FIRST_CHUNK;
         proposal_tokens.truncate(chunk.min(options.max_tokens as usize));
-        let mut plan = self
-            .state
-            .plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
+        let state = &mut self.slots[slot].state;
+        let mut plan = state.plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
         if plan.context_len == 0 {
             return Err(EngineError::Invalid("the prompt is empty".into()));
         }
         // A proposal that would not fit is cut so that it never fails a step that plain
         // generation could write.
-        let room = n_ctx.saturating_sub(plan.context_len + 1);
+        let room = self.n_ctx.saturating_sub(plan.context_len + 1);
         if proposal_tokens.len() > room {
             proposal_tokens.truncate(room);
-            plan = self
-                .state
-                .plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
+            plan = state.plan(problem, &refs, &proposal_tokens, Reuse::Context, &tokenize);
         }
         let mut choices = Vec::new();
         let logits_from = if proposal_tokens.is_empty() {
@@ -759,22 +932,10 @@ impl Worker<'_> {
         } else {
             plan.context_len - 1
         };
-        let mut logits_index = self.feed(&plan, logits_from, |_, logits| {
+        let logits_index = self.feed(slot, &plan, logits_from, |_, logits| {
             choices.push(greedy_choice(logits));
         })?;
-        let mut pending = Pending {
-            start: 0,
-            tokens: proposal_tokens,
-            choices,
-        };
-        // Reading input: the context, the proposal, and any re-read of the proposal.
-        let mut prefill_seconds = start.elapsed().as_secs_f64();
-        let mut usage = Usage {
-            prefill_tokens: plan.feed.len() as u64,
-            ..Usage::default()
-        };
-
-        let mut sampler = (!options.sampling.is_greedy()).then(|| {
+        let sampler = (!options.sampling.is_greedy()).then(|| {
             // Seeded per problem and step, so a run gives the same text whatever order it runs in.
             // `texts` is the prompt and the steps so far.
             let seed = options.sampling.step_seed(problem, texts.len() - 1);
@@ -784,30 +945,116 @@ impl Worker<'_> {
                 LlamaSampler::dist(seed),
             ])
         });
+        let verifying = !proposal_tokens.is_empty();
+        let mut writing = Writing {
+            slot,
+            reply: reply.clone(),
+            max_tokens: options.max_tokens as usize,
+            separator: options.separator.as_ref().map(|s| s.as_bytes().to_vec()),
+            proposal: proposal.unwrap_or_default().as_bytes().to_vec(),
+            sampler,
+            tokens: Vec::new(),
+            bytes: Vec::new(),
+            logprobs: Vec::new(),
+            entropies: Vec::new(),
+            pos: plan.context_len,
+            usage: Usage {
+                prefill_tokens: plan.feed.len() as u64,
+                ..Usage::default()
+            },
+            // Reading input: the context, the proposal, and any re-read of the proposal.
+            prefill_seconds: start.elapsed().as_secs_f64(),
+            start,
+            pending: Pending {
+                start: 0,
+                tokens: proposal_tokens,
+                choices,
+            },
+            verifying,
+            chunk,
+            next: 0,
+        };
+        let fresh = (!verifying).then(|| writing.choose(&self.ctx, logits_index));
+        Ok((writing, fresh))
+    }
 
-        let separator = options.separator.as_deref().map(str::as_bytes);
-        let mut tokens: Vec<TokenId> = Vec::new();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut logprobs = Vec::new();
-        let mut entropies = Vec::new();
-        let mut pos = plan.context_len;
-        let proposal_bytes = proposal.unwrap_or_default().as_bytes();
-        // While verifying, the cache holds the pending proposal tokens from `pos` on.
-        let mut verifying = !pending.tokens.is_empty();
-        let finish = loop {
-            let (token, lp, ent) = if verifying {
-                pending.choices[tokens.len() - pending.start]
-            } else {
-                let logits = self.ctx.get_logits_ith(logits_index);
-                let token = match sampler.as_mut() {
-                    Some(s) => s.sample(&self.ctx, logits_index).0,
-                    None => argmax(logits) as TokenId,
-                };
-                let (lp, ent) = logprob_and_entropy(logits, token as usize);
-                (token, lp, ent)
+    /// Takes a step as far as it goes without a decode of its own: it then either waits in
+    /// `self.writing` for the next round, or is finished and answered.
+    fn proceed(&mut self, model: &LlamaModel, mut writing: Writing, fresh: Option<Choice>) {
+        let result = match self.advance(model, &mut writing, fresh) {
+            Ok(None) => {
+                self.writing.push(writing);
+                return;
+            }
+            Ok(Some(finish)) => self.finish(&mut writing, finish),
+            Err(e) => Err(e),
+        };
+        let _ = writing.reply.send(result);
+    }
+
+    /// One decode round: one new token for every step being written, all slots in one batch.
+    fn round(&mut self, model: &LlamaModel) {
+        let writing = std::mem::take(&mut self.writing);
+        self.batch.clear();
+        let mut filled = Ok(());
+        for w in &writing {
+            filled = filled.and_then(|()| {
+                self.batch
+                    .add(LlamaToken(w.next), w.pos as i32, &[w.slot as i32], true)
+            });
+        }
+        let decoded = filled
+            .map_err(|e| ("filling a batch", e.to_string()))
+            .and_then(|()| {
+                self.ctx
+                    .decode(&mut self.batch)
+                    .map_err(|e| ("decoding a generated token", e.to_string()))
+            });
+        if let Err((while_doing, message)) = decoded {
+            for w in writing {
+                self.reset_slot(w.slot);
+                let _ = w.reply.send(Err(EngineError::Llama {
+                    while_doing,
+                    source: message.clone().into(),
+                }));
+            }
+            return;
+        }
+        self.rounds.rounds.fetch_add(1, Ordering::Relaxed);
+        self.rounds
+            .tokens
+            .fetch_add(writing.len() as u64, Ordering::Relaxed);
+        // Every choice is read before any step goes on: a step that re-reads its proposal
+        // decodes again, which overwrites the round's logits.
+        let mut choices = Vec::with_capacity(writing.len());
+        let mut writing = writing;
+        for (i, w) in writing.iter_mut().enumerate() {
+            self.slots[w.slot].state.decoded(w.next);
+            w.pos += 1;
+            choices.push(w.choose(&self.ctx, i as i32));
+        }
+        for (w, choice) in writing.into_iter().zip(choices) {
+            self.proceed(model, w, Some(choice));
+        }
+    }
+
+    /// Adds tokens to a step until it ends (returning why) or needs a decode (returning `None`,
+    /// with the token to decode in `w.next`). `fresh` is the choice read off the last decode's
+    /// logits; without it the choice comes from the proposal being verified.
+    fn advance(
+        &mut self,
+        model: &LlamaModel,
+        w: &mut Writing,
+        mut fresh: Option<Choice>,
+    ) -> Result<Option<FinishReason>, EngineError> {
+        loop {
+            let (token, lp, ent) = match fresh.take() {
+                Some(choice) => choice,
+                None => w.pending.choices[w.tokens.len() - w.pending.start],
             };
-            let index = tokens.len();
-            let in_cache = verifying && pending.tokens.get(index - pending.start) == Some(&token);
+            let index = w.tokens.len();
+            let in_cache =
+                w.verifying && w.pending.tokens.get(index - w.pending.start) == Some(&token);
             let eog = model.vocab().is_eog(LlamaToken(token));
             let piece = if eog {
                 Vec::new()
@@ -816,125 +1063,124 @@ impl Worker<'_> {
             };
             // The proposal's text goes on with this token even where its tokens do not (it was
             // tokenised differently): the token still comes from the proposal.
-            let in_text = verifying
+            let in_text = w.verifying
                 && !in_cache
                 && !piece.is_empty()
-                && proposal_bytes
-                    .get(bytes.len()..)
+                && w.proposal
+                    .get(w.bytes.len()..)
                     .is_some_and(|rest| rest.starts_with(&piece));
-            logprobs.push(lp);
-            entropies.push(ent);
+            w.logprobs.push(lp);
+            w.entropies.push(ent);
             if in_cache || in_text {
-                usage.accepted_tokens += 1;
+                w.usage.accepted_tokens += 1;
             } else {
-                usage.generated_tokens += 1;
+                w.usage.generated_tokens += 1;
             }
             if eog {
-                break FinishReason::EndOfSequence;
+                return Ok(Some(FinishReason::EndOfSequence));
             }
-            let piece_start = bytes.len();
-            bytes.extend_from_slice(&piece);
-            tokens.push(token);
-            if let Some(sep) = separator {
+            let piece_start = w.bytes.len();
+            w.bytes.extend_from_slice(&piece);
+            w.tokens.push(token);
+            if let Some(sep) = w.separator.as_deref() {
                 // The separator can only complete inside the newest piece.
                 let from = piece_start.saturating_sub(sep.len().saturating_sub(1));
-                if let Some(at) = find(&bytes[from..], sep) {
+                if let Some(at) = find(&w.bytes[from..], sep) {
                     let end = from + at + sep.len();
-                    if end < bytes.len() {
+                    if end < w.bytes.len() {
                         // The token runs past the separator: keep the text up to it, and hold the
                         // cut piece as the tokens of that text.
-                        tokens.pop();
-                        tokens.extend(tokenize(
-                            &String::from_utf8_lossy(&bytes[piece_start..end]),
+                        w.tokens.pop();
+                        w.tokens.extend(tokenize(
+                            model,
+                            &String::from_utf8_lossy(&w.bytes[piece_start..end]),
                             false,
                         ));
-                        bytes.truncate(end);
+                        w.bytes.truncate(end);
                     }
-                    break FinishReason::Separator;
+                    return Ok(Some(FinishReason::Separator));
                 }
             }
-            if tokens.len() >= options.max_tokens as usize || pos + 1 >= n_ctx {
-                break FinishReason::Length;
+            if w.tokens.len() >= w.max_tokens || w.pos + 1 >= self.n_ctx {
+                return Ok(Some(FinishReason::Length));
             }
             if in_cache {
                 // Already in the cache at `pos`, and the next choice is already known.
-                pos += 1;
+                w.pos += 1;
                 continue;
             }
             if in_text {
                 // The proposal's tokens read so far are used up, or were tokenised differently:
                 // read this token and the next chunk of the proposal, tokenised from here, in one
                 // batch, and verify on.
-                let rest = &proposal_bytes[bytes.len()..];
-                chunk = (chunk * 2).min(VERIFY_MAX_CHUNK);
+                let rest = &w.proposal[w.bytes.len()..];
+                w.chunk = (w.chunk * 2).min(VERIFY_MAX_CHUNK);
                 let mut resync = vec![token];
-                resync.extend(tokenize(&String::from_utf8_lossy(rest), false));
-                resync.truncate((chunk + 1).min(n_ctx.saturating_sub(pos + 1).max(1)));
+                resync.extend(tokenize(model, &String::from_utf8_lossy(rest), false));
+                resync.truncate((w.chunk + 1).min(self.n_ctx.saturating_sub(w.pos + 1).max(1)));
                 let replan = Plan {
-                    keep: pos,
-                    context_len: pos + resync.len(),
+                    keep: w.pos,
+                    context_len: w.pos + resync.len(),
                     feed: resync,
                     clear: false,
                 };
                 let mut choices = vec![(token, lp, ent)];
                 let read_start = Instant::now();
-                self.feed(&replan, pos, |_, logits| {
+                self.feed(w.slot, &replan, w.pos, |_, logits| {
                     choices.push(greedy_choice(logits))
                 })?;
-                prefill_seconds += read_start.elapsed().as_secs_f64();
-                usage.prefill_tokens += replan.feed.len() as u64;
-                pending = Pending {
-                    start: tokens.len() - 1,
+                w.prefill_seconds += read_start.elapsed().as_secs_f64();
+                w.usage.prefill_tokens += replan.feed.len() as u64;
+                w.pending = Pending {
+                    start: w.tokens.len() - 1,
                     tokens: replan.feed,
                     choices,
                 };
-                pos += 1;
+                w.pos += 1;
                 continue;
             }
-            if verifying {
+            if w.verifying {
                 // The first disagreement: the rest of the proposal goes.
-                self.forget_from(pos)?;
-                verifying = false;
+                self.forget_from(w.slot, w.pos)?;
+                w.verifying = false;
             }
-            self.batch.clear();
-            self.batch
-                .add(LlamaToken(token), pos as i32, &[0], true)
-                .map_err(llama_err("filling a batch"))?;
-            if let Err(e) = self.ctx.decode(&mut self.batch) {
-                self.state.reset();
-                self.ctx.clear_kv_cache();
-                return Err(EngineError::Llama {
-                    while_doing: "decoding a generated token",
-                    source: Box::new(e),
-                });
-            }
-            self.state.decoded(token);
-            logits_index = 0;
-            pos += 1;
-        };
-        if verifying {
-            // Plain generation never decodes the step's last token; neither does verification.
-            self.forget_from(pos)?;
+            w.next = token;
+            return Ok(None);
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        self.state.remember_step(text.clone(), tokens);
-        usage.seconds = start.elapsed().as_secs_f64();
-        usage.prefill_seconds = prefill_seconds;
+    }
+
+    /// The finished step; the slot remembers its exact tokens.
+    fn finish(
+        &mut self,
+        w: &mut Writing,
+        finish: FinishReason,
+    ) -> Result<GeneratedStep, EngineError> {
+        if w.verifying {
+            // Plain generation never decodes the step's last token; neither does verification.
+            self.forget_from(w.slot, w.pos)?;
+        }
+        let text = String::from_utf8_lossy(&w.bytes).into_owned();
+        self.slots[w.slot]
+            .state
+            .remember_step(text.clone(), std::mem::take(&mut w.tokens));
+        let mut usage = w.usage;
+        usage.seconds = w.start.elapsed().as_secs_f64();
+        usage.prefill_seconds = w.prefill_seconds;
         Ok(GeneratedStep {
             text,
             finish,
-            token_logprobs: logprobs,
-            token_entropies: entropies,
+            token_logprobs: std::mem::take(&mut w.logprobs),
+            token_entropies: std::mem::take(&mut w.entropies),
             usage,
         })
     }
 
-    /// Drops cached positions from `pos` on.
-    fn forget_from(&mut self, pos: usize) -> Result<(), EngineError> {
+    /// Drops a slot's cached positions from `pos` on.
+    fn forget_from(&mut self, slot: usize, pos: usize) -> Result<(), EngineError> {
         self.ctx
-            .kv_cache_seq_rm(0, Some(pos as u32), None)
+            .kv_cache_seq_rm(slot as i32, Some(pos as u32), None)
             .map_err(llama_err("removing unverified tokens from the KV cache"))?;
-        self.state.truncate(pos);
+        self.slots[slot].state.truncate(pos);
         Ok(())
     }
 
@@ -948,6 +1194,7 @@ impl Worker<'_> {
         per_token: ForcedTokens,
     ) -> Result<Probe, EngineError> {
         let start = Instant::now();
+        let slot = self.slot_for(problem)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let forced_tokens = self.tokenize(model, forced, false);
         let candidate_tokens: Vec<Option<TokenId>> = candidates
@@ -959,7 +1206,7 @@ impl Worker<'_> {
             ForcedTokens::Logprobs => Reuse::Context,
             ForcedTokens::Skip => Reuse::AllButLast,
         };
-        let plan = self
+        let plan = self.slots[slot]
             .state
             .plan(problem, &refs, &forced_tokens, reuse, &tokenize);
         if plan.context_len == 0 {
@@ -973,7 +1220,7 @@ impl Worker<'_> {
         };
         let mut token_logprobs = Vec::new();
         let mut candidate_logprobs = vec![f32::NEG_INFINITY; candidates.len()];
-        let last_index = self.feed(&plan, logits_from, |p, logits| {
+        let last_index = self.feed(slot, &plan, logits_from, |p, logits| {
             if p < last {
                 token_logprobs.push(logprob_of(logits, forced_tokens[p - first] as usize));
             } else if !candidates.is_empty() {
@@ -1006,6 +1253,49 @@ impl Worker<'_> {
                 ..Usage::default()
             },
         })
+    }
+}
+
+/// A token the model chose, its log-probability and the entropy of the distribution it came from.
+type Choice = (TokenId, f32, f32);
+
+/// A step being written: what `begin` set up and each round adds to, kept between decode rounds.
+struct Writing {
+    slot: usize,
+    reply: Sender<Result<GeneratedStep, EngineError>>,
+    max_tokens: usize,
+    separator: Option<Vec<u8>>,
+    /// The text being verified (empty without a proposal).
+    proposal: Vec<u8>,
+    sampler: Option<LlamaSampler>,
+    tokens: Vec<TokenId>,
+    bytes: Vec<u8>,
+    logprobs: Vec<f32>,
+    entropies: Vec<f32>,
+    /// Position of the next token in the slot's sequence.
+    pos: usize,
+    usage: Usage,
+    prefill_seconds: f64,
+    start: Instant,
+    /// While verifying, the cache holds these proposal tokens from `pos` on.
+    pending: Pending,
+    verifying: bool,
+    /// Proposal tokens the next re-read takes.
+    chunk: usize,
+    /// The token the next round decodes at `pos`.
+    next: TokenId,
+}
+
+impl Writing {
+    /// This step's next token from the logits at batch index `index` of the last decode.
+    fn choose(&mut self, ctx: &LlamaContext<'_>, index: i32) -> Choice {
+        let logits = ctx.get_logits_ith(index);
+        let token = match self.sampler.as_mut() {
+            Some(s) => s.sample(ctx, index).0,
+            None => argmax(logits) as TokenId,
+        };
+        let (lp, ent) = logprob_and_entropy(logits, token as usize);
+        (token, lp, ent)
     }
 }
 
