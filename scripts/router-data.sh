@@ -9,7 +9,9 @@
 # 0-149, OlympiadBench 0-199. Env: DATASET (gsm8k, math500, olympiadbench; default gsm8k), OUT (run
 # directory, default runs/train/DATASET-generate), CHUNK (problems per round), MAX_TOKENS (per
 # solution), ROLLOUT_MAX_TOKENS (per rollout), PRM (the PRM whose scores the records carry and
-# that picks the kept step), LABEL_ARGS (extra `label` flags), ARBITRAGE_BIN.
+# that picks the kept step), LABEL_ARGS (extra `label` flags), CONCURRENCY (problems generated and
+# labelled at once, sharing decode rounds: more problems per hour, the same records and labels;
+# default 1), ARBITRAGE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-gsm8k}
@@ -26,6 +28,7 @@ esac
 START=${1:-$def_start}
 END=${2:-$def_end}
 CHUNK=${CHUNK:-10}
+CONCURRENCY=${CONCURRENCY:-1}
 MAX_TOKENS=${MAX_TOKENS:-$def_tokens}
 ROLLOUT_MAX_TOKENS=${ROLLOUT_MAX_TOKENS:-$def_rollout}
 PRM=${PRM:-$def_prm}
@@ -38,7 +41,8 @@ fi
 for ((s = START; s < END; s += CHUNK)); do
   e=$(( s + CHUNK < END ? s + CHUNK : END ))
   "$BIN" run --run-type generate --dataset "$DATASET" --start "$START" --end "$e" \
-    --output-dir "$OUT" --max-tokens "$MAX_TOKENS" --prm "$PRM"
+    --output-dir "$OUT" --max-tokens "$MAX_TOKENS" --prm "$PRM" --concurrency "$CONCURRENCY"
   # shellcheck disable=SC2086 # LABEL_ARGS is several words
-  "$BIN" -v label --run "$OUT" --rollout-max-tokens "$ROLLOUT_MAX_TOKENS" ${LABEL_ARGS:-}
+  "$BIN" -v label --run "$OUT" --rollout-max-tokens "$ROLLOUT_MAX_TOKENS" \
+    --concurrency "$CONCURRENCY" ${LABEL_ARGS:-}
 done

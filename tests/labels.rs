@@ -213,6 +213,40 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
 }
 
 #[test]
+fn labelling_several_problems_at_once_gives_the_same_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = generate(tmp.path());
+    let copy = tmp.path().join("gen-together");
+    std::fs::create_dir(&copy).unwrap();
+    for file in ["steps.jsonl", "results.jsonl", "metrics.json"] {
+        std::fs::copy(run.join(file), copy.join(file)).unwrap();
+    }
+    let label = |dir: &Path, concurrency: &str| {
+        ok(&[
+            "label",
+            "--config",
+            "configs/smoke.toml",
+            "--run",
+            dir.to_str().unwrap(),
+            "--rollout-max-tokens",
+            "96",
+            "--concurrency",
+            concurrency,
+        ])
+    };
+    label(&run, "1");
+    label(&copy, "3");
+    let by_step = |dir: &Path| {
+        let mut lines = read_jsonl(&dir.join("labels.jsonl"));
+        lines.sort_by_key(|l| (l["idx"].as_u64(), l["step_index"].as_u64()));
+        lines
+    };
+    let (alone, together) = (by_step(&run), by_step(&copy));
+    assert_eq!(alone.len(), read_jsonl(&run.join("steps.jsonl")).len());
+    assert_eq!(alone, together);
+}
+
+#[test]
 fn a_head_for_another_model_is_refused_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let head = tmp.path().join("head.json");

@@ -42,6 +42,10 @@ pub struct LabelArgs {
     /// Label at most this many problems now.
     #[arg(long)]
     limit: Option<usize>,
+    /// Problems labelled at once. Their rollouts share the models' decode rounds (continuous
+    /// batching), which raises throughput on the CPU (docs/engine.md); the labels are the same.
+    #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
+    concurrency: usize,
 }
 
 pub fn run(args: LabelArgs) -> Result<()> {
@@ -78,8 +82,17 @@ pub fn run(args: LabelArgs) -> Result<()> {
         return Ok(());
     }
 
+    if args.concurrency == 0 || args.concurrency > arbitrage::setup::MAX_EMBEDDED_SLOTS {
+        bail!(
+            "--concurrency must be 1 to {} (problems labelled at once), got {}",
+            arbitrage::setup::MAX_EMBEDDED_SLOTS,
+            args.concurrency
+        );
+    }
+    let workers = args.concurrency.min(todo.len());
+    let sized = config.with_slots(workers);
     let (Some(target_settings), Some(draft_settings)) =
-        (config.target.embedded(), config.draft.embedded())
+        (sized.target.embedded(), sized.draft.embedded())
     else {
         bail!("`arbitrage label` runs on the embedded engine: configure `file`s for both models");
     };
@@ -134,57 +147,85 @@ pub fn run(args: LabelArgs) -> Result<()> {
     let started = Instant::now();
     let (mut steps, mut rollouts, mut written) = (0usize, 0u64, 0u64);
     let (mut rollout_s, mut probe_s) = (0.0f64, 0.0f64);
-    for (idx, recs) in todo {
-        let question = &recs[0].question;
-        let prompt = config.prompt.render(question);
-        let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
-        let problem = ProblemRecords {
-            problem: idx as u64,
-            idx,
-            question,
-            prompt: &prompt,
-            gold: &golds[&idx],
-            records: &step_records,
-        };
-        let stop = || interrupted.load(Ordering::SeqCst);
-        let Some((lines, cost)) = labeller
-            .label_problem(&problem, &stop)
-            .with_context(|| format!("labelling problem {idx}"))?
-        else {
-            break;
-        };
-        for line in &lines {
-            serde_json::to_writer(&mut out, line)?;
-            out.write_all(b"\n")?;
+    // Workers take problems in order and send each finished problem back; this thread alone
+    // writes, so every problem's lines are appended whole and flushed as it finishes.
+    let queue = std::sync::Mutex::new(todo.into_iter());
+    let prompt_of = |question: &str| config.prompt.render(question);
+    std::thread::scope(|scope| -> Result<()> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let (queue, labeller, golds, interrupted) = (&queue, &labeller, &golds, &interrupted);
+            let prompt_of = &prompt_of;
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((idx, recs)) = next else { break };
+                    let question = &recs[0].question;
+                    let prompt = prompt_of(question);
+                    let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+                    let problem = ProblemRecords {
+                        problem: idx as u64,
+                        idx,
+                        question,
+                        prompt: &prompt,
+                        gold: &golds[&idx],
+                        records: &step_records,
+                    };
+                    let stop = || interrupted.load(Ordering::SeqCst);
+                    let labelled = labeller
+                        .label_problem(&problem, &stop)
+                        .with_context(|| format!("labelling problem {idx}"));
+                    let failed = labelled.is_err();
+                    if done_tx.send((idx, labelled)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
         }
-        out.flush()
-            .with_context(|| format!("writing {}", labels_path.display()))?;
-        steps += lines.len();
-        rollouts += cost.rollouts;
-        written += cost.written_tokens;
-        rollout_s += cost.rollout_seconds;
-        probe_s += cost.probe_seconds;
-        bar.inc(1);
-        let secs = started.elapsed().as_secs_f64();
-        let n = bar.position() as f64;
-        bar.set_message(format!(
-            "{steps} steps · {rollouts} rollouts · {:.0} rollout tokens/problem · {:.1} s/problem (rollouts {:.1}, states and judge {:.1})",
-            written as f64 / n,
-            secs / n,
-            rollout_s / n,
-            probe_s / n
-        ));
-        tracing::info!(
-            idx,
-            records = lines.len(),
-            rollouts = cost.rollouts,
-            written_tokens = cost.written_tokens,
-            verified_tokens = cost.accepted_tokens,
-            rollout_s = cost.rollout_seconds,
-            probe_s = cost.probe_seconds,
-            "labelled"
-        );
-    }
+        drop(done_tx);
+        for (idx, labelled) in done_rx {
+            let labelled = labelled.inspect_err(|_| {
+                // The other workers stop at their next record; what they finished is saved.
+                interrupted.store(true, Ordering::SeqCst);
+            })?;
+            let Some((lines, cost)) = labelled else {
+                continue;
+            };
+            for line in &lines {
+                serde_json::to_writer(&mut out, line)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+                .with_context(|| format!("writing {}", labels_path.display()))?;
+            steps += lines.len();
+            rollouts += cost.rollouts;
+            written += cost.written_tokens;
+            rollout_s += cost.rollout_seconds;
+            probe_s += cost.probe_seconds;
+            bar.inc(1);
+            let secs = started.elapsed().as_secs_f64();
+            let n = bar.position() as f64;
+            bar.set_message(format!(
+                "{steps} steps · {rollouts} rollouts · {:.0} rollout tokens/problem · {:.1} s/problem wall (per problem: rollouts {:.1}, states and judge {:.1})",
+                written as f64 / n,
+                secs / n,
+                rollout_s / n,
+                probe_s / n
+            ));
+            tracing::info!(
+                idx,
+                records = lines.len(),
+                rollouts = cost.rollouts,
+                written_tokens = cost.written_tokens,
+                verified_tokens = cost.accepted_tokens,
+                rollout_s = cost.rollout_seconds,
+                probe_s = cost.probe_seconds,
+                "labelled"
+            );
+        }
+        Ok(())
+    })?;
     bar.finish();
     if interrupted.load(Ordering::SeqCst) {
         eprintln!(
