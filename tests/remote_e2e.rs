@@ -178,6 +178,42 @@ fn a_run_against_llama_server_writes_steps_that_end_at_the_separator() {
         separator_steps > 0,
         "some steps ended at the separator: {remote:?}"
     );
+    // llama-server does not say in the OpenAI answer whether `stop` was the separator or the end
+    // of sequence; the client asks it with `"verbose": true`. A solution that ends by itself must
+    // end so, not run on to the step limit.
+    let stops = |rs: &[Value]| rs.iter().map(|r| r["stop"].clone()).collect::<Vec<_>>();
+    eprintln!(
+        "stops: remote {:?}, embedded {:?}",
+        stops(&remote),
+        stops(&embedded)
+    );
+    let texts = |r: &Value| {
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut ended = 0;
+    for r in &remote {
+        if r["stop"] == "end_of_sequence" {
+            ended += 1;
+            // Read as a separator stop, the end would get the separator appended and one more
+            // (empty) step asked for.
+            let last = texts(r).pop().unwrap();
+            assert!(
+                !last.is_empty() && !last.ends_with("\n\n"),
+                "the last step is the model's own end: {:?}",
+                texts(r)
+            );
+        }
+    }
+    assert!(
+        ended > 0,
+        "some solutions end by themselves: {:?}",
+        stops(&remote)
+    );
 
     // The feature router reads the draft's logprobs in llama-server's chat-style shape.
     let router = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smoke-router.json");

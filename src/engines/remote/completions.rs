@@ -9,7 +9,10 @@
 //!   server says it stopped on it, so a step reads exactly as the embedded engine's does.
 //!   Which stop fired is read from vLLM's `stop_reason` (the string, a token id, or null for
 //!   end of sequence) or SGLang's `matched_stop` (the string, or the end-of-sequence token id).
-//!   A server that reports neither (llama-server) is read by the text: a non-empty step ended
+//!   llama.cpp's `llama-server` reports neither, but says `stop_type` ("eos" or "word") in the
+//!   `__verbose` object a request with `"verbose": true` gets back; a server whose answer carries
+//!   llama-server's `timings` is asked that way from then on (the first such request is sent
+//!   again). A server that says nothing of the kind is read by the text: a non-empty step ended
 //!   by `stop` is taken as a separator stop, an empty one as end of sequence.
 //! - With a tokenizer configured, the prompt is sent as token ids (the prompt, then each step
 //!   tokenised on its own, as the embedded engine feeds them), which keeps the server's prefix
@@ -44,6 +47,8 @@ pub struct RemoteGenerator {
     /// Token ids of each problem's prompt and steps, so a call tokenises only new text.
     segments: Mutex<HashMap<u64, Vec<Segment>>>,
     warned_unreported_stop: AtomicBool,
+    /// Send `"verbose": true`: the server is llama-server, which then says which stop fired.
+    ask_verbose: AtomicBool,
 }
 
 impl RemoteGenerator {
@@ -56,6 +61,7 @@ impl RemoteGenerator {
             logprobs: None,
             segments: Mutex::new(HashMap::new()),
             warned_unreported_stop: AtomicBool::new(false),
+            ask_verbose: AtomicBool::new(false),
         }
     }
 
@@ -147,17 +153,31 @@ impl StepGenerator for RemoteGenerator {
         options: &StepOptions,
     ) -> Result<GeneratedStep, EngineError> {
         let started = Instant::now();
-        let body = self.request(transcript, options)?;
+        let mut body = self.request(transcript, options)?;
+        if self.ask_verbose.load(Ordering::Relaxed) {
+            body["verbose"] = json!(true);
+        }
         let separator = options.separator.as_deref();
-        let parsed = self
-            .client
-            .post(Route::V1("completions"), &body, |v| {
-                parse_completion(v, separator)
-            })
-            .map_err(|source| EngineError::Remote {
-                role: self.name.clone(),
-                source: Box::new(source),
-            })?;
+        let post = |body: &Value| {
+            self.client
+                .post(Route::V1("completions"), body, |v| {
+                    parse_completion(v, separator)
+                })
+                .map_err(|source| EngineError::Remote {
+                    role: self.name.clone(),
+                    source: Box::new(source),
+                })
+        };
+        let mut parsed = post(&body)?;
+        if parsed.stop_unreported
+            && parsed.from_llama_server
+            && !self.ask_verbose.swap(true, Ordering::Relaxed)
+        {
+            // llama-server: ask again the way that reports the stop (its prefix cache makes the
+            // repeat cheap), and ask every later request that way.
+            body["verbose"] = json!(true);
+            parsed = post(&body)?;
+        }
         if parsed.stop_unreported && !self.warned_unreported_stop.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 model = %self.name,
@@ -189,6 +209,25 @@ pub enum StopReport {
     Text(String),
     /// A stop token id matched (SGLang reports the end-of-sequence token this way).
     Token(i64),
+}
+
+/// Reads llama-server's `__verbose.stop_type` (with `stopping_word`), present when the request
+/// asked for `"verbose": true`.
+pub fn llama_server_stop(answer: &Value) -> StopReport {
+    match answer
+        .pointer("/__verbose/stop_type")
+        .and_then(Value::as_str)
+    {
+        Some("eos") => StopReport::Null,
+        Some("word") => match answer
+            .pointer("/__verbose/stopping_word")
+            .and_then(Value::as_str)
+        {
+            Some(word) => StopReport::Text(word.to_owned()),
+            None => StopReport::Unreported,
+        },
+        _ => StopReport::Unreported,
+    }
 }
 
 /// Reads vLLM's `stop_reason`, else SGLang's `matched_stop`.
@@ -236,6 +275,9 @@ pub fn finish_of(
 pub struct ParsedCompletion {
     pub step: GeneratedStep,
     pub stop_unreported: bool,
+    /// The answer came from llama.cpp's `llama-server`, which says which stop fired only when
+    /// asked with `"verbose": true`.
+    pub from_llama_server: bool,
 }
 
 /// Reads a `/v1/completions` answer into a step (time not yet set).
@@ -248,7 +290,10 @@ pub fn parse_completion(v: &Value, separator: Option<&str>) -> Result<ParsedComp
         .and_then(Value::as_str)
         .ok_or("`choices[0].text` is missing or not a string")?
         .to_owned();
-    let report = stop_report(choice);
+    let report = match stop_report(choice) {
+        StopReport::Unreported => llama_server_stop(v),
+        reported => reported,
+    };
     let finish = finish_of(
         choice.get("finish_reason").and_then(Value::as_str),
         &report,
@@ -277,6 +322,8 @@ pub fn parse_completion(v: &Value, separator: Option<&str>) -> Result<ParsedComp
     let generated = count("completion_tokens").unwrap_or(token_logprobs.len() as u64);
     Ok(ParsedCompletion {
         stop_unreported: report == StopReport::Unreported && finish != FinishReason::Length,
+        // Only llama-server reports `timings`.
+        from_llama_server: v.get("timings").is_some(),
         step: GeneratedStep {
             text,
             finish,
@@ -363,6 +410,26 @@ mod tests {
         assert_eq!(p.step.usage.prefill_tokens, 30);
         assert_eq!(p.step.usage.generated_tokens, 5);
         assert!(!p.stop_unreported);
+    }
+
+    #[test]
+    fn llama_servers_verbose_stop_type_tells_end_of_sequence_from_the_separator() {
+        let eos = json!({"choices": [{"text": "\\boxed{4}", "finish_reason": "stop"}],
+            "timings": {}, "__verbose": {"stop_type": "eos", "stopping_word": ""}});
+        let p = parse_completion(&eos, Some("\n\n")).unwrap();
+        assert_eq!(p.step.finish, FinishReason::EndOfSequence);
+        assert_eq!(p.step.text, "\\boxed{4}");
+        assert!(!p.stop_unreported && p.from_llama_server);
+        let word = json!({"choices": [{"text": "Step one.", "finish_reason": "stop"}],
+            "timings": {}, "__verbose": {"stop_type": "word", "stopping_word": "\n\n"}});
+        let p = parse_completion(&word, Some("\n\n")).unwrap();
+        assert_eq!(p.step.finish, FinishReason::Separator);
+        assert_eq!(p.step.text, "Step one.\n\n");
+        // Without `__verbose` llama-server says nothing of the stop, and is recognised.
+        let bare = json!({"choices": [{"text": "Step one.", "finish_reason": "stop"}],
+            "timings": {}});
+        let p = parse_completion(&bare, Some("\n\n")).unwrap();
+        assert!(p.stop_unreported && p.from_llama_server);
     }
 
     #[test]
