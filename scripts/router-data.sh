@@ -10,8 +10,9 @@
 # directory, default runs/train/DATASET-generate), CHUNK (problems per round), MAX_TOKENS (per
 # solution), ROLLOUT_MAX_TOKENS (per rollout), PRM (the PRM whose scores the records carry and
 # that picks the kept step), LABEL_ARGS (extra `label` flags), CONCURRENCY (problems generated and
-# labelled at once, sharing decode rounds: more problems per hour, the same records and labels;
-# default 1), ARBITRAGE_BIN.
+# labelled at once, sharing decode rounds; default 1: docs/engine.md says what it gains, and that
+# batched kernels round apart from one-sequence ones, so some texts differ at near-ties),
+# ARBITRAGE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-gsm8k}

@@ -90,8 +90,9 @@ pub struct RunArgs {
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
-    /// Problems in flight at once. Needs remote engines (the servers batch them); each problem's
-    /// latency is still its own.
+    /// Problems in flight at once. Embedded models hold this many problems each and decode their
+    /// steps together (continuous batching); remote servers batch them themselves. More problems
+    /// per minute; each problem's latency then includes waiting on the others.
     #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
     concurrency: usize,
     /// Step cache file: greedy steps and PRM scores already computed for the same context are

@@ -42,7 +42,8 @@ pub struct ServeArgs {
     /// Router file (overrides the config's).
     #[arg(long)]
     router: Option<PathBuf>,
-    /// Requests solved at once. Needs remote engines; embedded models solve one at a time.
+    /// Requests solved at once. Embedded models hold this many problems each and decode their
+    /// steps together (continuous batching); remote servers batch them themselves.
     #[arg(long, default_value_t = 1, env = "ARBITRAGE_CONCURRENCY")]
     concurrency: usize,
     /// Requests that may wait for a worker; more are refused with 429 and Retry-After.

@@ -8,9 +8,9 @@
 //! - [`http`]: routes, streaming, graceful shutdown.
 //!
 //! Why it is shaped this way:
-//! - The loop is blocking code driving engines that hold one problem at a time, so it runs on
-//!   its own worker threads, never on the async runtime: one worker for embedded models,
-//!   `--concurrency` for remote ones.
+//! - The loop is blocking code driving engines, so it runs on `--concurrency` worker threads,
+//!   never on the async runtime. Embedded models then hold that many problems and decode their
+//!   steps together; remote servers batch them themselves.
 //! - The queue is bounded: when it is full a request is refused at once with `429` and
 //!   `Retry-After`, instead of waiting behind an unbounded backlog.
 //! - Each request talks to its worker over a channel. A client that goes away drops the
