@@ -7,6 +7,7 @@
 # by scripts/concurrency-table.py. Figures: docs/engine.md.
 #
 #   scripts/bench-concurrency.sh [START END [WIDTHS [RUN_TYPES]]]   # default: 50 70 "1 2 4" "target router rsd"
+#   (RUN_TYPES "" runs only llama-server; LLAMA_SERVER=0 skips it)
 #
 # Time it on a quiet machine (scripts/timing-guard.py): llama.cpp's thread team slows several-fold
 # when anything else computes on the same cores.
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 start=${1:-50}
 end=${2:-70}
 widths=${3:-1 2 4}
-types=${4:-target router rsd}
+types=${4-target router rsd}
 out=${OUT:-runs/bench-concurrency}
 bin=target/release/arbitrage
 port=${PORT:-8190}
@@ -43,6 +44,7 @@ for t in $types; do
   done
 done
 for n in $widths; do
+  [ "${LLAMA_SERVER:-1}" = 1 ] || break
   echo "== llama-server --parallel $n (target), $n in flight"
   "$server" -m "$(default_model target)" -t "$(nproc)" -tb "$(nproc)" --parallel "$n" \
     -c $((8192 * n)) --host 127.0.0.1 --port "$port" >"$out/llama-server-c$n.log" 2>&1 &

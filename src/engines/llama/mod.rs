@@ -696,6 +696,8 @@ impl Worker<'_> {
                 proposal.as_deref(),
                 &reply,
             ) {
+                // Its context is read in the next round, with the other steps' tokens.
+                Ok((writing, _)) if !writing.reading.is_empty() => self.writing.push(writing),
                 Ok((writing, fresh)) => self.proceed(model, writing, fresh),
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -932,9 +934,27 @@ impl Worker<'_> {
         } else {
             plan.context_len - 1
         };
-        let logits_index = self.feed(slot, &plan, logits_from, |_, logits| {
-            choices.push(greedy_choice(logits));
-        })?;
+        // While other steps are being written, a short read without a proposal joins the next
+        // round instead of decoding alone (as llama-server batches a new request's prompt with
+        // the other slots' tokens).
+        let joins_round = proposal_tokens.is_empty()
+            && !plan.clear
+            && !self.writing.is_empty()
+            && plan.feed.len() <= ROUND_READ_MAX
+            && plan.keep + plan.feed.len() <= self.n_ctx
+            && self.round_tokens() + plan.feed.len() <= self.n_batch;
+        let (logits_index, reading) = if joins_round {
+            self.ctx
+                .kv_cache_seq_rm(slot as i32, Some(plan.keep as u32), None)
+                .map_err(llama_err("removing rolled-back tokens from the KV cache"))?;
+            self.slots[slot].state.truncate(plan.keep);
+            (None, plan.feed.clone())
+        } else {
+            let index = self.feed(slot, &plan, logits_from, |_, logits| {
+                choices.push(greedy_choice(logits));
+            })?;
+            (Some(index), Vec::new())
+        };
         let sampler = (!options.sampling.is_greedy()).then(|| {
             // Seeded per problem and step, so a run gives the same text whatever order it runs in.
             // `texts` is the prompt and the steps so far.
@@ -973,8 +993,12 @@ impl Worker<'_> {
             verifying,
             chunk,
             next: 0,
+            reading,
         };
-        let fresh = (!verifying).then(|| writing.choose(&self.ctx, logits_index));
+        let fresh = match logits_index {
+            Some(index) if !verifying => Some(writing.choose(&self.ctx, index)),
+            _ => None,
+        };
         Ok((writing, fresh))
     }
 
@@ -992,16 +1016,38 @@ impl Worker<'_> {
         let _ = writing.reply.send(result);
     }
 
-    /// One decode round: one new token for every step being written, all slots in one batch.
+    /// Tokens the next round decodes.
+    fn round_tokens(&self) -> usize {
+        self.writing.iter().map(|w| w.reading.len().max(1)).sum()
+    }
+
+    /// One decode round: one new token for every step being written (or the context a step just
+    /// started must read), all slots in one batch.
     fn round(&mut self, model: &LlamaModel) {
         let writing = std::mem::take(&mut self.writing);
         self.batch.clear();
         let mut filled = Ok(());
+        // Each step's logits: the batch index of its last token.
+        let mut logits_at = Vec::with_capacity(writing.len());
+        let mut n = 0;
         for w in &writing {
-            filled = filled.and_then(|()| {
-                self.batch
-                    .add(LlamaToken(w.next), w.pos as i32, &[w.slot as i32], true)
-            });
+            let seq = [w.slot as i32];
+            if w.reading.is_empty() {
+                filled = filled
+                    .and_then(|()| self.batch.add(LlamaToken(w.next), w.pos as i32, &seq, true));
+                n += 1;
+            } else {
+                let first = w.pos - w.reading.len();
+                for (i, &token) in w.reading.iter().enumerate() {
+                    let last = i + 1 == w.reading.len();
+                    filled = filled.and_then(|()| {
+                        self.batch
+                            .add(LlamaToken(token), (first + i) as i32, &seq, last)
+                    });
+                }
+                n += w.reading.len();
+            }
+            logits_at.push(n as i32 - 1);
         }
         let decoded = filled
             .map_err(|e| ("filling a batch", e.to_string()))
@@ -1028,10 +1074,16 @@ impl Worker<'_> {
         // decodes again, which overwrites the round's logits.
         let mut choices = Vec::with_capacity(writing.len());
         let mut writing = writing;
-        for (i, w) in writing.iter_mut().enumerate() {
-            self.slots[w.slot].state.decoded(w.next);
-            w.pos += 1;
-            choices.push(w.choose(&self.ctx, i as i32));
+        for (w, &index) in writing.iter_mut().zip(&logits_at) {
+            if w.reading.is_empty() {
+                self.slots[w.slot].state.decoded(w.next);
+                w.pos += 1;
+            } else {
+                for token in std::mem::take(&mut w.reading) {
+                    self.slots[w.slot].state.decoded(token);
+                }
+            }
+            choices.push(w.choose(&self.ctx, index));
         }
         for (w, choice) in writing.into_iter().zip(choices) {
             self.proceed(model, w, Some(choice));
@@ -1284,6 +1336,9 @@ struct Writing {
     chunk: usize,
     /// The token the next round decodes at `pos`.
     next: TokenId,
+    /// Context the next round reads instead (the tokens before `pos`), when the step joined a
+    /// round to read it.
+    reading: Vec<TokenId>,
 }
 
 impl Writing {
@@ -1304,6 +1359,10 @@ impl Writing {
 /// draft steps it is asked to replace (most disagree within a few tokens), and a batch costs about
 /// a decode plus a prefill-rate share per token.
 const VERIFY_FIRST_CHUNK: usize = 4;
+
+/// Longest context read that joins a decode round rather than running alone: a step's start reads
+/// its own last token, or the other model's step (tens of tokens).
+const ROUND_READ_MAX: usize = 64;
 const VERIFY_MAX_CHUNK: usize = 64;
 
 /// Proposal tokens read into the cache for verification, and the model's greedy choice at each.
