@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::backend::{EngineError, Router, StepGenerator, StepScorer, TextProbe};
 use crate::config::{Config, ModelConfig, PrmConfig, RemoteModelConfig, RemoteSettings};
-use crate::engines::llama::{EmbeddedModel, EmbeddedSettings};
+use crate::engines::llama::{Batching, EmbeddedModel, EmbeddedSettings};
 use crate::engines::remote::{Client, LocalTokenizer, RemoteGenerator, RemotePrm, RemoteRouter};
 use crate::method::policy::{self, Budget, EarlyRule, RunType, ThresholdError};
 use crate::method::prm::ProbePrm;
@@ -586,6 +586,17 @@ impl Loaded {
             prm: self.prm(),
             router: self.router(),
         }
+    }
+
+    /// The decode rounds of each embedded generator since it was loaded, by role.
+    pub fn batching(&self) -> Vec<(&'static str, Batching)> {
+        [("draft", &self.draft), ("target", &self.target)]
+            .into_iter()
+            .filter_map(|(role, engine)| match engine {
+                Some(Engine::Embedded(m)) => Some((role, m.batching())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The embedded draft model, where the draft is embedded (its tokenizer counts prompts).

@@ -267,7 +267,11 @@ fn problems_in_flight_together_on_embedded_models_are_decided_as_one_at_a_time()
         let (alone, alone_metrics, _, _tmp) = run(run_type, &extra);
         let mut together_args = extra.clone();
         together_args.extend(["--concurrency", "3"]);
-        let (together, metrics, _, _tmp2) = run(run_type, &together_args);
+        let (together, metrics, _, _tmp2, stderr) = run_with_stderr(run_type, &together_args);
+        assert!(
+            stderr.contains("rounds        draft") && stderr.contains("steps, "),
+            "the summary says how full the decode rounds were: {stderr}"
+        );
         assert_eq!(
             common::decisions(&alone),
             common::decisions(&together),

@@ -386,6 +386,7 @@ pub fn run_point(
         show_steps: args.show_steps,
         interrupted: Arc::clone(interrupted),
     };
+    let rounds_before = loaded.batching();
     let outcome = run::run(&models, &spec, &problems, &mut dir, &progress);
     progress.bar.finish_and_clear();
     if let Some(cache) = &cache {
@@ -409,6 +410,27 @@ pub fn run_point(
         Err(e) => return Err(e.into()),
     };
     eprintln!("{}", metrics.summary());
+    if args.concurrency > 1 {
+        // How full the rounds were: below `--concurrency` when steps wait on reads, probes or the
+        // other model, or when fewer problems are left than slots.
+        let rounds: Vec<String> = loaded
+            .batching()
+            .into_iter()
+            .zip(&rounds_before)
+            .map(|((role, now), (_, before))| {
+                let b = now - *before;
+                format!(
+                    "{role} {} rounds of {:.2} steps, {:.0} ms each in llama_decode",
+                    b.rounds,
+                    b.mean_width(),
+                    1e3 * b.decode_seconds / b.rounds.max(1) as f64
+                )
+            })
+            .collect();
+        if !rounds.is_empty() {
+            eprintln!("rounds        {}", rounds.join(" · "));
+        }
+    }
     eprintln!(
         "full metrics  {}",
         output_dir.join("metrics.json").display()

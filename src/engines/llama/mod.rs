@@ -93,6 +93,7 @@ pub struct EmbeddedModel {
 struct RoundCounts {
     rounds: AtomicU64,
     tokens: AtomicU64,
+    decode_nanos: AtomicU64,
 }
 
 /// How many steps a model decoded together: rounds and the tokens they carried.
@@ -102,6 +103,19 @@ pub struct Batching {
     pub rounds: u64,
     /// Tokens those rounds decoded, over all slots.
     pub tokens: u64,
+    /// Seconds spent inside those rounds' `llama_decode` calls.
+    pub decode_seconds: f64,
+}
+
+impl std::ops::Sub for Batching {
+    type Output = Batching;
+    fn sub(self, earlier: Batching) -> Batching {
+        Batching {
+            rounds: self.rounds.saturating_sub(earlier.rounds),
+            tokens: self.tokens.saturating_sub(earlier.tokens),
+            decode_seconds: (self.decode_seconds - earlier.decode_seconds).max(0.0),
+        }
+    }
 }
 
 impl Batching {
@@ -252,6 +266,7 @@ impl EmbeddedModel {
         Batching {
             rounds: self.rounds.rounds.load(Ordering::Relaxed),
             tokens: self.rounds.tokens.load(Ordering::Relaxed),
+            decode_seconds: self.rounds.decode_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
         }
     }
 
@@ -1049,6 +1064,7 @@ impl Worker<'_> {
             }
             logits_at.push(n as i32 - 1);
         }
+        let decode_started = Instant::now();
         let decoded = filled
             .map_err(|e| ("filling a batch", e.to_string()))
             .and_then(|()| {
@@ -1056,6 +1072,8 @@ impl Worker<'_> {
                     .decode(&mut self.batch)
                     .map_err(|e| ("decoding a generated token", e.to_string()))
             });
+        let nanos = u64::try_from(decode_started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.rounds.decode_nanos.fetch_add(nanos, Ordering::Relaxed);
         if let Err((while_doing, message)) = decoded {
             for w in writing {
                 self.reset_slot(w.slot);
