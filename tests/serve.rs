@@ -660,6 +660,37 @@ fn remote_engines_serve_several_requests_at_once() {
 }
 
 #[test]
+fn embedded_workers_answer_clients_at_once_as_one_worker_would() {
+    const CLIENTS: usize = 3;
+    let ask = |server: &Server, i: usize| {
+        server.post(
+            "/v1/chat/completions",
+            &json!({"messages": user(&format!("What is {i} + 30?")), "max_tokens": 48}),
+        )
+    };
+    let one = Server::start(&["--run-type", "draft"]);
+    let alone: Vec<(u16, Value)> = (0..CLIENTS).map(|i| ask(&one, i)).collect();
+    drop(one);
+    let several = Server::start(&["--run-type", "draft", "--concurrency", &CLIENTS.to_string()]);
+    let together: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let several = &several;
+                scope.spawn(move || ask(several, i))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((a_status, a), (t_status, t)) in alone.iter().zip(&together) {
+        assert_eq!((*a_status, *t_status), (200, 200), "{a}\n{t}");
+        assert_eq!(
+            a["choices"][0]["message"]["content"], t["choices"][0]["message"]["content"],
+            "the smoke model writes the same answer in a shared round"
+        );
+    }
+}
+
+#[test]
 fn more_workers_than_an_embedded_model_holds_is_refused_with_the_reason() {
     let out = common::arbitrage(&[
         "serve",
