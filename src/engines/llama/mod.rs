@@ -88,21 +88,22 @@ pub struct EmbeddedModel {
     rounds: Arc<RoundCounts>,
 }
 
-/// Decode rounds a model ran and the tokens they carried (steps written together share a round).
+/// Decode rounds a model ran and the steps they carried (steps written together share a round).
 #[derive(Debug, Default)]
 struct RoundCounts {
     rounds: AtomicU64,
-    tokens: AtomicU64,
+    steps: AtomicU64,
     decode_nanos: AtomicU64,
 }
 
-/// How many steps a model decoded together: rounds and the tokens they carried.
+/// How many steps a model decoded together: rounds and the steps they carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Batching {
     /// One-token decode rounds of written steps.
     pub rounds: u64,
-    /// Tokens those rounds decoded, over all slots.
-    pub tokens: u64,
+    /// Steps those rounds carried, over all slots (a step that joined a round to read its context
+    /// counts once, however many tokens it read).
+    pub steps: u64,
     /// Seconds spent inside those rounds' `llama_decode` calls.
     pub decode_seconds: f64,
 }
@@ -112,7 +113,7 @@ impl std::ops::Sub for Batching {
     fn sub(self, earlier: Batching) -> Batching {
         Batching {
             rounds: self.rounds.saturating_sub(earlier.rounds),
-            tokens: self.tokens.saturating_sub(earlier.tokens),
+            steps: self.steps.saturating_sub(earlier.steps),
             decode_seconds: (self.decode_seconds - earlier.decode_seconds).max(0.0),
         }
     }
@@ -124,7 +125,7 @@ impl Batching {
         if self.rounds == 0 {
             0.0
         } else {
-            self.tokens as f64 / self.rounds as f64
+            self.steps as f64 / self.rounds as f64
         }
     }
 }
@@ -265,7 +266,7 @@ impl EmbeddedModel {
     pub fn batching(&self) -> Batching {
         Batching {
             rounds: self.rounds.rounds.load(Ordering::Relaxed),
-            tokens: self.rounds.tokens.load(Ordering::Relaxed),
+            steps: self.rounds.steps.load(Ordering::Relaxed),
             decode_seconds: self.rounds.decode_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
         }
     }
@@ -864,12 +865,10 @@ impl Worker<'_> {
         if plan.clear {
             // The plan has already given the slot's state to this problem.
             let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+            self.slots[slot].state.truncate(plan.keep);
         } else {
-            self.ctx
-                .kv_cache_seq_rm(seq, Some(plan.keep as u32), None)
-                .map_err(llama_err("removing rolled-back tokens from the KV cache"))?;
+            self.forget_from(slot, plan.keep, ROLL_BACK)?;
         }
-        self.slots[slot].state.truncate(plan.keep);
         let mut last_index = 0;
         let mut pos = plan.keep;
         for chunk in plan.feed.chunks(self.n_batch) {
@@ -959,10 +958,7 @@ impl Worker<'_> {
             && plan.keep + plan.feed.len() <= self.n_ctx
             && self.round_tokens() + plan.feed.len() <= self.n_batch;
         let (logits_index, reading) = if joins_round {
-            self.ctx
-                .kv_cache_seq_rm(slot as i32, Some(plan.keep as u32), None)
-                .map_err(llama_err("removing rolled-back tokens from the KV cache"))?;
-            self.slots[slot].state.truncate(plan.keep);
+            self.forget_from(slot, plan.keep, ROLL_BACK)?;
             (None, plan.feed.clone())
         } else {
             let index = self.feed(slot, &plan, logits_from, |_, logits| {
@@ -1086,7 +1082,7 @@ impl Worker<'_> {
         }
         self.rounds.rounds.fetch_add(1, Ordering::Relaxed);
         self.rounds
-            .tokens
+            .steps
             .fetch_add(writing.len() as u64, Ordering::Relaxed);
         // Every choice is read before any step goes on: a step that re-reads its proposal
         // decodes again, which overwrites the round's logits.
@@ -1211,7 +1207,7 @@ impl Worker<'_> {
             }
             if w.verifying {
                 // The first disagreement: the rest of the proposal goes.
-                self.forget_from(w.slot, w.pos)?;
+                self.forget_from(w.slot, w.pos, UNVERIFIED)?;
                 w.verifying = false;
             }
             w.next = token;
@@ -1227,7 +1223,7 @@ impl Worker<'_> {
     ) -> Result<GeneratedStep, EngineError> {
         if w.verifying {
             // Plain generation never decodes the step's last token; neither does verification.
-            self.forget_from(w.slot, w.pos)?;
+            self.forget_from(w.slot, w.pos, UNVERIFIED)?;
         }
         let text = String::from_utf8_lossy(&w.bytes).into_owned();
         self.slots[w.slot]
@@ -1245,11 +1241,16 @@ impl Worker<'_> {
         })
     }
 
-    /// Drops a slot's cached positions from `pos` on.
-    fn forget_from(&mut self, slot: usize, pos: usize) -> Result<(), EngineError> {
+    /// Drops a slot's cached positions from `pos` on (`while_doing` names why, for the error).
+    fn forget_from(
+        &mut self,
+        slot: usize,
+        pos: usize,
+        while_doing: &'static str,
+    ) -> Result<(), EngineError> {
         self.ctx
             .kv_cache_seq_rm(slot as i32, Some(pos as u32), None)
-            .map_err(llama_err("removing unverified tokens from the KV cache"))?;
+            .map_err(llama_err(while_doing))?;
         self.slots[slot].state.truncate(pos);
         Ok(())
     }
@@ -1377,6 +1378,10 @@ impl Writing {
 /// draft steps it is asked to replace (most disagree within a few tokens), and a batch costs about
 /// a decode plus a prefill-rate share per token.
 const VERIFY_FIRST_CHUNK: usize = 4;
+
+/// Why [`Worker::forget_from`] drops cached positions, for its error.
+const ROLL_BACK: &str = "removing rolled-back tokens from the KV cache";
+const UNVERIFIED: &str = "removing unverified tokens from the KV cache";
 
 /// Longest context read that joins a decode round rather than running alone: a step's start reads
 /// its own last token, or the other model's step (tens of tokens).
