@@ -254,11 +254,6 @@ impl Setup {
     /// Checks the number of problems in flight: at least one, and no more than an embedded model
     /// in `needs` holds at once (each problem in flight takes a slot of its KV cache).
     pub fn check_concurrency(&self, needs: &Needs, concurrency: usize) -> Result<(), SetupError> {
-        if concurrency == 0 {
-            return Err(SetupError::Unavailable(
-                "--concurrency must be at least 1".into(),
-            ));
-        }
         let config = &self.config;
         let embedded: Vec<&str> = [
             ("draft", needs.draft && config.draft.embedded().is_some()),
@@ -271,13 +266,7 @@ impl Setup {
         .into_iter()
         .filter_map(|(role, embedded)| embedded.then_some(role))
         .collect();
-        if concurrency > MAX_EMBEDDED_SLOTS && !embedded.is_empty() {
-            return Err(SetupError::Concurrency {
-                concurrency,
-                embedded: embedded.join(" and "),
-            });
-        }
-        Ok(())
+        check_embedded_concurrency(concurrency, &embedded)
     }
 
     /// The configuration's limits on one solution, with a command's overrides.
@@ -485,6 +474,23 @@ pub fn resolve_rule(
 /// The most problems an embedded model holds at once (`--concurrency`): each takes `n_ctx` of KV
 /// cache, and on a CPU the batch stops paying well before this (docs/engine.md).
 pub const MAX_EMBEDDED_SLOTS: usize = 32;
+
+/// Checks a number of problems in flight: at least one, and, where `embedded` names the embedded
+/// roles the work runs on, no more than [`MAX_EMBEDDED_SLOTS`].
+pub fn check_embedded_concurrency(concurrency: usize, embedded: &[&str]) -> Result<(), SetupError> {
+    if concurrency == 0 {
+        return Err(SetupError::Unavailable(
+            "--concurrency must be at least 1".into(),
+        ));
+    }
+    if concurrency > MAX_EMBEDDED_SLOTS && !embedded.is_empty() {
+        return Err(SetupError::Concurrency {
+            concurrency,
+            embedded: embedded.join(" and "),
+        });
+    }
+    Ok(())
+}
 
 /// Loads one embedded model.
 pub fn load_embedded(settings: &EmbeddedSettings) -> Result<EmbeddedModel, SetupError> {

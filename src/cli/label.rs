@@ -82,13 +82,7 @@ pub fn run(args: LabelArgs) -> Result<()> {
         return Ok(());
     }
 
-    if args.concurrency == 0 || args.concurrency > arbitrage::setup::MAX_EMBEDDED_SLOTS {
-        bail!(
-            "--concurrency must be 1 to {} (problems labelled at once), got {}",
-            arbitrage::setup::MAX_EMBEDDED_SLOTS,
-            args.concurrency
-        );
-    }
+    arbitrage::setup::check_embedded_concurrency(args.concurrency, &["draft", "target"])?;
     let workers = args.concurrency.min(todo.len());
     let sized = config.with_slots(workers);
     let (Some(target_settings), Some(draft_settings)) =
