@@ -24,11 +24,7 @@ const QUESTIONS: [&str; 4] = [
 const PROPOSAL: &str = "So the total is 48 + 24 = 72.\n";
 
 fn settings(slots: u32) -> EmbeddedSettings {
-    let mut settings = common::smoke_config()
-        .draft
-        .embedded()
-        .expect("embedded")
-        .clone();
+    let mut settings = common::smoke_settings();
     settings.slots = slots;
     settings
 }
@@ -145,6 +141,16 @@ fn problems_written_together_equal_problems_written_alone() {
     );
 }
 
+/// Problem `n` (of [`QUESTIONS`], its prompt in `prompts`) after `steps`.
+fn transcript<'a>(prompts: &'a [String], n: usize, steps: &'a [String]) -> Transcript<'a> {
+    Transcript {
+        problem: n as u64,
+        question: QUESTIONS[n],
+        prompt: &prompts[n],
+        steps,
+    }
+}
+
 #[test]
 fn a_slot_is_reused_by_the_least_recently_used_problem_and_a_returning_problem_reads_again() {
     let model = EmbeddedModel::load(&settings(2)).expect("load with 2 slots");
@@ -155,15 +161,7 @@ fn a_slot_is_reused_by_the_least_recently_used_problem_and_a_returning_problem_r
     let greedy = options(Sampling::GREEDY);
     let step = |n: usize, steps: &[String]| {
         model
-            .generate_step(
-                &Transcript {
-                    problem: n as u64,
-                    question: QUESTIONS[n],
-                    prompt: &prompts[n],
-                    steps,
-                },
-                &greedy,
-            )
+            .generate_step(&transcript(&prompts, n, steps), &greedy)
             .expect("step")
     };
     let first0 = step(0, &[]);
@@ -186,17 +184,7 @@ fn a_slot_is_reused_by_the_least_recently_used_problem_and_a_returning_problem_r
     // Problem 1's return took the least recently used slot then, problem 0's: problem 2 still
     // has its slot.
     let probe = model
-        .probe(
-            &Transcript {
-                problem: 2,
-                question: QUESTIONS[2],
-                prompt: &prompts[2],
-                steps: &[],
-            },
-            "So",
-            &[],
-            ForcedTokens::Skip,
-        )
+        .probe(&transcript(&prompts, 2, &[]), "So", &[], ForcedTokens::Skip)
         .expect("probe");
     assert!(
         probe.usage.prefill_tokens <= 2,
@@ -209,12 +197,7 @@ fn a_slot_is_reused_by_the_least_recently_used_problem_and_a_returning_problem_r
     let single = EmbeddedModel::load(&settings(1)).expect("load");
     let alone = single
         .generate_step(
-            &Transcript {
-                problem: 1,
-                question: QUESTIONS[1],
-                prompt: &prompts[1],
-                steps: std::slice::from_ref(&first1.text),
-            },
+            &transcript(&prompts, 1, std::slice::from_ref(&first1.text)),
             &greedy,
         )
         .expect("step");

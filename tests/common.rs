@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use arbitrage::config::Config;
-use arbitrage::engines::llama::EmbeddedModel;
+use arbitrage::engines::llama::{EmbeddedModel, EmbeddedSettings};
 use serde_json::Value;
 
 pub fn repo() -> PathBuf {
@@ -23,9 +23,13 @@ pub fn smoke_config() -> Config {
     config
 }
 
+/// The smoke model's load settings, to vary (slots, hidden states) before loading.
+pub fn smoke_settings() -> EmbeddedSettings {
+    smoke_config().draft.embedded().expect("embedded").clone()
+}
+
 pub fn smoke_model() -> EmbeddedModel {
-    EmbeddedModel::load(smoke_config().draft.embedded().expect("embedded"))
-        .expect("load smoke model")
+    EmbeddedModel::load(&smoke_settings()).expect("load smoke model")
 }
 
 /// Runs the binary from the repository root, without a config from the environment.

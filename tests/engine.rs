@@ -262,11 +262,7 @@ fn counters_add_up() {
 
 #[test]
 fn a_context_larger_than_the_window_is_an_error_not_a_crash() {
-    let mut settings = common::smoke_config()
-        .draft
-        .embedded()
-        .expect("embedded")
-        .clone();
+    let mut settings = common::smoke_settings();
     settings.n_ctx = 256;
     let model = arbitrage::engines::llama::EmbeddedModel::load(&settings).unwrap();
     let long = "word ".repeat(2000);
@@ -461,11 +457,7 @@ fn verification_of_a_sampled_step_writes_it_plainly() {
 
 #[test]
 fn a_model_loaded_for_hidden_states_reports_the_state_at_the_last_token() {
-    let mut settings = common::smoke_config()
-        .draft
-        .embedded()
-        .expect("embedded")
-        .clone();
+    let mut settings = common::smoke_settings();
     settings.hidden_states = true;
     let states = arbitrage::engines::llama::EmbeddedModel::load(&settings).unwrap();
     let plain = common::smoke_model();
