@@ -55,6 +55,11 @@ pub enum FinishReason {
 pub struct Usage {
     /// Tokens the model had to read as input (prompt, steps written by the other model, probes).
     pub prefill_tokens: u64,
+    /// Calls that read input (one batch of `prefill_tokens` each, however many tokens): a read's
+    /// cost is a fixed part per call plus a part per token, so the latency model
+    /// (`reporting::cost`) needs both counts.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub read_calls: u64,
     /// Tokens the model sampled.
     pub generated_tokens: u64,
     /// Tokens of another model's proposal that this model read and kept because each equals its
@@ -86,6 +91,7 @@ fn is_zero_f64(v: &f64) -> bool {
 impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.prefill_tokens += other.prefill_tokens;
+        self.read_calls += other.read_calls;
         self.generated_tokens += other.generated_tokens;
         self.accepted_tokens += other.accepted_tokens;
         self.seconds += other.seconds;

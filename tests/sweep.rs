@@ -389,3 +389,109 @@ fn report_draws_plots_and_a_page_that_renders_without_console_errors() {
     let steps = first["steps"].as_array().unwrap().len();
     assert_eq!(dom.matches("class=\"step draft\"").count(), steps, "{dom}");
 }
+
+/// Seconds the cost table's `costs` (one model's entry) charge for the given work.
+fn priced(costs: &Value, written: u64, read_calls: u64, read_tokens: u64) -> f64 {
+    let f = |k: &str| costs[k].as_f64().unwrap();
+    (written as f64 * f("decode_ms")
+        + read_calls as f64 * f("read_call_ms")
+        + read_tokens as f64 * f("read_token_ms"))
+        / 1000.0
+}
+
+#[test]
+fn report_with_a_cost_table_models_each_point_from_its_counts() {
+    let s = first_sweep();
+    // A copy: the report test writes its page into the shared sweep at the same time.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sweep");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(s.out.join("sweep.csv"), dir.join("sweep.csv")).unwrap();
+    for point in POINTS {
+        std::fs::create_dir(dir.join(point)).unwrap();
+        for file in ["metrics.json", "results.jsonl"] {
+            std::fs::copy(s.out.join(point).join(file), dir.join(point).join(file)).unwrap();
+        }
+    }
+    let costs_path = tmp.path().join("costs.json");
+    let costs = costs_path.to_str().unwrap();
+    ok(common::arbitrage(&[
+        "bench",
+        "--config",
+        "configs/smoke.toml",
+        "--costs",
+        costs,
+        "--depth",
+        "32",
+        "--reps",
+        "1",
+        "--decode-tokens",
+        "8",
+        "--read-sizes",
+        "4,16",
+    ]));
+    let table: Value =
+        serde_json::from_str(&std::fs::read_to_string(&costs_path).unwrap()).unwrap();
+    for model in ["draft", "target", "target_hidden"] {
+        let c = &table[model];
+        assert!(c["decode_ms"].as_f64().unwrap() > 0.0, "{table}");
+        assert_eq!(c["reads"].as_array().unwrap().len(), 2, "{table}");
+    }
+
+    let output = common::arbitrage(&["report", dir.to_str().unwrap(), "--costs", costs]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ok(output);
+    assert!(
+        std::fs::read_to_string(dir.join("report.md"))
+            .unwrap()
+            .starts_with("Latency: **modelled**"),
+    );
+    for point in POINTS {
+        let records = results(&dir.join(point));
+        let mut expected = 0.0;
+        for r in &records {
+            let role = |k: &str, role: &str| r[k][role].as_u64().unwrap();
+            // Every read is counted: the stand-in PRM reads once per step it scores.
+            let scored = r["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s.get("prm_score").is_some_and(|v| !v.is_null()))
+                .count() as u64;
+            assert_eq!(role("read_calls", "prm"), scored, "{point}: {r}");
+            if role("prefill_tokens", "target") > 0 {
+                assert!(role("read_calls", "target") > 0, "{point}: {r}");
+            }
+            // The smoke config's PRM is the target-logprob stand-in: everything is priced on
+            // the plain models.
+            expected += priced(
+                &table["draft"],
+                role("tokens", "draft"),
+                role("read_calls", "draft"),
+                role("prefill_tokens", "draft"),
+            ) + priced(
+                &table["target"],
+                role("tokens", "target"),
+                role("read_calls", "target") + role("read_calls", "prm"),
+                role("prefill_tokens", "target") + role("prefill_tokens", "prm"),
+            );
+        }
+        expected /= records.len() as f64;
+        // "point  in-flight  measured  modelled ...": the modelled mean, in seconds.
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(point))
+            .unwrap_or_else(|| panic!("no line for {point}: {stdout}"));
+        let modelled: f64 = line
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .trim_end_matches('s')
+            .parse()
+            .unwrap();
+        assert!(
+            (modelled - expected).abs() < 0.006,
+            "{point}: printed {modelled}, computed {expected}: {stdout}"
+        );
+    }
+}

@@ -1,6 +1,9 @@
 //! `arbitrage bench`: prefill and decode tokens/s for each configured model.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use arbitrage::reporting::cost::{COST_FORMAT_VERSION, CostTable, ModelCosts};
 use clap::Args;
 
 use super::ConfigArgs;
@@ -37,10 +40,24 @@ pub struct BenchArgs {
     /// `--decode-tokens` rounds: whether batching several problems pays on these cores.
     #[arg(long, value_delimiter = ',')]
     batch: Vec<usize>,
+    /// Instead, measure what the latency model prices (`arbitrage report --costs`) and write it
+    /// to this JSON file: per token written and per read of `--read-sizes` tokens, one sequence,
+    /// `--depth` tokens deep, for the draft, the target, and the target with hidden states.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// Read lengths `--costs` measures (tokens); reads in a run are mostly a step or a prompt.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+    read_sizes: Vec<usize>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let config = args.config.load()?;
+    if args.reps == 0 {
+        anyhow::bail!("--reps must be at least 1");
+    }
+    if let Some(path) = &args.costs {
+        return run_costs(&args, &config, path);
+    }
     if !args.batch.is_empty() {
         return run_batched(&args, &config);
     }
@@ -88,6 +105,69 @@ pub fn run(args: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `bench --costs FILE`: the latency model's cost table.
+fn run_costs(args: &BenchArgs, config: &arbitrage::config::Config, path: &Path) -> Result<()> {
+    if args.read_sizes.len() < 2 || args.read_sizes.contains(&0) {
+        anyhow::bail!("--read-sizes: give at least two lengths, each at least 1 token");
+    }
+    let measure = |role: &str, hidden_states: bool| -> Result<ModelCosts> {
+        let mut settings = embedded_settings(config, role)?;
+        settings.hidden_states = hidden_states;
+        let model = super::load_model(&settings)?;
+        let what = if hidden_states {
+            format!("{role} with hidden states")
+        } else {
+            role.to_owned()
+        };
+        let bar = indicatif::ProgressBar::new((args.reps * (1 + args.read_sizes.len())) as u64)
+            .with_message(format!("costs of the {what}"));
+        let costs = arbitrage::eval::bench::costs(
+            &model,
+            args.depth,
+            args.decode_tokens,
+            &args.read_sizes,
+            args.reps,
+            || bar.inc(1),
+        )?;
+        bar.finish_and_clear();
+        println!(
+            "{what:<28} {:>7.1} ms/token written   read: {:>6.1} ms + {:>5.2} ms/token   ({})",
+            costs.decode_ms,
+            costs.read_call_ms,
+            costs.read_token_ms,
+            costs
+                .reads
+                .iter()
+                .map(|(k, ms)| format!("{k} tokens {ms:.0} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(costs)
+    };
+    let draft = measure("draft", false)?;
+    let target = measure("target", false)?;
+    let target_hidden = measure("target", true)?;
+    let threads = embedded_settings(config, "target")?.threads;
+    let table = CostTable {
+        format_version: COST_FORMAT_VERSION,
+        measured: format!(
+            "arbitrage bench --costs, {threads} threads, depth {}, {} reps, reads of {:?} tokens",
+            args.depth, args.reps, args.read_sizes
+        ),
+        unix_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        depth: args.depth as u64,
+        draft,
+        target,
+        target_hidden,
+    };
+    std::fs::write(path, serde_json::to_string_pretty(&table)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

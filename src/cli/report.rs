@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use arbitrage::reporting::cost::{CostTable, ModelledPoint, model_point};
 use arbitrage::reporting::report::{
     XAxis, at_budgets, judged_budget_sentence, markdown, percent, plot, router_over_rsd, write_html,
 };
@@ -16,6 +17,11 @@ pub struct ReportArgs {
     /// Title of the plots and the page (default: the directory's name).
     #[arg(long)]
     title: Option<String>,
+    /// Take every point's latency from the latency model with this cost table (`arbitrage bench
+    /// --costs`) instead of its clock: what each problem would have taken alone. For sweeps run
+    /// with several problems in flight; on one run one at a time it checks the model.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -26,9 +32,25 @@ pub fn run(args: ReportArgs) -> Result<()> {
             table.display()
         );
     }
-    let rows = read_table(&table)?;
+    let mut rows = read_table(&table)?;
     if rows.is_empty() {
         bail!("{} has no finished points yet", table.display());
+    }
+    let mut latency_note = String::new();
+    if let Some(path) = &args.costs {
+        let costs = CostTable::load(path)?;
+        let points = rows
+            .iter()
+            .map(|row| model_point(&args.dir, row, &costs))
+            .collect::<Result<Vec<_>, _>>()?;
+        print_model_check(&points);
+        latency_note = format!(
+            "Latency: **modelled**, not measured: each problem's tokens written, reads and tokens \
+             read per model, priced with the costs in `{}` ({}), as if it had run alone.\n\n",
+            path.display(),
+            costs.measured
+        );
+        rows = points.into_iter().map(|p| p.row).collect();
     }
     let title = args.title.clone().unwrap_or_else(|| {
         let name = args.dir.canonicalize().unwrap_or_else(|_| args.dir.clone());
@@ -44,7 +66,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
     let page = write_html(&args.dir, &title, &rows)?;
     let summary = args.dir.join("report.md");
-    std::fs::write(&summary, markdown(&rows))
+    std::fs::write(&summary, latency_note + &markdown(&rows))
         .with_context(|| format!("cannot write {}", summary.display()))?;
 
     println!(
@@ -98,4 +120,36 @@ pub fn run(args: ReportArgs) -> Result<()> {
     println!("{}", page.display());
     println!("{}", summary.display());
     Ok(())
+}
+
+/// Modelled against measured latency per point. The comparison means something for points whose
+/// problems ran one at a time; the ratio column compares each point's latency relative to the
+/// target's, modelled against measured, which is what a speed-up figure rests on.
+fn print_model_check(points: &[ModelledPoint]) {
+    let target = points
+        .iter()
+        .find(|p| p.row.run_type == arbitrage::method::policy::RunType::Target);
+    println!(
+        "{:<16} {:>9} {:>10} {:>10} {:>8} {:>14} {:>14}",
+        "point", "in flight", "measured", "modelled", "error", "per problem", "vs target"
+    );
+    for p in points {
+        let ratio_error = target
+            .filter(|t| t.check.n > 0 && p.max_in_flight == 1 && t.max_in_flight == 1)
+            .map_or("–".to_owned(), |t| {
+                let measured = p.check.measured_mean_s / t.check.measured_mean_s;
+                let modelled = p.check.modelled_mean_s / t.check.modelled_mean_s;
+                format!("{:+.1}%", 100.0 * (modelled / measured - 1.0))
+            });
+        println!(
+            "{:<16} {:>9} {:>9.2}s {:>9.2}s {:>+7.1}% {:>13.1}% {:>14}",
+            p.row.point,
+            p.max_in_flight,
+            p.check.measured_mean_s,
+            p.check.modelled_mean_s,
+            100.0 * p.check.mean_error(),
+            100.0 * p.check.median_problem_error,
+            ratio_error
+        );
+    }
 }

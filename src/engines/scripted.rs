@@ -156,6 +156,7 @@ impl ScriptedWriter {
             token_entropies: vec![self.entropies.get(&index).copied().unwrap_or(0.5); generated],
             usage: Usage {
                 prefill_tokens: read as u64,
+                read_calls: u64::from(read > 0),
                 generated_tokens: generated as u64,
                 accepted_tokens: accepted as u64,
                 seconds: prefill_seconds + generated as f64 * self.seconds_per_token,
@@ -253,6 +254,7 @@ impl StepScorer for ScriptedScorer {
             score: self.lookup(step),
             usage: Usage {
                 prefill_tokens: tokens(step).len() as u64,
+                read_calls: 1,
                 ..Usage::default()
             },
         })

@@ -175,6 +175,78 @@ pub fn run(
     })
 }
 
+/// What `model`'s work costs one sequence at a time, `depth` tokens deep, for the latency model
+/// (`reporting::cost`): milliseconds per token written (median of `reps` runs of
+/// `decode_tokens`), and a read of each of `read_sizes` tokens (median milliseconds, then a line
+/// through them). Each measurement starts from a fresh problem whose preamble was read untimed.
+pub fn costs(
+    model: &EmbeddedModel,
+    depth: usize,
+    decode_tokens: u32,
+    read_sizes: &[usize],
+    reps: usize,
+    mut progress: impl FnMut(),
+) -> Result<crate::reporting::cost::ModelCosts, EngineError> {
+    let preamble = filler(model, depth.max(1))?;
+    let short = "Count from 1 to 1000, one number per line:";
+    let mut next_problem = 2_000_000_u64;
+    // A fresh problem with the preamble read, then `text` after it: the timed call.
+    let mut timed = |text: &str, max_tokens: u32| -> Result<crate::types::Usage, EngineError> {
+        let problem = next_problem;
+        next_problem += 1;
+        let transcript = |steps: &[String]| -> Result<crate::types::Usage, EngineError> {
+            let step = model.generate_step(
+                &Transcript {
+                    problem,
+                    question: "",
+                    prompt: &preamble,
+                    steps,
+                },
+                &StepOptions {
+                    separator: None,
+                    max_tokens,
+                    sampling: Sampling::GREEDY,
+                },
+            )?;
+            Ok(step.usage)
+        };
+        transcript(&[])?;
+        let usage = transcript(&[text.to_owned()]);
+        model.release(problem);
+        usage
+    };
+    let mut decode_runs = Vec::new();
+    let mut read_runs = vec![Vec::new(); read_sizes.len()];
+    let texts = read_sizes
+        .iter()
+        .map(|&k| filler(model, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    for _ in 0..reps {
+        let usage = timed(short, decode_tokens)?;
+        // The first token comes from the read's logits; each later one costs one decode.
+        let decoded = usage.generated_tokens.saturating_sub(1).max(1);
+        decode_runs.push(1000.0 * (usage.seconds - usage.prefill_seconds) / decoded as f64);
+        progress();
+        for (text, runs) in texts.iter().zip(&mut read_runs) {
+            let usage = timed(text, 1)?;
+            runs.push((usage.prefill_tokens, 1000.0 * usage.prefill_seconds));
+            progress();
+        }
+    }
+    let reads = read_runs
+        .iter()
+        .map(|runs| {
+            let ms: Vec<f64> = runs.iter().map(|r| r.1).collect();
+            (runs[0].0, crate::stats::median(&ms))
+        })
+        .collect();
+    Ok(crate::reporting::cost::ModelCosts::fit_reads(
+        model.info().description.clone(),
+        crate::stats::median(&decode_runs),
+        reads,
+    ))
+}
+
 /// The transcript of `text` read after `preamble`: the preamble is the prompt (already cached by
 /// the untimed call) and `text` a step after it, so only `text` is read in the timed call.
 fn at_depth<'a>(preamble: &'a str, text: &'a str) -> (&'a str, Vec<String>) {

@@ -90,6 +90,10 @@ pub struct ResultRecord {
     pub tokens: TokenCounts,
     pub stop: Option<Stop>,
     pub prefill_tokens: PerRole<u64>,
+    /// Calls that read input, per role: with `prefill_tokens` and `tokens`, what the latency model
+    /// (`reporting::cost`) prices. Absent from records written before it was counted.
+    #[serde(default)]
+    pub read_calls: PerRole<u64>,
     pub model_time_s: PerRole<f64>,
     /// Where `latency_s` went.
     #[serde(default)]
@@ -125,6 +129,7 @@ impl ResultRecord {
             tokens: TokenCounts::default(),
             stop: None,
             prefill_tokens: PerRole::default(),
+            read_calls: PerRole::default(),
             model_time_s: PerRole::default(),
             time_split_s: TimeSplit::default(),
             steps: Vec::new(),
@@ -766,6 +771,7 @@ fn solve_problem(
             };
             record.stop = Some(solution.stop);
             record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
+            record.read_calls = u.per_role(|u| u.read_calls);
             record.model_time_s = u.per_role(|u| u.seconds);
             record.time_split_s = TimeSplit::of(u, solution.latency_s);
             record.steps = solution.steps;
@@ -821,6 +827,7 @@ mod tests {
                 prm: 3,
                 router: 0,
             },
+            read_calls: PerRole::default(),
             model_time_s: PerRole {
                 draft: 0.5,
                 target: 0.25,

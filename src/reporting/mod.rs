@@ -1,5 +1,7 @@
 //! Sweeps and reports: threshold grids over run types, `sweep.csv`, trade-off frontiers,
-//! matched-accuracy speed-ups, plots and the HTML page.
+//! matched-accuracy speed-ups, plots and the HTML page, and the latency model that prices a
+//! batched run's problems as if each had run alone.
 
+pub mod cost;
 pub mod report;
 pub mod sweep;

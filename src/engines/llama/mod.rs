@@ -991,6 +991,7 @@ impl Worker<'_> {
             pos: plan.context_len,
             usage: Usage {
                 prefill_tokens: plan.feed.len() as u64,
+                read_calls: u64::from(!plan.feed.is_empty()),
                 ..Usage::default()
             },
             // Reading input: the context, the proposal, and any re-read of the proposal.
@@ -1197,6 +1198,7 @@ impl Worker<'_> {
                 })?;
                 w.prefill_seconds += read_start.elapsed().as_secs_f64();
                 w.usage.prefill_tokens += replan.feed.len() as u64;
+                w.usage.read_calls += 1;
                 w.pending = Pending {
                     start: w.tokens.len() - 1,
                     tokens: replan.feed,
@@ -1319,6 +1321,7 @@ impl Worker<'_> {
             hidden,
             usage: Usage {
                 prefill_tokens: plan.feed.len() as u64,
+                read_calls: u64::from(!plan.feed.is_empty()),
                 seconds,
                 prefill_seconds: seconds,
                 ..Usage::default()

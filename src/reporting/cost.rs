@@ -1,0 +1,417 @@
+//! Latency from a problem's engine work instead of its clock: the tokens each model wrote, its
+//! reads and the tokens they carried, priced with per-token and per-call costs that
+//! `arbitrage bench --costs` measured on one sequence at a time.
+//!
+//! The paper's latency is wall-clock time per problem with one problem in flight. A run with
+//! `--concurrency N` gets its accuracy N times sooner, but its clock includes waiting on the
+//! other problems' share of each decode round; this model says what each problem would have taken
+//! alone, so a sweep can take its accuracy from a batched run and its latency from here
+//! (docs/engine.md says how well the model matches measured one-at-a-time runs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::run::{Metrics, ResultRecord, read_results};
+use crate::method::policy::RunType;
+use crate::reporting::sweep::SweepRow;
+
+pub const COST_FORMAT_VERSION: u32 = 1;
+
+/// What one engine instance's work costs, one sequence at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCosts {
+    pub model: String,
+    /// Milliseconds per token written (one `llama_decode` of one token), `depth` tokens deep.
+    pub decode_ms: f64,
+    /// A read of `k` tokens costs `read_call_ms + k * read_token_ms` (a least-squares line through
+    /// `reads`).
+    pub read_call_ms: f64,
+    pub read_token_ms: f64,
+    /// The measured reads the line was fitted to: tokens read and median milliseconds.
+    pub reads: Vec<(u64, f64)>,
+}
+
+impl ModelCosts {
+    /// Seconds for `written` tokens and `read_calls` reads carrying `read_tokens` tokens in all.
+    pub fn seconds(&self, written: u64, read_calls: u64, read_tokens: u64) -> f64 {
+        (written as f64 * self.decode_ms
+            + read_calls as f64 * self.read_call_ms
+            + read_tokens as f64 * self.read_token_ms)
+            / 1000.0
+    }
+
+    /// The line through measured `(tokens, ms)` reads, by least squares.
+    pub fn fit_reads(model: String, decode_ms: f64, reads: Vec<(u64, f64)>) -> ModelCosts {
+        let n = reads.len() as f64;
+        let mean_k = reads.iter().map(|r| r.0 as f64).sum::<f64>() / n;
+        let mean_ms = reads.iter().map(|r| r.1).sum::<f64>() / n;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for &(k, ms) in &reads {
+            let dk = k as f64 - mean_k;
+            sxy += dk * (ms - mean_ms);
+            sxx += dk * dk;
+        }
+        let read_token_ms = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        ModelCosts {
+            model,
+            decode_ms,
+            read_call_ms: (mean_ms - read_token_ms * mean_k).max(0.0),
+            read_token_ms,
+            reads,
+        }
+    }
+}
+
+/// Per-model costs measured in one sitting: `arbitrage bench --costs FILE` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostTable {
+    pub format_version: u32,
+    /// How it was measured (threads, depth, repetitions).
+    pub measured: String,
+    /// When (seconds since 1970): costs hold for the machine and load of their sitting.
+    pub unix_time: u64,
+    /// Tokens already in the context at every measurement.
+    pub depth: u64,
+    pub draft: ModelCosts,
+    pub target: ModelCosts,
+    /// The target loaded to report hidden states, as `rsd`, `oracle` and `generate` load it for
+    /// the value-head PRM that shares it: every token it reads then goes through the output layer.
+    pub target_hidden: ModelCosts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    #[error("cannot read the cost table {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error(
+        "cost table {path} has format_version {found}; this build reads {COST_FORMAT_VERSION} (measure it again with `arbitrage bench --costs`)"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("cannot model problem {idx}'s latency: {reason}")]
+    Unpriced { idx: usize, reason: String },
+}
+
+impl CostTable {
+    pub fn load(path: &Path) -> Result<CostTable, CostError> {
+        let read = |message: String| CostError::Read {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| read(e.to_string()))?;
+        let found = value.get("format_version").and_then(|v| v.as_u64());
+        if found != Some(u64::from(COST_FORMAT_VERSION)) {
+            return Err(CostError::Version {
+                path: path.to_owned(),
+                found: found.unwrap_or(0) as u32,
+            });
+        }
+        serde_json::from_value(value).map_err(|e| read(e.to_string()))
+    }
+
+    /// Which costs price a run's target and PRM work. `prm` is the PRM's description in the run's
+    /// metrics (`Metrics::prm`).
+    pub fn pricing(&self, run_type: RunType, prm: Option<&str>) -> Result<Pricing<'_>, String> {
+        if !run_type.needs_prm() {
+            return Ok(Pricing {
+                draft: &self.draft,
+                target: &self.target,
+                prm: None,
+            });
+        }
+        match prm {
+            // The value head reads the target instance it shares, loaded with hidden states.
+            Some(p) if p.starts_with("value-head") => Ok(Pricing {
+                draft: &self.draft,
+                target: &self.target_hidden,
+                prm: Some(&self.target_hidden),
+            }),
+            // The stand-in reads forced text on the target.
+            Some(p) if p.starts_with("target-logprob") => Ok(Pricing {
+                draft: &self.draft,
+                target: &self.target,
+                prm: Some(&self.target),
+            }),
+            other => Err(format!(
+                "the PRM {} is not an embedded one this table measured",
+                other.unwrap_or("(none named)")
+            )),
+        }
+    }
+}
+
+/// The costs that price one run's roles.
+#[derive(Debug, Clone, Copy)]
+pub struct Pricing<'a> {
+    pub draft: &'a ModelCosts,
+    pub target: &'a ModelCosts,
+    pub prm: Option<&'a ModelCosts>,
+}
+
+impl Pricing<'_> {
+    /// What `record`'s problem would have taken alone: the sum of its models' work. The router's
+    /// features and the loop's own bookkeeping are not priced (milliseconds per problem).
+    pub fn latency(&self, record: &ResultRecord) -> Result<f64, CostError> {
+        let unpriced = |reason: &str| CostError::Unpriced {
+            idx: record.idx,
+            reason: reason.to_owned(),
+        };
+        if record.error.is_some() {
+            return Err(unpriced("it failed"));
+        }
+        let (reads, read_tokens) = (&record.read_calls, &record.prefill_tokens);
+        let counted = |calls: u64, tokens: u64| calls > 0 || tokens == 0;
+        if !(counted(reads.draft, read_tokens.draft)
+            && counted(reads.target, read_tokens.target)
+            && counted(reads.prm, read_tokens.prm))
+        {
+            return Err(unpriced(
+                "its record has no read calls (written before they were counted); run it again",
+            ));
+        }
+        let mut seconds = self
+            .draft
+            .seconds(record.tokens.draft, reads.draft, read_tokens.draft)
+            + self
+                .target
+                .seconds(record.tokens.target, reads.target, read_tokens.target);
+        if reads.prm > 0 {
+            let prm = self
+                .prm
+                .ok_or_else(|| unpriced("it read with a PRM the table cannot price"))?;
+            seconds += prm.seconds(0, reads.prm, read_tokens.prm);
+        }
+        Ok(seconds)
+    }
+}
+
+/// Modelled against measured latency over the problems of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Check {
+    pub n: usize,
+    pub measured_mean_s: f64,
+    pub modelled_mean_s: f64,
+    /// Median over problems of |modelled / measured − 1|.
+    pub median_problem_error: f64,
+}
+
+impl Check {
+    /// Relative error of the modelled mean.
+    pub fn mean_error(&self) -> f64 {
+        self.modelled_mean_s / self.measured_mean_s - 1.0
+    }
+}
+
+/// A sweep point with its latencies modelled, and how the model compares with its clock.
+#[derive(Debug, Clone)]
+pub struct ModelledPoint {
+    /// The point's row with mean, p50 and p90 latency and the per-role seconds modelled (nothing
+    /// is left for `other_s`, and nothing is replayed).
+    pub row: SweepRow,
+    pub check: Check,
+    /// Problems in flight, the most any of the point's problems shared the engine with.
+    pub max_in_flight: usize,
+}
+
+/// Models the latencies of the sweep point `row`, reading its `results.jsonl` and `metrics.json`
+/// under `sweep_dir`.
+pub fn model_point(
+    sweep_dir: &Path,
+    row: &SweepRow,
+    table: &CostTable,
+) -> Result<ModelledPoint, CostError> {
+    let dir = sweep_dir.join(&row.point);
+    let read = |path: PathBuf, message: String| CostError::Read { path, message };
+    let metrics_path = dir.join("metrics.json");
+    let metrics: Metrics = std::fs::read_to_string(&metrics_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|m| read(metrics_path.clone(), m))?;
+    let results_path = dir.join("results.jsonl");
+    let records =
+        read_results(&results_path).map_err(|e| read(results_path.clone(), e.to_string()))?;
+    let pricing = table
+        .pricing(metrics.run_type, metrics.prm.as_deref())
+        .map_err(|m| read(metrics_path.clone(), m))?;
+    let modelled = modelled(&records, &pricing)?;
+    let check = check(&records, &modelled);
+    let latencies: Vec<f64> = modelled.values().copied().collect();
+    let n = latencies.len().max(1) as f64;
+    let mean_role = |costs: &ModelCosts, of: &dyn Fn(&ResultRecord) -> (u64, u64, u64)| {
+        records
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| {
+                let (written, calls, tokens) = of(r);
+                costs.seconds(written, calls, tokens)
+            })
+            .sum::<f64>()
+            / n
+    };
+    let mut row = row.clone();
+    row.mean_latency_s = latencies.iter().sum::<f64>() / n;
+    row.p50_latency_s = crate::stats::median(&latencies);
+    row.p90_latency_s = crate::stats::percentile(&latencies, 0.9);
+    row.draft_s = mean_role(pricing.draft, &|r| {
+        (r.tokens.draft, r.read_calls.draft, r.prefill_tokens.draft)
+    });
+    row.target_s = mean_role(pricing.target, &|r| {
+        (
+            r.tokens.target,
+            r.read_calls.target,
+            r.prefill_tokens.target,
+        )
+    });
+    row.scoring_s = pricing.prm.map_or(0.0, |prm| {
+        mean_role(prm, &|r| (0, r.read_calls.prm, r.prefill_tokens.prm))
+    });
+    row.other_s = 0.0;
+    row.replayed_latency_s = 0.0;
+    Ok(ModelledPoint {
+        row,
+        check,
+        max_in_flight: records.iter().map(|r| r.in_flight).max().unwrap_or(1),
+    })
+}
+
+/// Modelled latency per problem, keyed by problem index.
+pub fn modelled(
+    records: &[ResultRecord],
+    pricing: &Pricing<'_>,
+) -> Result<BTreeMap<usize, f64>, CostError> {
+    records
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| Ok((r.idx, pricing.latency(r)?)))
+        .collect()
+}
+
+/// How close the model comes to `records`' own clocks (meaningful when they ran one at a time).
+pub fn check(records: &[ResultRecord], modelled: &BTreeMap<usize, f64>) -> Check {
+    let pairs: Vec<(f64, f64)> = records
+        .iter()
+        .filter_map(|r| modelled.get(&r.idx).map(|m| (r.latency_s, *m)))
+        .collect();
+    if pairs.is_empty() {
+        return Check::default();
+    }
+    let n = pairs.len();
+    let errors: Vec<f64> = pairs.iter().map(|(t, m)| (m / t - 1.0).abs()).collect();
+    Check {
+        n,
+        measured_mean_s: pairs.iter().map(|p| p.0).sum::<f64>() / n as f64,
+        modelled_mean_s: pairs.iter().map(|p| p.1).sum::<f64>() / n as f64,
+        median_problem_error: crate::stats::median(&errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn costs(decode_ms: f64, call: f64, per_token: f64) -> ModelCosts {
+        ModelCosts {
+            model: "m".into(),
+            decode_ms,
+            read_call_ms: call,
+            read_token_ms: per_token,
+            reads: Vec::new(),
+        }
+    }
+
+    fn table() -> CostTable {
+        CostTable {
+            format_version: COST_FORMAT_VERSION,
+            measured: "test".into(),
+            unix_time: 0,
+            depth: 300,
+            draft: costs(20.0, 10.0, 1.0),
+            target: costs(35.0, 20.0, 3.0),
+            target_hidden: costs(36.0, 25.0, 4.0),
+        }
+    }
+
+    #[test]
+    fn the_read_line_goes_through_exact_points() {
+        let c = ModelCosts::fit_reads("m".into(), 30.0, vec![(16, 50.0), (64, 98.0), (256, 290.0)]);
+        assert!((c.read_token_ms - 1.0).abs() < 1e-9);
+        assert!((c.read_call_ms - 34.0).abs() < 1e-9);
+        assert!((c.seconds(10, 2, 100) - (300.0 + 68.0 + 100.0) / 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn value_head_runs_are_priced_on_the_hidden_state_target() {
+        let t = table();
+        let p = t
+            .pricing(
+                RunType::Rsd,
+                Some("value-head prms/value-head.json on target"),
+            )
+            .unwrap();
+        assert_eq!(p.target, &t.target_hidden);
+        assert_eq!(p.prm, Some(&t.target_hidden));
+        let p = t.pricing(RunType::Router, None).unwrap();
+        assert_eq!(p.target, &t.target);
+        assert!(p.prm.is_none());
+        let e = t
+            .pricing(RunType::Oracle, Some("remote PRM prm at http://x"))
+            .unwrap_err();
+        assert!(e.contains("remote PRM prm"), "{e}");
+    }
+
+    fn record(idx: usize, latency: f64, reads: [u64; 3], read_tokens: [u64; 3]) -> ResultRecord {
+        serde_json::from_value(serde_json::json!({
+            "format_version": 1, "idx": idx, "run_type": "rsd", "threshold": 0.5,
+            "question": "q", "gt": "1", "pred": "1", "correct": true, "latency_s": latency,
+            "tokens": {"draft": 100, "target": 50, "discarded_draft": 0, "accepted_draft": 0},
+            "stop": "end_of_sequence",
+            "prefill_tokens": {"draft": read_tokens[0], "target": read_tokens[1], "prm": read_tokens[2], "router": 0},
+            "read_calls": {"draft": reads[0], "target": reads[1], "prm": reads[2], "router": 0},
+            "model_time_s": {"draft": 0.0, "target": 0.0, "prm": 0.0, "router": 0.0},
+            "steps": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_problem_costs_what_its_models_did() {
+        let t = table();
+        let p = t.pricing(RunType::Rsd, Some("value-head h.json")).unwrap();
+        let r = record(3, 5.0, [2, 3, 4], [100, 60, 80]);
+        // draft 100 × 20 + 2 × 10 + 100 × 1; target (hidden) 50 × 36 + 3 × 25 + 60 × 4;
+        // PRM (hidden) 4 × 25 + 80 × 4.
+        let expected = (2120.0 + 2115.0 + 420.0) / 1000.0;
+        assert!((p.latency(&r).unwrap() - expected).abs() < 1e-12);
+
+        let old = record(4, 5.0, [0, 0, 0], [100, 60, 80]);
+        let e = p.latency(&old).unwrap_err().to_string();
+        assert!(e.contains("problem 4") && e.contains("read calls"), "{e}");
+
+        let mut failed = record(5, 1.0, [0, 0, 0], [100, 0, 0]);
+        failed.error = Some("boom".into());
+        let m = modelled(&[r.clone(), failed], &p).unwrap();
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![3]);
+        let c = check(&[r], &m);
+        assert_eq!(c.n, 1);
+        assert!((c.mean_error() - (expected / 5.0 - 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_table_of_another_version_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("costs.json");
+        let mut v = serde_json::to_value(table()).unwrap();
+        v["format_version"] = 7.into();
+        std::fs::write(&path, v.to_string()).unwrap();
+        let e = CostTable::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("costs.json") && e.contains("format_version 7"),
+            "{e}"
+        );
+        std::fs::write(&path, serde_json::to_string(&table()).unwrap()).unwrap();
+        assert_eq!(CostTable::load(&path).unwrap(), table());
+    }
+}
