@@ -255,6 +255,33 @@ pub struct Config {
     /// A router served remotely (instead of a router file).
     pub remote_router: Option<RemoteModelConfig>,
     pub remote: RemoteSettings,
+    /// Where embedded models live and how they load (`models.dir`, `[engine]`): for the roles
+    /// above and for a model no role names (the value head's own model beside a remote target).
+    pub embedded: EmbeddedDefaults,
+}
+
+/// `models.dir` and `[engine]`: what every embedded model is loaded with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedDefaults {
+    pub models_dir: PathBuf,
+    pub n_ctx: u32,
+    pub threads: u32,
+    pub n_batch: u32,
+}
+
+impl EmbeddedDefaults {
+    /// The settings of the model file `file` (in `models_dir`), named `name` in logs.
+    pub fn settings(&self, name: &str, file: &Path) -> EmbeddedSettings {
+        EmbeddedSettings {
+            name: name.to_owned(),
+            path: self.models_dir.join(file),
+            n_ctx: self.n_ctx,
+            threads: self.threads,
+            n_batch: self.n_batch,
+            slots: 1,
+            hidden_states: false,
+        }
+    }
 }
 
 impl Config {
@@ -333,6 +360,12 @@ impl Config {
         if n_batch == 0 {
             return Err(invalid("`engine.n_batch` must be at least 1".into()));
         }
+        let embedded = EmbeddedDefaults {
+            models_dir,
+            n_ctx,
+            threads,
+            n_batch,
+        };
         let relative = |p: PathBuf| match base {
             Some(base) => base.join(p),
             None => p,
@@ -361,15 +394,7 @@ impl Config {
                             )));
                         }
                     }
-                    Ok(ModelConfig::Embedded(EmbeddedSettings {
-                        name: role.to_owned(),
-                        path: models_dir.join(file),
-                        n_ctx,
-                        threads,
-                        n_batch,
-                        slots: 1,
-                        hidden_states: false,
-                    }))
+                    Ok(ModelConfig::Embedded(embedded.settings(role, file)))
                 }
                 (None, Some(url)) => Ok(ModelConfig::Remote(remote_model(
                     &format!("models.{role}"),
@@ -551,6 +576,7 @@ impl Config {
             remote: RemoteSettings { retry, logprobs },
             draft: model("draft", &raw.models.draft)?,
             target: model("target", &raw.models.target)?,
+            embedded,
             generation: GenerationConfig {
                 step: StepOptions {
                     separator: Some(separator),

@@ -219,13 +219,12 @@ impl Setup {
         }
     }
 
-    /// Whether a PRM can score here: the embedded ones run on an embedded target.
+    /// Whether a PRM can score here: the stand-ins run on an embedded target; the value head
+    /// runs on the target or, beside a remote target, on its own copy of its model.
     pub fn has_prm(&self) -> bool {
         match self.config.prm {
-            PrmConfig::Embedded(_) | PrmConfig::ValueHead(_) => {
-                self.config.target.embedded().is_some()
-            }
-            PrmConfig::Remote(_) => true,
+            PrmConfig::Embedded(_) => self.config.target.embedded().is_some(),
+            PrmConfig::ValueHead(_) | PrmConfig::Remote(_) => true,
         }
     }
 
@@ -308,13 +307,31 @@ impl Setup {
             None
         };
         let value_head = match &config.prm {
-            PrmConfig::ValueHead(path) if needs.prm => {
-                if config.target.embedded().is_none() {
-                    return Err(SetupError::Unavailable(
-                        "the value-head PRM reads the embedded target's hidden states, and the target is remote".into(),
-                    ));
+            PrmConfig::ValueHead(path) if needs.prm => Some((HeadFile::load(path)?, path.clone())),
+            _ => None,
+        };
+        // Beside a remote target the head reads its own embedded copy of the model it was
+        // trained on (the file its `model` names, in `models.dir`): the served target's hidden
+        // states are not on offer over the OpenAI API.
+        let head_model = match &value_head {
+            Some((head, path)) if needs.target && config.target.embedded().is_none() => {
+                let name = format!("its own {}", head.model);
+                let mut settings = config.embedded.settings(&name, Path::new(&head.model));
+                settings.slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+                if !settings.path.is_file() {
+                    return Err(SetupError::Unavailable(format!(
+                        "the value head {} reads the hidden states of {}, which is not in {}: the target is remote, so the head runs on its own copy of that model (fetch it there, or serve the head: docs/remote.md)",
+                        path.display(),
+                        head.model,
+                        config.embedded.models_dir.display()
+                    )));
                 }
-                Some((HeadFile::load(path)?, path.clone()))
+                let what = format!("value head {}", path.display());
+                Some(load_hidden_states_model(
+                    &settings,
+                    &name,
+                    Some((head.dim, &what)),
+                )?)
             }
             _ => None,
         };
@@ -332,6 +349,7 @@ impl Setup {
         };
         let head_states = value_head
             .as_ref()
+            .filter(|_| head_model.is_none())
             .map(|(head, path)| (head.dim, format!("value head {}", path.display())));
         // The same file in both roles (the smoke config) shares one loaded model.
         let same_file = match (config.draft.embedded(), config.target.embedded()) {
@@ -369,6 +387,10 @@ impl Setup {
             None
         };
         let prm = match value_head {
+            Some((head, path)) if head_model.is_some() => {
+                let model: Arc<dyn TextProbe> = Arc::new(head_model.expect("matched just above"));
+                Some(Box::new(ValueHeadPrm::new(model, &head, &path)) as Box<dyn StepScorer>)
+            }
             Some((head, path)) => {
                 let Some(Engine::Embedded(t)) = &target else {
                     return Err(SetupError::Unavailable(

@@ -173,3 +173,41 @@ fn grade_pairs_names_a_bad_line() {
     let out = common::arbitrage(&["grade", "--pairs", pairs.to_str().unwrap()]);
     fails_with(&out, &[&format!("{}:2", pairs.display())]);
 }
+
+#[test]
+fn a_value_head_beside_a_remote_target_names_the_model_file_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head.json");
+    std::fs::write(
+        &head,
+        serde_json::json!({
+            "format": "arbitrage-linear-head", "version": 1, "reads": "target-hidden",
+            "model": "absent-target.gguf", "dim": 2, "mean": [0.0, 0.0], "scale": [1.0, 1.0],
+            "weights": [0.5, -0.5], "bias": 0.0,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let data = one_problem(dir.path());
+    // Nothing listens there: the run must stop before any request, at loading the head's model.
+    let out = common::arbitrage(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "rsd",
+        "--dataset",
+        &data,
+        "--output-dir",
+        dir.path().join("out").to_str().unwrap(),
+        "--target-url",
+        "http://127.0.0.1:9/v1",
+        "--target-model",
+        "target",
+        "--prm",
+        "value-head",
+        "--prm-head",
+        head.to_str().unwrap(),
+    ]);
+    fails_with(&out, &["absent-target.gguf", "head.json", "the target is remote"]);
+}

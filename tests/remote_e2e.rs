@@ -234,4 +234,73 @@ fn a_run_against_llama_server_writes_steps_that_end_at_the_separator() {
         scores.windows(2).any(|w| w[0] != w[1]),
         "scores vary with the logprobs: {scores:?}"
     );
+
+    // The value head beside a remote target reads its own embedded copy of the model it names:
+    // the same scores as on the embedded target that shares the draft's instance.
+    let smoke_file = model.file_name().unwrap().to_str().unwrap();
+    let dim = 576; // SmolLM2-135M's hidden size
+    let head = tmp.path().join("head.json");
+    std::fs::write(
+        &head,
+        serde_json::json!({
+            "format": "arbitrage-linear-head", "version": 1, "reads": "target-hidden",
+            "model": smoke_file, "dim": dim, "mean": vec![0.0; dim], "scale": vec![1.0; dim],
+            "weights": (0..dim).map(|i| (i as f64).sin() * 0.05).collect::<Vec<_>>(), "bias": 0.0,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let with_head = tmp.path().join("remote-head.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &with_head,
+        format!(
+            "[models]\ndir = {:?}\n{text}[prm]\nkind = \"value-head\"\nhead = {:?}\n",
+            model.parent().unwrap(),
+            head
+        ),
+    )
+    .unwrap();
+    let scored = |config: &Path, out: &str| {
+        run(
+            config,
+            &data,
+            &tmp.path().join(out),
+            "rsd",
+            &["--threshold", "0.5", "--max-steps", "2"],
+        )
+    };
+    let remote = scored(&with_head, "rsd-remote");
+    let embedded = run(
+        Path::new("configs/smoke.toml"),
+        &data,
+        &tmp.path().join("rsd-embedded"),
+        "rsd",
+        &[
+            "--threshold",
+            "0.5",
+            "--max-steps",
+            "2",
+            "--prm",
+            "value-head",
+            "--prm-head",
+            head.to_str().unwrap(),
+        ],
+    );
+    let metrics: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("rsd-remote/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let prm = metrics["prm"].as_str().unwrap();
+    assert!(prm.contains(&format!("on its own {smoke_file}")), "{prm}");
+    for (r, e) in remote.iter().zip(&embedded) {
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(r["steps"][0]["text"], e["steps"][0]["text"], "{r}\n{e}");
+        let (rs, es) = (&r["steps"][0]["prm_score"], &e["steps"][0]["prm_score"]);
+        let (rs, es) = (rs.as_f64().expect("scored"), es.as_f64().expect("scored"));
+        assert!(
+            (rs - es).abs() < 1e-3,
+            "remote-target run {rs}, embedded {es}"
+        );
+    }
 }
