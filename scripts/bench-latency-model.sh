@@ -18,13 +18,15 @@ cd "$(dirname "$0")/.."
 start=${1:-50}
 end=${2:-80}
 dataset=${DATASET:-gsm8k}
-depth=${DEPTH:-300}
+depth=${DEPTH:-300}   # where reads are measured; writes at 128 and 1024 tokens deep
 concurrency=${CONCURRENCY:-1}
 out=${OUT:-runs/latency-model-$dataset-$start-$end}
 bin=${ARBITRAGE_BIN:-target/release/arbitrage}
 mkdir -p "$out"
+# At most 1024 tokens a solution, as docs/results.md's GSM8K sweeps.
 grid=(--run-types rsd,router,oracle --rsd-thresholds 0.6 --router-fractions 0.3
-  --oracle-thresholds 0.02 --dataset "$dataset" --start "$start" --end "$end" --no-cache)
+  --oracle-thresholds 0.02 --dataset "$dataset" --start "$start" --end "$end" --no-cache
+  --max-tokens "${MAX_TOKENS:-1024}")
 if (( concurrency == 1 )); then
   echo "machine: $(nproc) cores; $(uptime | sed 's/.*load/load/'); $(date -u +%FT%TZ)" | tee "$out/machine.txt"
   "$bin" bench --costs "$out/costs.json" --depth "$depth" --reps 5 --decode-tokens 64

@@ -55,11 +55,21 @@ pub enum FinishReason {
 pub struct Usage {
     /// Tokens the model had to read as input (prompt, steps written by the other model, probes).
     pub prefill_tokens: u64,
-    /// Calls that read input (one batch of `prefill_tokens` each, however many tokens): a read's
-    /// cost is a fixed part per call plus a part per token, so the latency model
-    /// (`reporting::cost`) needs both counts.
+    /// Reads of two tokens or more (one batch each): a read's cost is a fixed part per call plus
+    /// a part per token, so the latency model (`reporting::cost`) needs both counts.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub read_calls: u64,
+    /// Reads of one token (the step's last token, read when the same model goes on): they cost
+    /// what a token written does. Also counted in `prefill_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub one_token_reads: u64,
+    /// The context length at each token sampled, summed over `generated_tokens`: a token written
+    /// deep in the context costs more.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub written_depth: u64,
+    /// Calls that verified a proposal (another model's step).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub proposal_calls: u64,
     /// Tokens the model sampled.
     pub generated_tokens: u64,
     /// Tokens of another model's proposal that this model read and kept because each equals its
@@ -89,9 +99,21 @@ fn is_zero_f64(v: &f64) -> bool {
 }
 
 impl Usage {
+    /// Counts a read of `tokens` tokens (none: nothing to count).
+    pub fn count_read(&mut self, tokens: usize) {
+        match tokens {
+            0 => {}
+            1 => self.one_token_reads += 1,
+            _ => self.read_calls += 1,
+        }
+    }
+
     pub fn add(&mut self, other: &Usage) {
         self.prefill_tokens += other.prefill_tokens;
         self.read_calls += other.read_calls;
+        self.one_token_reads += other.one_token_reads;
+        self.written_depth += other.written_depth;
+        self.proposal_calls += other.proposal_calls;
         self.generated_tokens += other.generated_tokens;
         self.accepted_tokens += other.accepted_tokens;
         self.seconds += other.seconds;

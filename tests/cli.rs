@@ -209,5 +209,8 @@ fn a_value_head_beside_a_remote_target_names_the_model_file_it_lacks() {
         "--prm-head",
         head.to_str().unwrap(),
     ]);
-    fails_with(&out, &["absent-target.gguf", "head.json", "the target is remote"]);
+    fails_with(
+        &out,
+        &["absent-target.gguf", "head.json", "the target is remote"],
+    );
 }

@@ -390,12 +390,25 @@ fn report_draws_plots_and_a_page_that_renders_without_console_errors() {
     assert_eq!(dom.matches("class=\"step draft\"").count(), steps, "{dom}");
 }
 
-/// Seconds the cost table's `costs` (one model's entry) charge for the given work.
-fn priced(costs: &Value, written: u64, read_calls: u64, read_tokens: u64) -> f64 {
+/// Seconds the cost table's `costs` (one model's entry) charge for a role's work in a record.
+fn priced(costs: &Value, r: &Value, role: &str) -> f64 {
     let f = |k: &str| costs[k].as_f64().unwrap();
-    (written as f64 * f("decode_ms")
-        + read_calls as f64 * f("read_call_ms")
-        + read_tokens as f64 * f("read_token_ms"))
+    let work = |k: &str| r["work"][role][k].as_u64().unwrap() as f64;
+    let written = r["tokens"]
+        .get(role)
+        .map_or(0.0, |v| v.as_u64().unwrap() as f64);
+    let read = r["prefill_tokens"][role].as_u64().unwrap() as f64;
+    let mean_depth = if written > 0.0 {
+        work("written_depth") / written
+    } else {
+        0.0
+    };
+    (written * f("decode_ms")
+        + work("written_depth") * f("decode_ms_per_depth")
+        + work("one_token_reads") * (f("decode_ms") + f("decode_ms_per_depth") * mean_depth)
+        + work("read_calls") * f("read_call_ms")
+        + (read - work("one_token_reads")) * f("read_token_ms")
+        + work("proposal_calls") * f("proposal_ms"))
         / 1000.0
 }
 
@@ -436,6 +449,7 @@ fn report_with_a_cost_table_models_each_point_from_its_counts() {
         let c = &table[model];
         assert!(c["decode_ms"].as_f64().unwrap() > 0.0, "{table}");
         assert_eq!(c["reads"].as_array().unwrap().len(), 2, "{table}");
+        assert_eq!(c["decodes"].as_array().unwrap().len(), 2, "{table}");
     }
 
     let output = common::arbitrage(&["report", dir.to_str().unwrap(), "--costs", costs]);
@@ -450,7 +464,7 @@ fn report_with_a_cost_table_models_each_point_from_its_counts() {
         let records = results(&dir.join(point));
         let mut expected = 0.0;
         for r in &records {
-            let role = |k: &str, role: &str| r[k][role].as_u64().unwrap();
+            let work = |role: &str, k: &str| r["work"][role][k].as_u64().unwrap();
             // Every read is counted: the stand-in PRM reads once per step it scores.
             let scored = r["steps"]
                 .as_array()
@@ -458,23 +472,34 @@ fn report_with_a_cost_table_models_each_point_from_its_counts() {
                 .iter()
                 .filter(|s| s.get("prm_score").is_some_and(|v| !v.is_null()))
                 .count() as u64;
-            assert_eq!(role("read_calls", "prm"), scored, "{point}: {r}");
-            if role("prefill_tokens", "target") > 0 {
-                assert!(role("read_calls", "target") > 0, "{point}: {r}");
-            }
-            // The smoke config's PRM is the target-logprob stand-in: everything is priced on
-            // the plain models.
-            expected += priced(
-                &table["draft"],
-                role("tokens", "draft"),
-                role("read_calls", "draft"),
-                role("prefill_tokens", "draft"),
-            ) + priced(
-                &table["target"],
-                role("tokens", "target"),
-                role("read_calls", "target") + role("read_calls", "prm"),
-                role("prefill_tokens", "target") + role("prefill_tokens", "prm"),
+            assert_eq!(
+                work("prm", "read_calls") + work("prm", "one_token_reads"),
+                scored,
+                "{point}: {r}"
             );
+            for role in ["draft", "target"] {
+                let written = r["tokens"][role].as_u64().unwrap();
+                if written > 0 {
+                    // Tokens are written after the prompt: deeper than one token on average.
+                    assert!(work(role, "written_depth") > written, "{point}: {r}");
+                }
+            }
+            // Only a step written in place of the draft's verifies a proposal.
+            let replaced = r["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s["model"] == "target"
+                        && s.get("rejected_draft_text").is_some_and(|v| !v.is_null())
+                })
+                .count() as u64;
+            assert!(work("target", "proposal_calls") <= replaced, "{point}: {r}");
+            // The smoke config's PRM is the target-logprob stand-in: everything is priced on
+            // the plain models, the PRM's reads on the target.
+            expected += priced(&table["draft"], r, "draft")
+                + priced(&table["target"], r, "target")
+                + priced(&table["target"], r, "prm");
         }
         expected /= records.len() as f64;
         // "point  in-flight  measured  modelled ...": the modelled mean, in seconds.

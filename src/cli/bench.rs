@@ -48,6 +48,9 @@ pub struct BenchArgs {
     /// Read lengths `--costs` measures (tokens); reads in a run are mostly a step or a prompt.
     #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
     read_sizes: Vec<usize>,
+    /// Context depths `--costs` measures writing at (tokens): a token written deeper costs more.
+    #[arg(long, value_delimiter = ',', default_value = "128,1024")]
+    decode_depths: Vec<usize>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -113,6 +116,9 @@ fn run_costs(args: &BenchArgs, config: &arbitrage::config::Config, path: &Path) 
     if args.read_sizes.len() < 2 || args.read_sizes.contains(&0) {
         anyhow::bail!("--read-sizes: give at least two lengths, each at least 1 token");
     }
+    if args.decode_depths.is_empty() {
+        anyhow::bail!("--decode-depths: give at least one depth");
+    }
     let measure = |role: &str, hidden_states: bool| -> Result<ModelCosts> {
         let mut settings = embedded_settings(config, role)?;
         settings.hidden_states = hidden_states;
@@ -122,28 +128,36 @@ fn run_costs(args: &BenchArgs, config: &arbitrage::config::Config, path: &Path) 
         } else {
             role.to_owned()
         };
-        let bar = indicatif::ProgressBar::new((args.reps * (1 + args.read_sizes.len())) as u64)
-            .with_message(format!("costs of the {what}"));
+        let steps = args.reps * (1 + args.decode_depths.len() + args.read_sizes.len());
+        let bar =
+            indicatif::ProgressBar::new(steps as u64).with_message(format!("costs of the {what}"));
         let costs = arbitrage::eval::bench::costs(
             &model,
             args.depth,
+            &args.decode_depths,
             args.decode_tokens,
             &args.read_sizes,
             args.reps,
             || bar.inc(1),
         )?;
         bar.finish_and_clear();
-        println!(
-            "{what:<28} {:>7.1} ms/token written   read: {:>6.1} ms + {:>5.2} ms/token   ({})",
-            costs.decode_ms,
-            costs.read_call_ms,
-            costs.read_token_ms,
-            costs
-                .reads
+        let list = |points: &[(u64, f64)], unit: &str| {
+            points
                 .iter()
-                .map(|(k, ms)| format!("{k} tokens {ms:.0} ms"))
+                .map(|(k, ms)| format!("{k}: {ms:.1} {unit}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        };
+        println!(
+            "{what:<26} written {:.2} ms/token + {:.4} ms per context token ({}); \
+             read {:.1} ms + {:.2} ms/token ({}); proposal {:+.1} ms",
+            costs.decode_ms,
+            costs.decode_ms_per_depth,
+            list(&costs.decodes, "ms/token deep"),
+            costs.read_call_ms,
+            costs.read_token_ms,
+            list(&costs.reads, "ms for tokens"),
+            costs.proposal_ms
         );
         Ok(costs)
     };
@@ -154,8 +168,8 @@ fn run_costs(args: &BenchArgs, config: &arbitrage::config::Config, path: &Path) 
     let table = CostTable {
         format_version: COST_FORMAT_VERSION,
         measured: format!(
-            "arbitrage bench --costs, {threads} threads, depth {}, {} reps, reads of {:?} tokens",
-            args.depth, args.reps, args.read_sizes
+            "arbitrage bench --costs, {threads} threads, {} reps, writing {:?} deep, reads of {:?} tokens {} deep",
+            args.reps, args.decode_depths, args.read_sizes, args.depth
         ),
         unix_time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -149,20 +149,21 @@ impl ScriptedWriter {
         let accepted = accepted.min(kept.len());
         let generated = kept.len() - accepted;
         let prefill_seconds = read as f64 * self.seconds_per_token;
+        let mut usage = Usage {
+            prefill_tokens: read as u64,
+            generated_tokens: generated as u64,
+            accepted_tokens: accepted as u64,
+            seconds: prefill_seconds + generated as f64 * self.seconds_per_token,
+            prefill_seconds,
+            ..Usage::default()
+        };
+        usage.count_read(read);
         Ok(GeneratedStep {
             text: kept.concat(),
             finish,
             token_logprobs: vec![-0.1; generated],
             token_entropies: vec![self.entropies.get(&index).copied().unwrap_or(0.5); generated],
-            usage: Usage {
-                prefill_tokens: read as u64,
-                read_calls: u64::from(read > 0),
-                generated_tokens: generated as u64,
-                accepted_tokens: accepted as u64,
-                seconds: prefill_seconds + generated as f64 * self.seconds_per_token,
-                prefill_seconds,
-                ..Usage::default()
-            },
+            usage,
         })
     }
 }

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::backend::{EngineError, ForcedTokens, StepGenerator, TextProbe};
 use crate::engines::llama::EmbeddedModel;
-use crate::types::{Sampling, StepOptions, Transcript};
+use crate::eval::run::Work;
+use crate::reporting::cost::{ModelCosts, RoleWork, fit_line};
+use crate::types::{GeneratedStep, Sampling, StepOptions, Transcript};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
@@ -175,76 +177,128 @@ pub fn run(
     })
 }
 
-/// What `model`'s work costs one sequence at a time, `depth` tokens deep, for the latency model
-/// (`reporting::cost`): milliseconds per token written (median of `reps` runs of
-/// `decode_tokens`), and a read of each of `read_sizes` tokens (median milliseconds, then a line
-/// through them). Each measurement starts from a fresh problem whose preamble was read untimed.
+/// What `model`'s work costs one sequence at a time, for the latency model (`reporting::cost`):
+/// milliseconds per token written at each of `decode_depths` (median of `reps` steps of
+/// `decode_tokens`), a read of each of `read_sizes` tokens `depth` deep (median milliseconds),
+/// a line through each, and what verifying a proposal adds to a step beyond what those price.
+/// Every measurement starts a fresh problem whose context was read untimed.
 pub fn costs(
     model: &EmbeddedModel,
     depth: usize,
+    decode_depths: &[usize],
     decode_tokens: u32,
     read_sizes: &[usize],
     reps: usize,
     mut progress: impl FnMut(),
-) -> Result<crate::reporting::cost::ModelCosts, EngineError> {
-    let preamble = filler(model, depth.max(1))?;
+) -> Result<ModelCosts, EngineError> {
     let short = "Count from 1 to 1000, one number per line:";
     let mut next_problem = 2_000_000_u64;
-    // A fresh problem with the preamble read, then `text` after it: the timed call.
-    let mut timed = |text: &str, max_tokens: u32| -> Result<crate::types::Usage, EngineError> {
+    // On a fresh problem: `preamble` read untimed, then `text` after it (verifying `proposal`
+    // when there is one): the timed call.
+    let mut timed = |preamble: &str,
+                     text: &str,
+                     max_tokens: u32,
+                     proposal: Option<&str>|
+     -> Result<GeneratedStep, EngineError> {
         let problem = next_problem;
         next_problem += 1;
-        let transcript = |steps: &[String]| -> Result<crate::types::Usage, EngineError> {
-            let step = model.generate_step(
-                &Transcript {
-                    problem,
-                    question: "",
-                    prompt: &preamble,
-                    steps,
-                },
-                &StepOptions {
-                    separator: None,
-                    max_tokens,
-                    sampling: Sampling::GREEDY,
-                },
-            )?;
-            Ok(step.usage)
+        let options = |max_tokens| StepOptions {
+            separator: None,
+            max_tokens,
+            sampling: Sampling::GREEDY,
         };
-        transcript(&[])?;
-        let usage = transcript(&[text.to_owned()]);
+        let transcript = |steps| Transcript {
+            problem,
+            question: "",
+            prompt: preamble,
+            steps,
+        };
+        model.generate_step(&transcript(&[]), &options(1))?;
+        let steps = [text.to_owned()];
+        let step = match proposal {
+            Some(p) => model.verify_step(&transcript(&steps), &options(max_tokens), p),
+            None => model.generate_step(&transcript(&steps), &options(max_tokens)),
+        };
         model.release(problem);
-        usage
+        step
     };
-    let mut decode_runs = Vec::new();
-    let mut read_runs = vec![Vec::new(); read_sizes.len()];
+    let preambles = decode_depths
+        .iter()
+        .map(|&d| filler(model, d.max(1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let preamble = filler(model, depth.max(1))?;
     let texts = read_sizes
         .iter()
         .map(|&k| filler(model, k))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut decode_runs = vec![Vec::new(); decode_depths.len()];
+    let mut read_runs = vec![Vec::new(); read_sizes.len()];
     for _ in 0..reps {
-        let usage = timed(short, decode_tokens)?;
-        // The first token comes from the read's logits; each later one costs one decode.
-        let decoded = usage.generated_tokens.saturating_sub(1).max(1);
-        decode_runs.push(1000.0 * (usage.seconds - usage.prefill_seconds) / decoded as f64);
-        progress();
+        for (p, runs) in preambles.iter().zip(&mut decode_runs) {
+            let step = timed(p, short, decode_tokens, None)?;
+            let u = &step.usage;
+            // The first token comes from the read's logits; each later one costs one decode.
+            let decoded = u.generated_tokens.saturating_sub(1).max(1);
+            let depth = u.written_depth / u.generated_tokens.max(1);
+            runs.push((
+                depth,
+                1000.0 * (u.seconds - u.prefill_seconds) / decoded as f64,
+            ));
+            progress();
+        }
         for (text, runs) in texts.iter().zip(&mut read_runs) {
-            let usage = timed(text, 1)?;
-            runs.push((usage.prefill_tokens, 1000.0 * usage.prefill_seconds));
+            let u = timed(&preamble, text, 1, None)?.usage;
+            runs.push((u.prefill_tokens, 1000.0 * u.prefill_seconds));
             progress();
         }
     }
-    let reads = read_runs
-        .iter()
-        .map(|runs| {
-            let ms: Vec<f64> = runs.iter().map(|r| r.1).collect();
-            (runs[0].0, crate::stats::median(&ms))
-        })
-        .collect();
-    Ok(crate::reporting::cost::ModelCosts::fit_reads(
-        model.info().description.clone(),
-        crate::stats::median(&decode_runs),
+    let medians = |runs: &[Vec<(u64, f64)>]| -> Vec<(u64, f64)> {
+        runs.iter()
+            .map(|r| {
+                let ms: Vec<f64> = r.iter().map(|x| x.1).collect();
+                (r[0].0, crate::stats::median(&ms))
+            })
+            .collect()
+    };
+    let decodes = medians(&decode_runs);
+    let reads = medians(&read_runs);
+    let (decode_ms, decode_ms_per_depth) = fit_line(&decodes);
+    let (read_call_ms, read_token_ms) = fit_line(&reads);
+    let mut costs = ModelCosts {
+        model: model.info().description.clone(),
+        decode_ms,
+        decode_ms_per_depth,
+        read_call_ms,
+        read_token_ms,
+        proposal_ms: 0.0,
+        decodes,
         reads,
-    ))
+    };
+    // Verifying: the model's own greedy step with its second half replaced, so the call keeps the
+    // first half by verification, then writes the rest itself. What it took beyond the price of
+    // its counted reads and tokens is the proposal's own cost.
+    let own = timed(&preamble, short, 32, None)?.text;
+    let half = own
+        .char_indices()
+        .nth(own.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    let proposal = format!("{} zebra umbrella quartz", &own[..half]);
+    let mut extra = Vec::new();
+    for _ in 0..reps {
+        let u = timed(&preamble, short, 32, Some(&proposal))?.usage;
+        let priced = costs.seconds(&RoleWork {
+            written: u.generated_tokens,
+            read_tokens: u.prefill_tokens,
+            work: Work {
+                proposal_calls: 0,
+                ..Work::of(&u)
+            },
+        });
+        extra.push(1000.0 * (u.seconds - priced));
+        progress();
+    }
+    costs.proposal_ms = crate::stats::median(&extra);
+    Ok(costs)
 }
 
 /// The transcript of `text` read after `preamble`: the preamble is the prompt (already cached by

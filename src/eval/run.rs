@@ -22,7 +22,7 @@ use crate::method::policy::RunType;
 use crate::method::speculate::{
     self, Limits, Models, Rule, SolveError, StepSink, Stop, Task, TimeSplit, TraceStep,
 };
-use crate::types::{Author, PerRole};
+use crate::types::{Author, PerRole, Usage};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -90,10 +90,10 @@ pub struct ResultRecord {
     pub tokens: TokenCounts,
     pub stop: Option<Stop>,
     pub prefill_tokens: PerRole<u64>,
-    /// Calls that read input, per role: with `prefill_tokens` and `tokens`, what the latency model
+    /// The engine work behind `tokens` and `prefill_tokens`, per role: what the latency model
     /// (`reporting::cost`) prices. Absent from records written before it was counted.
     #[serde(default)]
-    pub read_calls: PerRole<u64>,
+    pub work: PerRole<Work>,
     pub model_time_s: PerRole<f64>,
     /// Where `latency_s` went.
     #[serde(default)]
@@ -110,6 +110,30 @@ pub struct ResultRecord {
 
 fn one() -> usize {
     1
+}
+
+/// How a role's tokens were read and written (`Usage`'s counts the latency model prices).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    /// Reads of two tokens or more.
+    pub read_calls: u64,
+    /// Reads of one token.
+    pub one_token_reads: u64,
+    /// Context length at each token written, summed.
+    pub written_depth: u64,
+    /// Calls that verified a proposal.
+    pub proposal_calls: u64,
+}
+
+impl Work {
+    pub fn of(u: &Usage) -> Work {
+        Work {
+            read_calls: u.read_calls,
+            one_token_reads: u.one_token_reads,
+            written_depth: u.written_depth,
+            proposal_calls: u.proposal_calls,
+        }
+    }
 }
 
 impl ResultRecord {
@@ -129,7 +153,7 @@ impl ResultRecord {
             tokens: TokenCounts::default(),
             stop: None,
             prefill_tokens: PerRole::default(),
-            read_calls: PerRole::default(),
+            work: PerRole::default(),
             model_time_s: PerRole::default(),
             time_split_s: TimeSplit::default(),
             steps: Vec::new(),
@@ -771,7 +795,7 @@ fn solve_problem(
             };
             record.stop = Some(solution.stop);
             record.prefill_tokens = u.per_role(|u| u.prefill_tokens);
-            record.read_calls = u.per_role(|u| u.read_calls);
+            record.work = u.per_role(Work::of);
             record.model_time_s = u.per_role(|u| u.seconds);
             record.time_split_s = TimeSplit::of(u, solution.latency_s);
             record.steps = solution.steps;
@@ -827,7 +851,7 @@ mod tests {
                 prm: 3,
                 router: 0,
             },
-            read_calls: PerRole::default(),
+            work: PerRole::default(),
             model_time_s: PerRole {
                 draft: 0.5,
                 target: 0.25,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::run::{Metrics, ResultRecord, read_results};
+use crate::eval::run::{Metrics, ResultRecord, Work, read_results};
 use crate::method::policy::RunType;
 use crate::reporting::sweep::SweepRow;
 
@@ -23,45 +23,63 @@ pub const COST_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCosts {
     pub model: String,
-    /// Milliseconds per token written (one `llama_decode` of one token), `depth` tokens deep.
+    /// A token written `d` tokens deep costs `decode_ms + d * decode_ms_per_depth` milliseconds
+    /// (a line through `decodes`).
     pub decode_ms: f64,
-    /// A read of `k` tokens costs `read_call_ms + k * read_token_ms` (a least-squares line through
-    /// `reads`).
+    pub decode_ms_per_depth: f64,
+    /// A read of `k` tokens (k ≥ 2) costs `read_call_ms + k * read_token_ms` (a line through
+    /// `reads`); a read of one token costs what a token written does.
     pub read_call_ms: f64,
     pub read_token_ms: f64,
-    /// The measured reads the line was fitted to: tokens read and median milliseconds.
+    /// What verifying a proposal adds to a call beyond its reads and tokens priced as above.
+    pub proposal_ms: f64,
+    /// The measured decodes: context depth and median milliseconds per token.
+    pub decodes: Vec<(u64, f64)>,
+    /// The measured reads: tokens read and median milliseconds.
     pub reads: Vec<(u64, f64)>,
 }
 
+/// What one role did for a problem: the counts `ModelCosts::seconds` prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoleWork {
+    pub written: u64,
+    pub read_tokens: u64,
+    pub work: Work,
+}
+
 impl ModelCosts {
-    /// Seconds for `written` tokens and `read_calls` reads carrying `read_tokens` tokens in all.
-    pub fn seconds(&self, written: u64, read_calls: u64, read_tokens: u64) -> f64 {
-        (written as f64 * self.decode_ms
-            + read_calls as f64 * self.read_call_ms
-            + read_tokens as f64 * self.read_token_ms)
+    /// Seconds for `w`.
+    pub fn seconds(&self, w: &RoleWork) -> f64 {
+        let work = &w.work;
+        let mean_depth = if w.written > 0 {
+            work.written_depth as f64 / w.written as f64
+        } else {
+            0.0
+        };
+        let one_token = self.decode_ms + self.decode_ms_per_depth * mean_depth;
+        (w.written as f64 * self.decode_ms
+            + work.written_depth as f64 * self.decode_ms_per_depth
+            + work.one_token_reads as f64 * one_token
+            + work.read_calls as f64 * self.read_call_ms
+            + w.read_tokens.saturating_sub(work.one_token_reads) as f64 * self.read_token_ms
+            + work.proposal_calls as f64 * self.proposal_ms)
             / 1000.0
     }
+}
 
-    /// The line through measured `(tokens, ms)` reads, by least squares.
-    pub fn fit_reads(model: String, decode_ms: f64, reads: Vec<(u64, f64)>) -> ModelCosts {
-        let n = reads.len() as f64;
-        let mean_k = reads.iter().map(|r| r.0 as f64).sum::<f64>() / n;
-        let mean_ms = reads.iter().map(|r| r.1).sum::<f64>() / n;
-        let (mut sxy, mut sxx) = (0.0, 0.0);
-        for &(k, ms) in &reads {
-            let dk = k as f64 - mean_k;
-            sxy += dk * (ms - mean_ms);
-            sxx += dk * dk;
-        }
-        let read_token_ms = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        ModelCosts {
-            model,
-            decode_ms,
-            read_call_ms: (mean_ms - read_token_ms * mean_k).max(0.0),
-            read_token_ms,
-            reads,
-        }
+/// The least-squares line `y = intercept + slope * x` through `points` (flat through one point).
+pub fn fit_line(points: &[(u64, f64)]) -> (f64, f64) {
+    let n = points.len().max(1) as f64;
+    let mean_x = points.iter().map(|p| p.0 as f64).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for &(x, y) in points {
+        let dx = x as f64 - mean_x;
+        sxy += dx * (y - mean_y);
+        sxx += dx * dx;
     }
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    (mean_y - slope * mean_x, slope)
 }
 
 /// Per-model costs measured in one sitting: `arbitrage bench --costs FILE` writes it.
@@ -162,27 +180,21 @@ impl Pricing<'_> {
         if record.error.is_some() {
             return Err(unpriced("it failed"));
         }
-        let (reads, read_tokens) = (&record.read_calls, &record.prefill_tokens);
-        let counted = |calls: u64, tokens: u64| calls > 0 || tokens == 0;
-        if !(counted(reads.draft, read_tokens.draft)
-            && counted(reads.target, read_tokens.target)
-            && counted(reads.prm, read_tokens.prm))
-        {
+        let roles = record_work(record);
+        let counted =
+            |w: &RoleWork| w.work.read_calls + w.work.one_token_reads > 0 || w.read_tokens == 0;
+        if !roles.iter().all(counted) {
             return Err(unpriced(
-                "its record has no read calls (written before they were counted); run it again",
+                "its record has no read counts (written before they were counted); run it again",
             ));
         }
-        let mut seconds = self
-            .draft
-            .seconds(record.tokens.draft, reads.draft, read_tokens.draft)
-            + self
-                .target
-                .seconds(record.tokens.target, reads.target, read_tokens.target);
-        if reads.prm > 0 {
-            let prm = self
+        let [draft, target, prm] = roles;
+        let mut seconds = self.draft.seconds(&draft) + self.target.seconds(&target);
+        if prm != RoleWork::default() {
+            let costs = self
                 .prm
                 .ok_or_else(|| unpriced("it read with a PRM the table cannot price"))?;
-            seconds += prm.seconds(0, reads.prm, read_tokens.prm);
+            seconds += costs.seconds(&prm);
         }
         Ok(seconds)
     }
@@ -203,6 +215,28 @@ impl Check {
     pub fn mean_error(&self) -> f64 {
         self.modelled_mean_s / self.measured_mean_s - 1.0
     }
+}
+
+/// What the draft, the target and the PRM did for `record`'s problem.
+pub fn record_work(record: &ResultRecord) -> [RoleWork; 3] {
+    let (w, reads) = (&record.work, &record.prefill_tokens);
+    [
+        RoleWork {
+            written: record.tokens.draft,
+            read_tokens: reads.draft,
+            work: w.draft,
+        },
+        RoleWork {
+            written: record.tokens.target,
+            read_tokens: reads.target,
+            work: w.target,
+        },
+        RoleWork {
+            written: 0,
+            read_tokens: reads.prm,
+            work: w.prm,
+        },
+    ]
 }
 
 /// A sweep point with its latencies modelled, and how the model compares with its clock.
@@ -240,14 +274,11 @@ pub fn model_point(
     let check = check(&records, &modelled);
     let latencies: Vec<f64> = modelled.values().copied().collect();
     let n = latencies.len().max(1) as f64;
-    let mean_role = |costs: &ModelCosts, of: &dyn Fn(&ResultRecord) -> (u64, u64, u64)| {
+    let mean_role = |costs: &ModelCosts, role: usize| {
         records
             .iter()
             .filter(|r| r.error.is_none())
-            .map(|r| {
-                let (written, calls, tokens) = of(r);
-                costs.seconds(written, calls, tokens)
-            })
+            .map(|r| costs.seconds(&record_work(r)[role]))
             .sum::<f64>()
             / n
     };
@@ -255,19 +286,9 @@ pub fn model_point(
     row.mean_latency_s = latencies.iter().sum::<f64>() / n;
     row.p50_latency_s = crate::stats::median(&latencies);
     row.p90_latency_s = crate::stats::percentile(&latencies, 0.9);
-    row.draft_s = mean_role(pricing.draft, &|r| {
-        (r.tokens.draft, r.read_calls.draft, r.prefill_tokens.draft)
-    });
-    row.target_s = mean_role(pricing.target, &|r| {
-        (
-            r.tokens.target,
-            r.read_calls.target,
-            r.prefill_tokens.target,
-        )
-    });
-    row.scoring_s = pricing.prm.map_or(0.0, |prm| {
-        mean_role(prm, &|r| (0, r.read_calls.prm, r.prefill_tokens.prm))
-    });
+    row.draft_s = mean_role(pricing.draft, 0);
+    row.target_s = mean_role(pricing.target, 1);
+    row.scoring_s = pricing.prm.map_or(0.0, |prm| mean_role(prm, 2));
     row.other_s = 0.0;
     row.replayed_latency_s = 0.0;
     Ok(ModelledPoint {
@@ -316,8 +337,11 @@ mod tests {
         ModelCosts {
             model: "m".into(),
             decode_ms,
+            decode_ms_per_depth: 0.01,
             read_call_ms: call,
             read_token_ms: per_token,
+            proposal_ms: 7.0,
+            decodes: Vec::new(),
             reads: Vec::new(),
         }
     }
@@ -335,11 +359,30 @@ mod tests {
     }
 
     #[test]
-    fn the_read_line_goes_through_exact_points() {
-        let c = ModelCosts::fit_reads("m".into(), 30.0, vec![(16, 50.0), (64, 98.0), (256, 290.0)]);
-        assert!((c.read_token_ms - 1.0).abs() < 1e-9);
-        assert!((c.read_call_ms - 34.0).abs() < 1e-9);
-        assert!((c.seconds(10, 2, 100) - (300.0 + 68.0 + 100.0) / 1000.0).abs() < 1e-12);
+    fn the_line_goes_through_exact_points() {
+        let (call, per_token) = fit_line(&[(16, 50.0), (64, 98.0), (256, 290.0)]);
+        assert!((per_token - 1.0).abs() < 1e-9);
+        assert!((call - 34.0).abs() < 1e-9);
+        assert_eq!(fit_line(&[(8, 3.0)]), (3.0, 0.0));
+    }
+
+    #[test]
+    fn each_kind_of_work_is_priced() {
+        let c = costs(20.0, 10.0, 1.0);
+        let w = RoleWork {
+            written: 10,
+            read_tokens: 103,
+            work: Work {
+                read_calls: 2,
+                one_token_reads: 3,
+                written_depth: 10 * 400,
+                proposal_calls: 1,
+            },
+        };
+        // 10 tokens 400 deep at 20 + 0.01 × 400 ms, three one-token reads at the same, two reads
+        // of the other 100 tokens, one proposal.
+        let ms = 10.0 * 24.0 + 3.0 * 24.0 + (2.0 * 10.0 + 100.0) + 7.0;
+        assert!((c.seconds(&w) - ms / 1000.0).abs() < 1e-12);
     }
 
     #[test]
@@ -369,7 +412,12 @@ mod tests {
             "tokens": {"draft": 100, "target": 50, "discarded_draft": 0, "accepted_draft": 0},
             "stop": "end_of_sequence",
             "prefill_tokens": {"draft": read_tokens[0], "target": read_tokens[1], "prm": read_tokens[2], "router": 0},
-            "read_calls": {"draft": reads[0], "target": reads[1], "prm": reads[2], "router": 0},
+            "work": {
+                "draft": {"read_calls": reads[0], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
+                "target": {"read_calls": reads[1], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
+                "prm": {"read_calls": reads[2], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
+                "router": {"read_calls": 0, "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0}
+            },
             "model_time_s": {"draft": 0.0, "target": 0.0, "prm": 0.0, "router": 0.0},
             "steps": []
         }))
@@ -388,7 +436,7 @@ mod tests {
 
         let old = record(4, 5.0, [0, 0, 0], [100, 60, 80]);
         let e = p.latency(&old).unwrap_err().to_string();
-        assert!(e.contains("problem 4") && e.contains("read calls"), "{e}");
+        assert!(e.contains("problem 4") && e.contains("read counts"), "{e}");
 
         let mut failed = record(5, 1.0, [0, 0, 0], [100, 0, 0]);
         failed.error = Some("boom".into());

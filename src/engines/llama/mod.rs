@@ -989,10 +989,14 @@ impl Worker<'_> {
             logprobs: Vec::new(),
             entropies: Vec::new(),
             pos: plan.context_len,
-            usage: Usage {
-                prefill_tokens: plan.feed.len() as u64,
-                read_calls: u64::from(!plan.feed.is_empty()),
-                ..Usage::default()
+            usage: {
+                let mut usage = Usage {
+                    prefill_tokens: plan.feed.len() as u64,
+                    proposal_calls: u64::from(verifying),
+                    ..Usage::default()
+                };
+                usage.count_read(plan.feed.len());
+                usage
             },
             // Reading input: the context, the proposal, and any re-read of the proposal.
             prefill_seconds: start.elapsed().as_secs_f64(),
@@ -1142,6 +1146,7 @@ impl Worker<'_> {
                 w.usage.accepted_tokens += 1;
             } else {
                 w.usage.generated_tokens += 1;
+                w.usage.written_depth += w.pos as u64;
             }
             if eog {
                 return Ok(Some(FinishReason::EndOfSequence));
@@ -1198,7 +1203,7 @@ impl Worker<'_> {
                 })?;
                 w.prefill_seconds += read_start.elapsed().as_secs_f64();
                 w.usage.prefill_tokens += replan.feed.len() as u64;
-                w.usage.read_calls += 1;
+                w.usage.count_read(replan.feed.len());
                 w.pending = Pending {
                     start: w.tokens.len() - 1,
                     tokens: replan.feed,
@@ -1319,12 +1324,15 @@ impl Worker<'_> {
             token_logprobs,
             candidate_logprobs,
             hidden,
-            usage: Usage {
-                prefill_tokens: plan.feed.len() as u64,
-                read_calls: u64::from(!plan.feed.is_empty()),
-                seconds,
-                prefill_seconds: seconds,
-                ..Usage::default()
+            usage: {
+                let mut usage = Usage {
+                    prefill_tokens: plan.feed.len() as u64,
+                    seconds,
+                    prefill_seconds: seconds,
+                    ..Usage::default()
+                };
+                usage.count_read(plan.feed.len());
+                usage
             },
         })
     }
