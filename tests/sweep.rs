@@ -452,13 +452,26 @@ fn report_with_a_cost_table_models_each_point_from_its_counts() {
         assert_eq!(c["decodes"].as_array().unwrap().len(), 2, "{table}");
     }
 
-    let output = common::arbitrage(&["report", dir.to_str().unwrap(), "--costs", costs]);
+    // The same table twice: averaged, it prices as itself.
+    let output = common::arbitrage(&[
+        "report",
+        dir.to_str().unwrap(),
+        "--costs",
+        costs,
+        "--costs",
+        costs,
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     ok(output);
     assert!(
         std::fs::read_to_string(dir.join("report.md"))
             .unwrap()
             .starts_with("Latency: **modelled**"),
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("report.md"))
+            .unwrap()
+            .contains(", averaged)"),
     );
     for point in POINTS {
         let records = results(&dir.join(point));

@@ -119,51 +119,70 @@ fn run_costs(args: &BenchArgs, config: &arbitrage::config::Config, path: &Path) 
     if args.decode_depths.is_empty() {
         anyhow::bail!("--decode-depths: give at least one depth");
     }
-    let measure = |role: &str, hidden_states: bool| -> Result<ModelCosts> {
-        let mut settings = embedded_settings(config, role)?;
-        settings.hidden_states = hidden_states;
-        let model = super::load_model(&settings)?;
-        let what = if hidden_states {
+    // All three load at once and take turns, repetition by repetition, so that a machine whose
+    // speed drifts during the measurement moves every model's costs alike.
+    let instances = [("draft", false), ("target", false), ("target", true)];
+    let models = instances
+        .iter()
+        .map(|&(role, hidden_states)| {
+            let mut settings = embedded_settings(config, role)?;
+            settings.hidden_states = hidden_states;
+            super::load_model(&settings)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut benches = models
+        .iter()
+        .enumerate()
+        .map(|(i, model)| {
+            arbitrage::eval::bench::CostBench::new(
+                model,
+                args.depth,
+                &args.decode_depths,
+                args.decode_tokens,
+                &args.read_sizes,
+                2_000_000 + 1_000_000 * i as u64,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bar = indicatif::ProgressBar::new((args.reps * benches.len()) as u64)
+        .with_message("measuring costs");
+    for _ in 0..args.reps {
+        for bench in &mut benches {
+            bench.rep()?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let list = |points: &[(u64, f64)], unit: &str| {
+        points
+            .iter()
+            .map(|(k, ms)| format!("{k}: {ms:.1} {unit}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut costs = Vec::new();
+    for (bench, (role, hidden)) in benches.into_iter().zip(instances) {
+        let c = bench.finish();
+        let what = if hidden {
             format!("{role} with hidden states")
         } else {
             role.to_owned()
         };
-        let steps = args.reps * (1 + args.decode_depths.len() + args.read_sizes.len());
-        let bar =
-            indicatif::ProgressBar::new(steps as u64).with_message(format!("costs of the {what}"));
-        let costs = arbitrage::eval::bench::costs(
-            &model,
-            args.depth,
-            &args.decode_depths,
-            args.decode_tokens,
-            &args.read_sizes,
-            args.reps,
-            || bar.inc(1),
-        )?;
-        bar.finish_and_clear();
-        let list = |points: &[(u64, f64)], unit: &str| {
-            points
-                .iter()
-                .map(|(k, ms)| format!("{k}: {ms:.1} {unit}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         println!(
             "{what:<26} written {:.2} ms/token + {:.4} ms per context token ({}); \
              read {:.1} ms + {:.2} ms/token ({}); proposal {:+.1} ms",
-            costs.decode_ms,
-            costs.decode_ms_per_depth,
-            list(&costs.decodes, "ms/token deep"),
-            costs.read_call_ms,
-            costs.read_token_ms,
-            list(&costs.reads, "ms for tokens"),
-            costs.proposal_ms
+            c.decode_ms,
+            c.decode_ms_per_depth,
+            list(&c.decodes, "ms/token deep"),
+            c.read_call_ms,
+            c.read_token_ms,
+            list(&c.reads, "ms for tokens"),
+            c.proposal_ms
         );
-        Ok(costs)
-    };
-    let draft = measure("draft", false)?;
-    let target = measure("target", false)?;
-    let target_hidden = measure("target", true)?;
+        costs.push(c);
+    }
+    let [draft, target, target_hidden]: [ModelCosts; 3] =
+        costs.try_into().expect("three instances measured");
     let threads = embedded_settings(config, "target")?.threads;
     let table = CostTable {
         format_version: COST_FORMAT_VERSION,

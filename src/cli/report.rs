@@ -19,9 +19,10 @@ pub struct ReportArgs {
     title: Option<String>,
     /// Take every point's latency from the latency model with this cost table (`arbitrage bench
     /// --costs`) instead of its clock: what each problem would have taken alone. For sweeps run
-    /// with several problems in flight; on one run one at a time it checks the model.
+    /// with several problems in flight; on one run one at a time it checks the model. Given more
+    /// than once (tables of one sitting, before and after the sweep), the costs are averaged.
     #[arg(long, value_name = "FILE")]
-    costs: Option<PathBuf>,
+    costs: Vec<PathBuf>,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -37,17 +38,28 @@ pub fn run(args: ReportArgs) -> Result<()> {
         bail!("{} has no finished points yet", table.display());
     }
     let mut latency_note = String::new();
-    if let Some(path) = &args.costs {
-        let costs = CostTable::load(path)?;
+    let tables = args
+        .costs
+        .iter()
+        .map(|path| CostTable::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(costs) = CostTable::average(&tables) {
         let points = rows
             .iter()
             .map(|row| model_point(&args.dir, row, &costs))
             .collect::<Result<Vec<_>, _>>()?;
         print_model_check(&points);
+        let files = args
+            .costs
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let averaged = if tables.len() > 1 { ", averaged" } else { "" };
         latency_note = format!(
-            "Latency: **modelled**, not measured: each problem's tokens written, reads and tokens \
-             read per model, priced with the costs in `{}` ({}), as if it had run alone.\n\n",
-            path.display(),
+            "Latency: **modelled**, not measured: each problem's tokens written (and how deep), \
+             reads, proposals verified and PRM reads per model, priced with the costs in {files} \
+             ({}{averaged}), as if it had run alone.\n\n",
             costs.measured
         );
         rows = points.into_iter().map(|p| p.row).collect();

@@ -178,30 +178,80 @@ pub fn run(
 }
 
 /// What `model`'s work costs one sequence at a time, for the latency model (`reporting::cost`):
-/// milliseconds per token written at each of `decode_depths` (median of `reps` steps of
-/// `decode_tokens`), a read of each of `read_sizes` tokens `depth` deep (median milliseconds),
-/// a line through each, and what verifying a proposal adds to a step beyond what those price.
-/// Every measurement starts a fresh problem whose context was read untimed.
-pub fn costs(
-    model: &EmbeddedModel,
-    depth: usize,
-    decode_depths: &[usize],
+/// milliseconds per token written at each of several depths (steps of `decode_tokens`), a read
+/// of each of several lengths, a line through each, and what verifying a proposal adds to a step
+/// beyond what those price. Each [`CostBench::rep`] runs every measurement once, each on a fresh
+/// problem whose context was read untimed, so that benches of several models can take turns and
+/// share the machine's drift; [`CostBench::finish`] takes the medians.
+pub struct CostBench<'a> {
+    model: &'a EmbeddedModel,
     decode_tokens: u32,
-    read_sizes: &[usize],
-    reps: usize,
-    mut progress: impl FnMut(),
-) -> Result<ModelCosts, EngineError> {
-    let short = "Count from 1 to 1000, one number per line:";
-    let mut next_problem = 2_000_000_u64;
-    // On a fresh problem: `preamble` read untimed, then `text` after it (verifying `proposal`
-    // when there is one): the timed call.
-    let mut timed = |preamble: &str,
-                     text: &str,
-                     max_tokens: u32,
-                     proposal: Option<&str>|
-     -> Result<GeneratedStep, EngineError> {
-        let problem = next_problem;
-        next_problem += 1;
+    /// Contexts the decodes follow, one per depth.
+    preambles: Vec<String>,
+    /// The context reads and proposals follow.
+    preamble: String,
+    /// Texts to read, one per length.
+    texts: Vec<String>,
+    /// The model's own greedy step with its second half replaced.
+    proposal: String,
+    next_problem: u64,
+    decode_runs: Vec<Vec<(u64, f64)>>,
+    read_runs: Vec<Vec<(u64, f64)>>,
+    proposal_runs: Vec<crate::types::Usage>,
+}
+
+const COUNT: &str = "Count from 1 to 1000, one number per line:";
+
+impl<'a> CostBench<'a> {
+    /// `first_problem` keeps the problems of benches sharing a model apart.
+    pub fn new(
+        model: &'a EmbeddedModel,
+        depth: usize,
+        decode_depths: &[usize],
+        decode_tokens: u32,
+        read_sizes: &[usize],
+        first_problem: u64,
+    ) -> Result<CostBench<'a>, EngineError> {
+        let mut bench = CostBench {
+            model,
+            decode_tokens,
+            preambles: decode_depths
+                .iter()
+                .map(|&d| filler(model, d.max(1)))
+                .collect::<Result<_, _>>()?,
+            preamble: filler(model, depth.max(1))?,
+            texts: read_sizes
+                .iter()
+                .map(|&k| filler(model, k))
+                .collect::<Result<_, _>>()?,
+            proposal: String::new(),
+            next_problem: first_problem,
+            decode_runs: vec![Vec::new(); decode_depths.len()],
+            read_runs: vec![Vec::new(); read_sizes.len()],
+            proposal_runs: Vec::new(),
+        };
+        // The proposal: the call keeps its first half by verification, then writes the rest.
+        let preamble = bench.preamble.clone();
+        let own = bench.timed(&preamble, COUNT, 32, None)?.text;
+        let half = own
+            .char_indices()
+            .nth(own.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        bench.proposal = format!("{} zebra umbrella quartz", &own[..half]);
+        Ok(bench)
+    }
+
+    /// On a fresh problem: `preamble` read untimed, then `text` after it (verifying `proposal`
+    /// when there is one): the timed call.
+    fn timed(
+        &mut self,
+        preamble: &str,
+        text: &str,
+        max_tokens: u32,
+        proposal: Option<&str>,
+    ) -> Result<GeneratedStep, EngineError> {
+        let problem = self.next_problem;
+        self.next_problem += 1;
         let options = |max_tokens| StepOptions {
             separator: None,
             max_tokens,
@@ -213,92 +263,90 @@ pub fn costs(
             prompt: preamble,
             steps,
         };
-        model.generate_step(&transcript(&[]), &options(1))?;
+        self.model.generate_step(&transcript(&[]), &options(1))?;
         let steps = [text.to_owned()];
         let step = match proposal {
-            Some(p) => model.verify_step(&transcript(&steps), &options(max_tokens), p),
-            None => model.generate_step(&transcript(&steps), &options(max_tokens)),
+            Some(p) => self
+                .model
+                .verify_step(&transcript(&steps), &options(max_tokens), p),
+            None => self
+                .model
+                .generate_step(&transcript(&steps), &options(max_tokens)),
         };
-        model.release(problem);
+        self.model.release(problem);
         step
-    };
-    let preambles = decode_depths
-        .iter()
-        .map(|&d| filler(model, d.max(1)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let preamble = filler(model, depth.max(1))?;
-    let texts = read_sizes
-        .iter()
-        .map(|&k| filler(model, k))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut decode_runs = vec![Vec::new(); decode_depths.len()];
-    let mut read_runs = vec![Vec::new(); read_sizes.len()];
-    for _ in 0..reps {
-        for (p, runs) in preambles.iter().zip(&mut decode_runs) {
-            let step = timed(p, short, decode_tokens, None)?;
-            let u = &step.usage;
+    }
+
+    /// Every measurement once.
+    pub fn rep(&mut self) -> Result<(), EngineError> {
+        for i in 0..self.preambles.len() {
+            let preamble = self.preambles[i].clone();
+            let u = self
+                .timed(&preamble, COUNT, self.decode_tokens, None)?
+                .usage;
             // The first token comes from the read's logits; each later one costs one decode.
             let decoded = u.generated_tokens.saturating_sub(1).max(1);
             let depth = u.written_depth / u.generated_tokens.max(1);
-            runs.push((
+            self.decode_runs[i].push((
                 depth,
                 1000.0 * (u.seconds - u.prefill_seconds) / decoded as f64,
             ));
-            progress();
         }
-        for (text, runs) in texts.iter().zip(&mut read_runs) {
-            let u = timed(&preamble, text, 1, None)?.usage;
-            runs.push((u.prefill_tokens, 1000.0 * u.prefill_seconds));
-            progress();
+        let preamble = self.preamble.clone();
+        for i in 0..self.texts.len() {
+            let text = self.texts[i].clone();
+            let u = self.timed(&preamble, &text, 1, None)?.usage;
+            self.read_runs[i].push((u.prefill_tokens, 1000.0 * u.prefill_seconds));
         }
+        let proposal = self.proposal.clone();
+        let u = self.timed(&preamble, COUNT, 32, Some(&proposal))?.usage;
+        self.proposal_runs.push(u);
+        Ok(())
     }
-    let medians = |runs: &[Vec<(u64, f64)>]| -> Vec<(u64, f64)> {
-        runs.iter()
-            .map(|r| {
-                let ms: Vec<f64> = r.iter().map(|x| x.1).collect();
-                (r[0].0, crate::stats::median(&ms))
+
+    /// The medians, the lines through them, and the proposal's own cost against those.
+    pub fn finish(self) -> ModelCosts {
+        let medians = |runs: &[Vec<(u64, f64)>]| -> Vec<(u64, f64)> {
+            runs.iter()
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    let ms: Vec<f64> = r.iter().map(|x| x.1).collect();
+                    (r[0].0, crate::stats::median(&ms))
+                })
+                .collect()
+        };
+        let decodes = medians(&self.decode_runs);
+        let reads = medians(&self.read_runs);
+        let (decode_ms, decode_ms_per_depth) = fit_line(&decodes);
+        let (read_call_ms, read_token_ms) = fit_line(&reads);
+        let mut costs = ModelCosts {
+            model: self.model.info().description.clone(),
+            decode_ms,
+            decode_ms_per_depth,
+            read_call_ms,
+            read_token_ms,
+            proposal_ms: 0.0,
+            decodes,
+            reads,
+        };
+        let extra: Vec<f64> = self
+            .proposal_runs
+            .iter()
+            .map(|u| {
+                let priced = costs.seconds(&RoleWork {
+                    written: u.generated_tokens,
+                    read_tokens: u.prefill_tokens,
+                    work: Work {
+                        proposal_calls: 0,
+                        ..Work::of(u)
+                    },
+                });
+                1000.0 * (u.seconds - priced)
             })
-            .collect()
-    };
-    let decodes = medians(&decode_runs);
-    let reads = medians(&read_runs);
-    let (decode_ms, decode_ms_per_depth) = fit_line(&decodes);
-    let (read_call_ms, read_token_ms) = fit_line(&reads);
-    let mut costs = ModelCosts {
-        model: model.info().description.clone(),
-        decode_ms,
-        decode_ms_per_depth,
-        read_call_ms,
-        read_token_ms,
-        proposal_ms: 0.0,
-        decodes,
-        reads,
-    };
-    // Verifying: the model's own greedy step with its second half replaced, so the call keeps the
-    // first half by verification, then writes the rest itself. What it took beyond the price of
-    // its counted reads and tokens is the proposal's own cost.
-    let own = timed(&preamble, short, 32, None)?.text;
-    let half = own
-        .char_indices()
-        .nth(own.chars().count() / 2)
-        .map_or(0, |(i, _)| i);
-    let proposal = format!("{} zebra umbrella quartz", &own[..half]);
-    let mut extra = Vec::new();
-    for _ in 0..reps {
-        let u = timed(&preamble, short, 32, Some(&proposal))?.usage;
-        let priced = costs.seconds(&RoleWork {
-            written: u.generated_tokens,
-            read_tokens: u.prefill_tokens,
-            work: Work {
-                proposal_calls: 0,
-                ..Work::of(&u)
-            },
-        });
-        extra.push(1000.0 * (u.seconds - priced));
-        progress();
+            .collect();
+        costs.proposal_ms = crate::stats::median(&extra);
+        costs
     }
-    costs.proposal_ms = crate::stats::median(&extra);
-    Ok(costs)
 }
 
 /// The transcript of `text` read after `preamble`: the preamble is the prompt (already cached by

@@ -130,6 +130,41 @@ impl CostTable {
         serde_json::from_value(value).map_err(|e| read(e.to_string()))
     }
 
+    /// The mean of tables measured in one sitting (before and after a sweep, say): every cost
+    /// averaged, every measured point kept. `None` for no tables.
+    pub fn average(tables: &[CostTable]) -> Option<CostTable> {
+        let first = tables.first()?;
+        let mean = |of: &dyn Fn(&CostTable) -> &ModelCosts| {
+            let all: Vec<&ModelCosts> = tables.iter().map(of).collect();
+            let avg = |f: &dyn Fn(&ModelCosts) -> f64| {
+                all.iter().map(|c| f(c)).sum::<f64>() / all.len() as f64
+            };
+            ModelCosts {
+                model: all[0].model.clone(),
+                decode_ms: avg(&|c| c.decode_ms),
+                decode_ms_per_depth: avg(&|c| c.decode_ms_per_depth),
+                read_call_ms: avg(&|c| c.read_call_ms),
+                read_token_ms: avg(&|c| c.read_token_ms),
+                proposal_ms: avg(&|c| c.proposal_ms),
+                decodes: all.iter().flat_map(|c| c.decodes.clone()).collect(),
+                reads: all.iter().flat_map(|c| c.reads.clone()).collect(),
+            }
+        };
+        Some(CostTable {
+            format_version: COST_FORMAT_VERSION,
+            measured: tables
+                .iter()
+                .map(|t| t.measured.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            unix_time: first.unix_time,
+            depth: first.depth,
+            draft: mean(&|t| &t.draft),
+            target: mean(&|t| &t.target),
+            target_hidden: mean(&|t| &t.target_hidden),
+        })
+    }
+
     /// Which costs price a run's target and PRM work. `prm` is the PRM's description in the run's
     /// metrics (`Metrics::prm`).
     pub fn pricing(&self, run_type: RunType, prm: Option<&str>) -> Result<Pricing<'_>, String> {
@@ -445,6 +480,18 @@ mod tests {
         let c = check(&[r], &m);
         assert_eq!(c.n, 1);
         assert!((c.mean_error() - (expected / 5.0 - 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tables_of_one_sitting_average() {
+        let (a, mut b) = (table(), table());
+        b.draft.decode_ms = 30.0;
+        b.draft.decodes = vec![(100, 30.0)];
+        let m = CostTable::average(&[a, b]).unwrap();
+        assert_eq!(m.draft.decode_ms, 25.0);
+        assert_eq!(m.draft.decodes, vec![(100, 30.0)]);
+        assert_eq!(m.target, table().target);
+        assert!(CostTable::average(&[]).is_none());
     }
 
     #[test]
