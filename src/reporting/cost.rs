@@ -216,11 +216,15 @@ impl Pricing<'_> {
             return Err(unpriced("it failed"));
         }
         let roles = record_work(record);
-        let counted =
-            |w: &RoleWork| w.work.read_calls + w.work.one_token_reads > 0 || w.read_tokens == 0;
+        // Only the embedded engine counts its work: a role that read or wrote without counts ran
+        // on a server (whose costs no table here measured) or before the counts existed.
+        let counted = |w: &RoleWork| {
+            (w.work.read_calls + w.work.one_token_reads > 0 || w.read_tokens == 0)
+                && (w.work.written_depth > 0 || w.written == 0)
+        };
         if !roles.iter().all(counted) {
             return Err(unpriced(
-                "its record has no read counts (written before they were counted); run it again",
+                "its record has no read counts for a model that worked (a remote model, or a record written before they were counted)",
             ));
         }
         let [draft, target, prm] = roles;
@@ -448,8 +452,8 @@ mod tests {
             "stop": "end_of_sequence",
             "prefill_tokens": {"draft": read_tokens[0], "target": read_tokens[1], "prm": read_tokens[2], "router": 0},
             "work": {
-                "draft": {"read_calls": reads[0], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
-                "target": {"read_calls": reads[1], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
+                "draft": {"read_calls": reads[0], "one_token_reads": 0, "written_depth": 100 * 300, "proposal_calls": 0},
+                "target": {"read_calls": reads[1], "one_token_reads": 0, "written_depth": 50 * 300, "proposal_calls": 0},
                 "prm": {"read_calls": reads[2], "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0},
                 "router": {"read_calls": 0, "one_token_reads": 0, "written_depth": 0, "proposal_calls": 0}
             },
@@ -464,14 +468,19 @@ mod tests {
         let t = table();
         let p = t.pricing(RunType::Rsd, Some("value-head h.json")).unwrap();
         let r = record(3, 5.0, [2, 3, 4], [100, 60, 80]);
-        // draft 100 × 20 + 2 × 10 + 100 × 1; target (hidden) 50 × 36 + 3 × 25 + 60 × 4;
-        // PRM (hidden) 4 × 25 + 80 × 4.
-        let expected = (2120.0 + 2115.0 + 420.0) / 1000.0;
+        // draft 100 × (20 + 0.01 × 300) + 2 × 10 + 100 × 1; target (hidden) 50 × (36 + 0.01 ×
+        // 300) + 3 × 25 + 60 × 4; PRM (hidden) 4 × 25 + 80 × 4.
+        let expected = (2420.0 + 2265.0 + 420.0) / 1000.0;
         assert!((p.latency(&r).unwrap() - expected).abs() < 1e-12);
 
         let old = record(4, 5.0, [0, 0, 0], [100, 60, 80]);
         let e = p.latency(&old).unwrap_err().to_string();
         assert!(e.contains("problem 4") && e.contains("read counts"), "{e}");
+        // A remote model reports tokens but no work: it is refused, not priced as an embedded one.
+        let mut remote = record(6, 5.0, [2, 3, 4], [100, 60, 80]);
+        remote.work.target.written_depth = 0;
+        let e = p.latency(&remote).unwrap_err().to_string();
+        assert!(e.contains("problem 6") && e.contains("remote model"), "{e}");
 
         let mut failed = record(5, 1.0, [0, 0, 0], [100, 0, 0]);
         failed.error = Some("boom".into());

@@ -331,7 +331,6 @@ pub fn parse_completion(v: &Value, separator: Option<&str>) -> Result<ParsedComp
             token_entropies,
             usage: Usage {
                 prefill_tokens: prompt_tokens.saturating_sub(cached),
-                read_calls: u64::from(prompt_tokens > cached),
                 generated_tokens: generated,
                 ..Usage::default()
             },

@@ -261,7 +261,6 @@ impl StepScorer for RemotePrm {
             score,
             usage: Usage {
                 prefill_tokens,
-                read_calls: 1,
                 seconds,
                 prefill_seconds: seconds,
                 ..Usage::default()
