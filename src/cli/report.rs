@@ -7,8 +7,9 @@ use arbitrage::reporting::cost::{CostTable, ModelledPoint, model_point};
 use arbitrage::reporting::report::{
     XAxis, at_budgets, judged_budget_sentence, markdown, percent, plot, router_over_rsd, write_html,
 };
-use arbitrage::reporting::sweep::read_table;
+use arbitrage::reporting::sweep::{SweepRow, read_table, recompute_row};
 use clap::Args;
+use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -23,6 +24,11 @@ pub struct ReportArgs {
     /// than once (tables of one sitting, before and after the sweep), the costs are averaged.
     #[arg(long, value_name = "FILE")]
     costs: Vec<PathBuf>,
+    /// Rebuild every point's figures from its `results.jsonl` (each problem's record) instead of
+    /// reading them from `sweep.csv`: how committed evidence is checked against the tables in the
+    /// docs (`scripts/check-results.py`). Points whose `sweep.csv` row differs are named.
+    #[arg(long)]
+    recompute: bool,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -36,6 +42,23 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let mut rows = read_table(&table)?;
     if rows.is_empty() {
         bail!("{} has no finished points yet", table.display());
+    }
+    if args.recompute {
+        let recomputed = rows
+            .iter()
+            .map(|row| recompute_row(&args.dir, &row.point))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (old, new) in rows.iter().zip(&recomputed) {
+            let fields = differing_fields(old, new);
+            if !fields.is_empty() {
+                eprintln!(
+                    "{}: sweep.csv differs from what results.jsonl gives in {}; using the latter",
+                    old.point,
+                    fields.join(", ")
+                );
+            }
+        }
+        rows = recomputed;
     }
     let mut latency_note = String::new();
     let tables = args
@@ -162,6 +185,64 @@ fn print_model_check(points: &[ModelledPoint]) {
             100.0 * p.check.mean_error(),
             100.0 * p.check.median_problem_error,
             ratio_error
+        );
+    }
+}
+
+/// The fields in which two rows of one point differ, beyond the last bits of a float (a sum
+/// taken in another order, as a run in rounds does).
+fn differing_fields(a: &SweepRow, b: &SweepRow) -> Vec<String> {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return vec!["(unreadable)".into()];
+    };
+    a.iter()
+        .filter(|(key, x)| {
+            let y = &b[key.as_str()];
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() > 1e-9 * x.abs().max(y.abs()).max(1.0),
+                _ => *x != y,
+            }
+        })
+        .map(|(key, x)| format!("{key} ({x} → {})", b[key.as_str()]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_differ_by_field_not_by_last_bits() {
+        let row = |latency: f64, n: usize| SweepRow {
+            point: "rsd-t0.6".into(),
+            run_type: arbitrage::method::policy::RunType::Rsd,
+            threshold: Some(0.6),
+            n,
+            accuracy: 0.5,
+            mean_latency_s: latency,
+            p50_latency_s: 1.0,
+            p90_latency_s: 2.0,
+            target_step_fraction: 0.5,
+            acceptance_rate: None,
+            draft_tokens: 1,
+            target_tokens: 2,
+            discarded_draft_tokens: 0,
+            accepted_draft_tokens: 0,
+            draft_s: 0.0,
+            target_s: 0.0,
+            scoring_s: 0.0,
+            other_s: 0.0,
+            replayed_latency_s: 0.0,
+            errors: 0,
+        };
+        assert!(
+            differing_fields(&row(12.440066349166669, 30), &row(12.440066349166667, 30)).is_empty()
+        );
+        assert_eq!(
+            differing_fields(&row(12.4, 30), &row(12.5, 29)),
+            ["mean_latency_s (12.4 → 12.5)", "n (30 → 29)"]
         );
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::run::Metrics;
+use crate::eval::run::{Metrics, compute_metrics, read_results};
 use crate::method::policy::RunType;
 
 /// How a grid point sets its rule.
@@ -252,6 +252,37 @@ pub fn read_table(path: &Path) -> Result<Vec<SweepRow>, TableError> {
             })
         })
         .collect()
+}
+
+/// A point's row rebuilt from its `results.jsonl` (every problem's record), not from its
+/// `metrics.json` or `sweep.csv`: how committed evidence is checked against the tables made from
+/// it. `metrics.json` supplies only what records do not carry (dataset, wall time, scorer names).
+pub fn recompute_row(sweep_dir: &Path, point: &str) -> Result<SweepRow, TableError> {
+    let dir = sweep_dir.join(point);
+    let results = dir.join("results.jsonl");
+    let error = |path: &Path, message: String| TableError {
+        path: path.to_owned(),
+        message,
+    };
+    let records = read_results(&results).map_err(|e| error(&results, e.to_string()))?;
+    let Some(first) = records.first() else {
+        return Err(error(&results, "no records".into()));
+    };
+    let metrics_path = dir.join("metrics.json");
+    let old: Metrics = std::fs::read_to_string(&metrics_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|m| error(&metrics_path, m))?;
+    let metrics = compute_metrics(
+        &records,
+        first.run_type,
+        first.threshold,
+        &old.dataset,
+        old.wall_time_s,
+        old.prm,
+        old.router,
+    );
+    Ok(SweepRow::new(point, &metrics))
 }
 
 /// The problems `start..end` cut into `rounds` consecutive slices of near-equal size (the first ones

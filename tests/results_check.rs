@@ -1,0 +1,63 @@
+//! The tables in docs/results.md that rest on committed outputs are recomputed from those outputs
+//! by `scripts/check-results.py` (through `arbitrage report --recompute`): the docs agree with
+//! the evidence today, and a figure changed by hand is caught.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn check(doc: &Path) -> Output {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new("python3")
+        .arg(repo.join("scripts/check-results.py"))
+        .arg("--bin")
+        .arg(env!("CARGO_BIN_EXE_arbitrage"))
+        .arg(doc)
+        .output()
+        .expect("python3 runs scripts/check-results.py")
+}
+
+#[test]
+fn the_results_tables_match_their_committed_outputs() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results.md");
+    let out = check(&doc);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": matches"), "{stdout}");
+    assert!(stdout.contains(", 0 differ"), "{stdout}");
+}
+
+#[test]
+fn a_figure_edited_by_hand_is_caught() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("docs/results.md")).unwrap();
+    let start = text
+        .find("<!-- recompute:")
+        .expect("docs/results.md has a recompute block");
+    // The first accuracy in the block's table, one tenth of a point higher.
+    let pct = start
+        + text[start..]
+            .find("% |")
+            .expect("a percentage in the block");
+    let digit = pct - 1;
+    let bumped = match text.as_bytes()[digit] {
+        b'9' => '8',
+        d => char::from(d + 1),
+    };
+    let edited = format!("{}{bumped}{}", &text[..digit], &text[digit + 1..]);
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("results.md");
+    std::fs::write(&doc, edited).unwrap();
+
+    let out = check(&doc);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("differs from the recomputed report"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{}:", doc.display())), "{stderr}");
+}
