@@ -61,3 +61,56 @@ fn a_figure_edited_by_hand_is_caught() {
     );
     assert!(stderr.contains(&format!("{}:", doc.display())), "{stderr}");
 }
+
+#[test]
+fn a_sweep_packed_as_evidence_gives_the_same_table() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let unpacked = Command::new("tar")
+        .arg("xzf")
+        .arg(repo.join("evidence/bench/latency-model-2026-12-06.tar.gz"))
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let archive = dir.path().join("packed.tar.gz");
+    let packed = Command::new("python3")
+        .arg(repo.join("scripts/evidence-pack.py"))
+        .arg(
+            dir.path()
+                .join("latency-model-v3-gsm8k-50-80/one-at-a-time"),
+        )
+        .arg(&archive)
+        .args(["--command", "scripts/bench-latency-model.sh 50 80"])
+        .output()
+        .unwrap();
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&packed.stdout).contains("5 points"));
+
+    // The docs' block, fenced with the new archive instead of the committed one.
+    let text = std::fs::read_to_string(repo.join("docs/results.md")).unwrap();
+    let start = text.find("<!-- recompute:").unwrap();
+    let body_start = start + text[start..].find("-->\n").unwrap() + 4;
+    let end = body_start + text[body_start..].find("<!-- /recompute -->").unwrap();
+    let doc = dir.path().join("doc.md");
+    std::fs::write(
+        &doc,
+        format!(
+            "<!-- recompute: {} one-at-a-time -->\n{}<!-- /recompute -->\n",
+            archive.display(),
+            &text[body_start..end]
+        ),
+    )
+    .unwrap();
+    let out = check(&doc);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
