@@ -27,8 +27,9 @@ pub struct SweepArgs {
     /// Head file of `--prm value-head`.
     #[arg(long, value_name = "FILE")]
     prm_head: Option<PathBuf>,
-    /// Run types to sweep (rsd, oracle, router), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "rsd,router")]
+    /// Run types to sweep (rsd, oracle, router), comma-separated; `--run-types` with no value
+    /// sweeps none (the baselines alone).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "rsd,router")]
     run_types: Vec<RunType>,
     /// Thresholds for every swept run type without its own list, comma-separated.
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
@@ -301,4 +302,29 @@ fn row(point: &Point, dir: &Path) -> Result<SweepRow> {
     let metrics: Metrics =
         serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
     Ok(SweepRow::new(&point.dir_name(), &metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sweep: SweepArgs,
+    }
+
+    fn run_types(argv: &[&str]) -> Vec<RunType> {
+        let argv = ["sweep", "--dataset", "gsm8k"].iter().chain(argv);
+        Cli::try_parse_from(argv).unwrap().sweep.run_types
+    }
+
+    #[test]
+    fn run_types_default_to_rsd_and_router_and_may_be_none() {
+        assert_eq!(run_types(&[]), [RunType::Rsd, RunType::Router]);
+        assert_eq!(run_types(&["--run-types", "oracle"]), [RunType::Oracle]);
+        assert!(run_types(&["--run-types"]).is_empty());
+        assert!(run_types(&["--run-types", "--start", "5"]).is_empty());
+    }
 }
