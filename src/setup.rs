@@ -87,7 +87,11 @@ pub enum SetupError {
 /// Where the router comes from.
 #[derive(Debug, Clone)]
 pub enum RouterSource {
-    File { file: RouterFile, path: PathBuf },
+    /// Boxed: a router file is large beside a server's address.
+    File {
+        file: Box<RouterFile>,
+        path: PathBuf,
+    },
     Served(RemoteModelConfig),
 }
 
@@ -107,24 +111,25 @@ impl RouterSource {
             },
         };
         Ok(Some(RouterSource::File {
-            file: RouterFile::load(&path)?,
+            file: Box::new(RouterFile::load(&path)?),
             path,
         }))
     }
 
-    pub fn budget(&self) -> Budget<'_> {
+    pub fn budget<'a>(&'a self, set: Option<&'a str>) -> Budget<'a> {
         match self {
-            RouterSource::File { file, .. } => Budget::File(file),
+            RouterSource::File { file, .. } => Budget::File { file, set },
             RouterSource::Served(_) => Budget::Served,
         }
     }
 
-    /// The early rule the router file fitted for the budget point nearest `fraction`.
-    pub fn early_rule(&self, fraction: f64) -> Option<EarlyRule> {
+    /// The early rule the router file fitted for the budget point nearest `fraction` (on `set`'s
+    /// own curve where it has one).
+    pub fn early_rule(&self, set: Option<&str>, fraction: f64) -> Option<EarlyRule> {
         match self {
-            RouterSource::File { file, .. } => {
-                file.budget_point(fraction).and_then(|p| p.early.clone())
-            }
+            RouterSource::File { file, .. } => file
+                .budget_point(set, fraction)
+                .and_then(|p| p.early.clone()),
             RouterSource::Served(_) => None,
         }
     }
@@ -149,7 +154,7 @@ pub enum EarlyRequest {
 }
 
 /// What a run asks for, before anything is checked.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleRequest {
     pub run_type: RunType,
     /// The rule's threshold; `None` takes the run type's (or the router file's) default.
@@ -157,6 +162,9 @@ pub struct RuleRequest {
     /// `router`: the threshold that sent about this fraction of held-out steps to the target.
     pub target_fraction: Option<f64>,
     pub early: EarlyRequest,
+    /// The dataset the rule runs on (`gsm8k`, `math500`, ...), where known: a router file with a
+    /// budget curve of that set takes `target_fraction`'s threshold from it.
+    pub set: Option<String>,
 }
 
 impl RuleRequest {
@@ -166,6 +174,7 @@ impl RuleRequest {
             threshold: None,
             target_fraction: None,
             early: EarlyRequest::default(),
+            set: None,
         }
     }
 }
@@ -411,10 +420,10 @@ impl Setup {
                         path.display()
                     )));
                 };
-                Some(Box::new(ProbeRouter::new(d.clone(), file, &path)))
+                Some(Box::new(ProbeRouter::new(d.clone(), *file, &path)))
             }
             Some(RouterSource::File { file, path }) => {
-                Some(Box::new(FeatureRouter::new(file, &path)))
+                Some(Box::new(FeatureRouter::new(*file, &path)))
             }
             Some(RouterSource::Served(server)) => Some(Box::new(RemoteRouter::new(
                 Client::new(
@@ -465,7 +474,8 @@ pub fn resolve_rule(
             return Err(SetupError::EarlyTokens);
         }
     }
-    let budget = router.map_or(Budget::NoRouter, RouterSource::budget);
+    let set = request.set.as_deref();
+    let budget = router.map_or(Budget::NoRouter, |r| r.budget(set));
     let threshold =
         policy::choose_threshold(run_type, request.threshold, request.target_fraction, budget)?;
     let early = match (request.early, router, request.target_fraction) {
@@ -482,7 +492,7 @@ pub fn resolve_rule(
         (EarlyRequest::FromRouterFile, Some(router), Some(fraction))
             if run_type == RunType::Router && request.threshold.is_none() =>
         {
-            router.early_rule(fraction)
+            router.early_rule(set, fraction)
         }
         _ => None,
     };

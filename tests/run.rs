@@ -732,3 +732,30 @@ fn a_budget_point_runs_the_early_rule_trained_for_it_unless_told_not_to() {
         assert_eq!(early_steps(&results), 0, "{extra:?}");
     }
 }
+
+#[test]
+fn a_target_fraction_on_a_set_with_its_own_budget_curve_takes_that_curve_s_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
+            .unwrap();
+    file["budget"] = serde_json::json!([{"target_fraction": 0.3, "threshold": 0.2}]);
+    // The test's problems file is `problems.jsonl`: its set is `problems`.
+    file["budget_by_set"] = serde_json::json!({
+        "problems": [{"target_fraction": 0.3, "threshold": 0.8}],
+        "other": [{"target_fraction": 0.3, "threshold": 0.05}]
+    });
+    let router = tmp.path().join("router.json");
+    std::fs::write(&router, file.to_string()).unwrap();
+    let router = router.to_str().unwrap();
+    let (_, metrics, _, _t, stderr) =
+        run_with_stderr("router", &["--router", router, "--target-fraction", "0.3"]);
+    assert_eq!(metrics["threshold"], 0.8, "{stderr}");
+    assert!(
+        stderr.contains("threshold 0.8 (the budget curve of problems at 0.3)"),
+        "{stderr}"
+    );
+    // An explicit threshold is the threshold, whatever the curves say.
+    let (_, metrics, _, _t) = run("router", &["--router", router, "--threshold", "0.4"]);
+    assert_eq!(metrics["threshold"], 0.4);
+}

@@ -11,7 +11,7 @@ use arbitrage::engines::step_cache::{CachedGenerator, CachedScorer, StepCache};
 use arbitrage::eval::run::{self, Metrics, ResultRecord, RunDir, RunEvents, RunSpec};
 use arbitrage::method::policy::RunType;
 use arbitrage::method::speculate::{Models, TimeSplit, TraceStep};
-use arbitrage::setup::{EarlyRequest, ModelPool, RuleRequest, Setup, SetupError};
+use arbitrage::setup::{EarlyRequest, ModelPool, RouterSource, RuleRequest, Setup, SetupError};
 use arbitrage::types::Author;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,7 +32,8 @@ pub struct RunArgs {
     /// oracle 0, router the router file's default.
     #[arg(long, alias = "prm-threshold")]
     threshold: Option<f64>,
-    /// Router only: pick the threshold that sent about this fraction of held-out steps to the target.
+    /// Router only: pick the threshold that sent about this fraction of held-out steps to the
+    /// target (of the run's set's own steps where the router file has a curve for that set).
     #[arg(long, conflicts_with = "threshold")]
     target_fraction: Option<f64>,
     /// Run at most this many problems (after --start/--end).
@@ -173,10 +174,25 @@ fn one_line(text: &str, width: usize) -> String {
     }
 }
 
+/// Where a `--target-fraction` threshold came from, when the router file has a budget curve of
+/// the run's own set (otherwise the pooled curve, which needs no note).
+fn curve_note(setup: &Setup, args: &RunArgs, set: &str) -> String {
+    match (&setup.router, args.target_fraction, args.threshold) {
+        (Some(RouterSource::File { file, .. }), Some(fraction), None) => {
+            match file.budget_curve(Some(set)).1 {
+                Some(set) => format!(" (the budget curve of {set} at {fraction})"),
+                None => String::new(),
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 impl RunArgs {
-    /// The rule this command asks for.
-    fn rule_request(&self) -> RuleRequest {
+    /// The rule this command asks for, on the dataset named `set`.
+    fn rule_request(&self, set: &str) -> RuleRequest {
         RuleRequest {
+            set: Some(set.to_owned()),
             run_type: self.run_type,
             threshold: self.threshold,
             target_fraction: self.target_fraction,
@@ -258,7 +274,13 @@ pub fn run_point(
         Setup::without_router(config)
     };
     let config = &setup.config;
-    let rule = setup.rule(&args.rule_request()).map_err(|e| {
+    let dataset = super::resolve_dataset(
+        &args.dataset,
+        args.data_dir.as_deref(),
+        args.question_field.as_deref(),
+        args.answer_field.as_deref(),
+    )?;
+    let rule = setup.rule(&args.rule_request(&dataset.name)).map_err(|e| {
         // Name the flag that asked for what cannot run.
         let flag = match e {
             SetupError::EarlyNeedsRouter(_)
@@ -281,12 +303,6 @@ pub fn run_point(
         .as_ref()
         .map_or(String::new(), |rule| format!(", early rule {rule}"));
 
-    let dataset = super::resolve_dataset(
-        &args.dataset,
-        args.data_dir.as_deref(),
-        args.question_field.as_deref(),
-        args.answer_field.as_deref(),
-    )?;
     let all = dataset.load()?;
     let problems = all[super::problem_range(all.len(), args.start, args.end, args.limit)?].to_vec();
 
@@ -369,7 +385,10 @@ pub fn run_point(
         problems.len(),
         todo,
         if run_type.uses_threshold() {
-            format!(", threshold {threshold}")
+            format!(
+                ", threshold {threshold}{}",
+                curve_note(&setup, args, &dataset.name)
+            )
         } else {
             String::new()
         },

@@ -108,6 +108,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             } else {
                 EarlyRequest::FromRouterFile
             },
+            set: None,
         })
         .context("--run-type / --threshold / --target-fraction")?;
     // A request may ask for any run type, so the server loads every role it can: the PRM where

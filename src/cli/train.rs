@@ -186,6 +186,33 @@ pub fn run(args: TrainArgs) -> Result<()> {
             args.early_cost_ratio, args.early_kept_ratio
         );
     }
+    if !trained.file.budget_by_set.is_empty() {
+        println!(
+            "\nbudget curves by set (thresholds that send 15% / 30% / 45% / 60% of each set's held-out steps)"
+        );
+        let curves = std::iter::once(("pooled", &trained.file.budget)).chain(
+            trained
+                .file
+                .budget_by_set
+                .iter()
+                .map(|(set, curve)| (set.as_str(), curve)),
+        );
+        for (set, curve) in curves {
+            let at = |f: f64| {
+                curve
+                    .iter()
+                    .find(|p| (p.target_fraction - f).abs() < 1e-9)
+                    .map_or("–".to_owned(), |p| format!("{:.3}", p.threshold))
+            };
+            println!(
+                "{set:<16} {} / {} / {} / {}",
+                at(0.15),
+                at(0.3),
+                at(0.45),
+                at(0.6)
+            );
+        }
+    }
     eprintln!("router written to {}", args.out.display());
     Ok(())
 }

@@ -620,6 +620,7 @@ pub fn train_heads(
             bias: fit.bias,
             default_threshold: 0.5,
             budget: budget_points(&y_hat),
+            budget_by_set: BTreeMap::new(),
             training: t,
             evaluation: serde_json::json!(
                 report

@@ -786,6 +786,7 @@ pub fn train(
         bias,
         default_threshold: 0.5,
         budget: Vec::new(),
+        budget_by_set: BTreeMap::new(),
         training: serde_json::Value::Null,
         evaluation: serde_json::Value::Null,
     };
@@ -894,46 +895,49 @@ pub fn train(
         }
     }
     file.budget = budget_points(&y_hat);
+    let train_steps: Vec<&Example> = train_part.iter().collect();
+    let eval_steps: Vec<&Example> = eval_on.iter().collect();
     let mut early = Vec::new();
     if let Some(costs) = options.early_costs {
-        let train_steps: Vec<&Example> = train_part.iter().collect();
-        let eval_steps: Vec<&Example> = eval_on.iter().collect();
-        let scores = |steps: &[&Example]| -> Vec<f32> {
-            steps.iter().map(|e| file.predict(&e.features)).collect()
-        };
-        let (train_scores, eval_scores) = (scores(&train_steps), scores(&eval_steps));
-        let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
-            scores
+        if let Some((points, reports)) =
+            fit_early_points(&file, &file.budget, &train_steps, &eval_steps, costs)
+        {
+            file.budget = points;
+            early = reports;
+        }
+    }
+    // One curve per set where the data hold several: ŷ is distributed differently on each.
+    let sets = source_sets(sources);
+    let mut early_by_set = BTreeMap::new();
+    let distinct: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
+    if distinct.len() > 1 {
+        for set in distinct {
+            let in_set =
+                |e: &&Example| sets.get(e.problem.0).and_then(Option::as_deref) == Some(set);
+            let set_eval: Vec<&Example> = eval_steps.iter().copied().filter(in_set).collect();
+            if set_eval.len() < MIN_SET_CURVE_STEPS {
+                tracing::warn!(
+                    set,
+                    held_out_steps = set_eval.len(),
+                    "too few held-out steps for a budget curve of its own; runs on it use the pooled curve"
+                );
+                continue;
+            }
+            let set_y_hat: Vec<f64> = set_eval
                 .iter()
-                .map(|&y| crate::method::policy::router_escalates(y, threshold))
-                .collect()
-        };
-        for point in &mut file.budget {
-            let fitted = fit_early_rule(
-                &train_steps,
-                &decisions(&train_scores, point.threshold),
-                costs,
-            );
-            point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
-            early.push(EarlyReport {
-                target_fraction: point.target_fraction,
-                threshold: point.threshold,
-                rule: point.early.clone(),
-                train: fitted.map(|(_, o)| o),
-                held_out: point.early.as_ref().map(|rule| {
-                    early_outcome(
-                        rule,
-                        &eval_steps,
-                        &decisions(&eval_scores, point.threshold),
-                        costs,
-                    )
-                }),
-                context_only: context_only_outcome(
-                    &eval_steps,
-                    &decisions(&eval_scores, point.threshold),
-                    costs,
-                ),
-            });
+                .map(|e| f64::from(file.predict(&e.features)))
+                .collect();
+            let set_train: Vec<&Example> = train_steps.iter().copied().filter(in_set).collect();
+            let mut points = budget_points(&set_y_hat);
+            if let Some(costs) = options.early_costs {
+                if let Some((fitted, reports)) =
+                    fit_early_points(&file, &points, &set_train, &set_eval, costs)
+                {
+                    points = fitted;
+                    early_by_set.insert(set.to_owned(), reports);
+                }
+            }
+            file.budget_by_set.insert(set.to_owned(), points);
         }
     }
     let per_source: BTreeMap<usize, usize> = examples.iter().fold(BTreeMap::new(), |mut m, e| {
@@ -950,6 +954,8 @@ pub fn train(
         "options": options,
         "model": "linfa-logistic, L2-regularised, standardised features",
         "early": early,
+        "early_by_set": early_by_set,
+        "sets": sets,
         "arithmetic": arithmetic,
     });
     file.evaluation = serde_json::to_value(&evaluations).expect("evaluations serialise");
@@ -963,6 +969,78 @@ pub fn train(
         examples: examples.len(),
         arithmetic,
     })
+}
+
+/// Held-out steps a set needs for a budget curve of its own (`RouterFile::budget_by_set`): at
+/// fewer, its 5% points rest on a step or two.
+pub const MIN_SET_CURVE_STEPS: usize = 40;
+
+/// The dataset each source's records came from: the `dataset` of the `metrics.json` that
+/// `run --run-type generate` wrote beside its steps.jsonl (`None` where there is none).
+pub fn source_sets(sources: &[PathBuf]) -> Vec<Option<String>> {
+    sources
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path.with_file_name("metrics.json")).ok()?;
+            let metrics: serde_json::Value = serde_json::from_str(&text).ok()?;
+            metrics.get("dataset")?.as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Fits an early decision at every point of a budget curve, on `train_steps` against the
+/// router's decisions at each point's threshold, and reports it on `eval_steps` too. Returns
+/// the points with their rules, and the reports; `None` without training steps.
+fn fit_early_points(
+    file: &RouterFile,
+    points: &[BudgetPoint],
+    train_steps: &[&Example],
+    eval_steps: &[&Example],
+    costs: EarlyCosts,
+) -> Option<(Vec<BudgetPoint>, Vec<EarlyReport>)> {
+    if train_steps.is_empty() {
+        return None;
+    }
+    let scores = |steps: &[&Example]| -> Vec<f32> {
+        steps.iter().map(|e| file.predict(&e.features)).collect()
+    };
+    let (train_scores, eval_scores) = (scores(train_steps), scores(eval_steps));
+    let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
+        scores
+            .iter()
+            .map(|&y| crate::method::policy::router_escalates(y, threshold))
+            .collect()
+    };
+    let mut points = points.to_vec();
+    let mut reports = Vec::new();
+    for point in &mut points {
+        let fitted = fit_early_rule(
+            train_steps,
+            &decisions(&train_scores, point.threshold),
+            costs,
+        );
+        point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
+        reports.push(EarlyReport {
+            target_fraction: point.target_fraction,
+            threshold: point.threshold,
+            rule: point.early.clone(),
+            train: fitted.map(|(_, o)| o),
+            held_out: point.early.as_ref().map(|rule| {
+                early_outcome(
+                    rule,
+                    eval_steps,
+                    &decisions(&eval_scores, point.threshold),
+                    costs,
+                )
+            }),
+            context_only: context_only_outcome(
+                eval_steps,
+                &decisions(&eval_scores, point.threshold),
+                costs,
+            ),
+        });
+    }
+    Some((points, reports))
 }
 
 /// Convenience for the CLI: read, train, save.
@@ -1244,6 +1322,70 @@ mod tests {
                 .windows(2)
                 .all(|w| w[0].threshold >= w[1].threshold),
             "more budget, lower threshold"
+        );
+    }
+
+    #[test]
+    fn each_set_gets_a_budget_curve_that_holds_on_its_own_steps() {
+        // Two sources named by the metrics.json beside them; the second set's drafts are less
+        // sure of themselves, so the router scores its steps higher.
+        let dir = tempfile::tempdir().unwrap();
+        let sources: Vec<PathBuf> = ["gsm8k", "math500"]
+            .iter()
+            .map(|set| {
+                let run = dir.path().join(set);
+                std::fs::create_dir_all(&run).unwrap();
+                std::fs::write(
+                    run.join("metrics.json"),
+                    format!(r#"{{"dataset": "{set}"}}"#),
+                )
+                .unwrap();
+                run.join("steps.jsonl")
+            })
+            .collect();
+        assert_eq!(
+            source_sets(&sources),
+            [Some("gsm8k".to_owned()), Some("math500".to_owned())]
+        );
+        let mut v = synthetic_examples(150, 6, 5);
+        let mut math = synthetic_examples(150, 6, 6);
+        for e in &mut math {
+            e.problem.0 = 1;
+            e.features[0] -= 1.0;
+        }
+        v.extend(math);
+        let trained = train(&v, &sources, &synthetic_options()).unwrap();
+        let file = &trained.file;
+        assert_eq!(
+            file.budget_by_set.keys().collect::<Vec<_>>(),
+            ["gsm8k", "math500"]
+        );
+        let sent = |set: usize, threshold: f64| {
+            let steps: Vec<&Example> = v.iter().filter(|e| e.problem.0 == set).collect();
+            let sent = steps
+                .iter()
+                .filter(|e| f64::from(file.predict(&e.features)) >= threshold)
+                .count();
+            sent as f64 / steps.len() as f64
+        };
+        let pooled = file.threshold_for_fraction(None, 0.3).unwrap();
+        let math_own = file.threshold_for_fraction(Some("math500"), 0.3).unwrap();
+        let gsm8k_own = file.threshold_for_fraction(Some("gsm8k"), 0.3).unwrap();
+        assert!(
+            math_own > pooled && pooled > gsm8k_own,
+            "{math_own} {pooled} {gsm8k_own}"
+        );
+        // The pooled threshold sends far more than 30% of the less sure set; its own, about 30%.
+        assert!(sent(1, pooled) > 0.45, "{}", sent(1, pooled));
+        assert!(
+            (sent(1, math_own) - 0.3).abs() < 0.1,
+            "{}",
+            sent(1, math_own)
+        );
+        assert!(
+            (sent(0, gsm8k_own) - 0.3).abs() < 0.1,
+            "{}",
+            sent(0, gsm8k_own)
         );
     }
 

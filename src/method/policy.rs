@@ -212,8 +212,12 @@ pub enum Budget<'a> {
     NoRouter,
     /// A served router: it has no budget table.
     Served,
-    /// A router file, with its default threshold and (maybe) its budget table.
-    File(&'a crate::method::router::RouterFile),
+    /// A router file, with its default threshold and (maybe) its budget curves, and the set the
+    /// run is on (which picks that set's curve where the file has one).
+    File {
+        file: &'a crate::method::router::RouterFile,
+        set: Option<&'a str>,
+    },
 }
 
 /// Why a threshold could not be chosen. The messages name the values, not the flags, so `run`
@@ -258,14 +262,16 @@ pub fn choose_threshold(
         (Some(t), _, _) => t,
         (None, Some(_), Budget::Served) => return Err(ThresholdError::ServedRouterHasNoBudget),
         (None, Some(_), Budget::NoRouter) => return Err(ThresholdError::NoRouter),
-        (None, Some(f), Budget::File(file)) => {
+        (None, Some(f), Budget::File { file, set }) => {
             if !(0.0..=1.0).contains(&f) {
                 return Err(ThresholdError::FractionOutOfRange(f));
             }
-            file.threshold_for_fraction(f)
+            file.threshold_for_fraction(set, f)
                 .ok_or(ThresholdError::NoBudgetTable)?
         }
-        (None, None, Budget::File(file)) if run_type == RunType::Router => file.default_threshold,
+        (None, None, Budget::File { file, .. }) if run_type == RunType::Router => {
+            file.default_threshold
+        }
         (None, None, _) => run_type.default_threshold(),
     };
     let (lo, hi) = run_type.threshold_range();

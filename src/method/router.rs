@@ -7,6 +7,7 @@
 //! (`kind = "logistic"`) or the draft's final hidden state at the end of its step (`kind =
 //! "hidden-state"`, a linear probe, read from the draft instance, loaded to report hidden states).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,13 @@ pub struct RouterFile {
     pub default_threshold: f64,
     #[serde(default)]
     pub budget: Vec<BudgetPoint>,
+    /// Budget curves of single sets, by dataset name (`gsm8k`, `math500`, ...), fitted on each
+    /// set's own held-out steps. ŷ is distributed differently on different sets (MATH steps are
+    /// longer and less certain than GSM8K's, so a pooled threshold sends more of them), so a run
+    /// on a set named here takes its `--target-fraction` threshold and early rule from that
+    /// set's curve; every other run uses `budget`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budget_by_set: BTreeMap<String, Vec<BudgetPoint>>,
     /// How it was trained (data, sizes, options); free-form.
     #[serde(default)]
     pub training: serde_json::Value,
@@ -156,10 +164,20 @@ impl RouterFile {
             }
         };
         crate::logistic::check_logistic(n, &self.mean, &self.scale, &self.weights, self.bias)?;
-        for point in &self.budget {
-            if let Some(rule) = &point.early {
-                rule.check()
-                    .map_err(|e| format!("budget point {}: {e}", point.target_fraction))?;
+        let curves = std::iter::once(("", &self.budget))
+            .chain(self.budget_by_set.iter().map(|(set, b)| (set.as_str(), b)));
+        for (set, budget) in curves {
+            let of_set = if set.is_empty() {
+                String::new()
+            } else {
+                format!(" of {set}")
+            };
+            for point in budget {
+                if let Some(rule) = &point.early {
+                    rule.check().map_err(|e| {
+                        format!("budget point {}{of_set}: {e}", point.target_fraction)
+                    })?;
+                }
             }
         }
         if !(0.0..=1.0).contains(&self.default_threshold) {
@@ -186,14 +204,24 @@ impl RouterFile {
         self.kind == KIND_HIDDEN_STATE
     }
 
-    /// The threshold that sent about `fraction` of held-out steps to the target.
-    pub fn threshold_for_fraction(&self, fraction: f64) -> Option<f64> {
-        self.budget_point(fraction).map(|p| p.threshold)
+    /// The threshold that sent about `fraction` of held-out steps to the target: of `set`'s
+    /// own steps where the file has a curve for it ([`RouterFile::budget_curve`]).
+    pub fn threshold_for_fraction(&self, set: Option<&str>, fraction: f64) -> Option<f64> {
+        self.budget_point(set, fraction).map(|p| p.threshold)
     }
 
-    /// The budget point nearest to `fraction`.
-    pub fn budget_point(&self, fraction: f64) -> Option<&BudgetPoint> {
-        self.budget.iter().min_by(|a, b| {
+    /// The budget curve a run on `set` uses, and the set it was fitted on (`None`: the pooled
+    /// curve, for sets the file has no curve of and for requests that name no set).
+    pub fn budget_curve(&self, set: Option<&str>) -> (&[BudgetPoint], Option<&str>) {
+        match set.and_then(|s| self.budget_by_set.get_key_value(s)) {
+            Some((name, curve)) if !curve.is_empty() => (curve, Some(name.as_str())),
+            _ => (&self.budget, None),
+        }
+    }
+
+    /// The budget point nearest to `fraction` on `set`'s curve.
+    pub fn budget_point(&self, set: Option<&str>, fraction: f64) -> Option<&BudgetPoint> {
+        self.budget_curve(set).0.iter().min_by(|a, b| {
             (a.target_fraction - fraction)
                 .abs()
                 .total_cmp(&(b.target_fraction - fraction).abs())
@@ -314,6 +342,7 @@ pub(crate) mod tests {
                     early: None,
                 },
             ],
+            budget_by_set: BTreeMap::new(),
             training: serde_json::json!({"examples": 0}),
             evaluation: serde_json::Value::Null,
         }
@@ -372,8 +401,42 @@ pub(crate) mod tests {
     fn zero_weights_predict_one_half_and_budget_picks_the_nearest_point() {
         let f = sample();
         assert_eq!(f.predict(&[1.0; FEATURE_NAMES.len()]), 0.5);
-        assert_eq!(f.threshold_for_fraction(0.25), Some(0.7));
-        assert_eq!(f.threshold_for_fraction(0.45), Some(0.5));
+        assert_eq!(f.threshold_for_fraction(None, 0.25), Some(0.7));
+        assert_eq!(f.threshold_for_fraction(None, 0.45), Some(0.5));
+    }
+
+    #[test]
+    fn a_set_with_its_own_curve_takes_its_thresholds_from_it() {
+        let mut f = sample();
+        f.budget_by_set.insert(
+            "math500".into(),
+            vec![BudgetPoint {
+                target_fraction: 0.3,
+                threshold: 0.9,
+                early: Some(crate::method::policy::EarlyRule::entropy(4, 1.0)),
+            }],
+        );
+        assert_eq!(f.threshold_for_fraction(Some("math500"), 0.25), Some(0.9));
+        assert_eq!(f.budget_curve(Some("math500")).1, Some("math500"));
+        assert!(
+            f.budget_point(Some("math500"), 0.3)
+                .unwrap()
+                .early
+                .is_some()
+        );
+        // Sets without a curve, and requests naming none, use the pooled one.
+        assert_eq!(f.threshold_for_fraction(Some("gsm8k"), 0.25), Some(0.7));
+        assert_eq!(f.threshold_for_fraction(None, 0.25), Some(0.7));
+        assert_eq!(f.budget_curve(Some("gsm8k")).1, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        f.save(&path).unwrap();
+        assert_eq!(RouterFile::load(&path).unwrap(), f);
+        f.budget_by_set.get_mut("math500").unwrap()[0].early =
+            Some(crate::method::policy::EarlyRule::entropy(0, 1.0));
+        let err = f.check().unwrap_err();
+        assert!(err.contains("budget point 0.3 of math500"), "{err}");
     }
 
     #[test]

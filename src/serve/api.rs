@@ -523,6 +523,8 @@ fn rule(ext: &Extension, settings: &ServerSettings) -> Result<Rule, ApiError> {
         } else {
             EarlyRequest::Off
         },
+        // A request names no dataset: the router file's pooled budget curve.
+        set: None,
     };
     resolve_rule(&request, settings.router.as_ref(), settings.has_prm).map_err(|e| match e {
         SetupError::Threshold(ThresholdError::OutOfRange { .. }) => {
@@ -766,7 +768,7 @@ mod tests {
         file.budget[0].early = Some(early.clone());
         let mut settings = settings();
         settings.router = Some(RouterSource::File {
-            file,
+            file: Box::new(file),
             path: "router.json".into(),
         });
         let rule_for = |settings: &ServerSettings, ext: Value| {
