@@ -92,9 +92,11 @@ fn a_sweep_packed_as_evidence_gives_the_same_table() {
     );
     assert!(String::from_utf8_lossy(&packed.stdout).contains("5 points"));
 
-    // The docs' block, fenced with the new archive instead of the committed one.
+    // The docs' block of that sweep, fenced with the new archive instead of the committed one.
     let text = std::fs::read_to_string(repo.join("docs/results.md")).unwrap();
-    let start = text.find("<!-- recompute:").unwrap();
+    let start = text
+        .find("<!-- recompute: evidence/bench/latency-model-2026-12-06.tar.gz latency-model-v3-gsm8k-50-80/one-at-a-time -->")
+        .expect("docs/results.md has the block of the latency model's sweep");
     let body_start = start + text[start..].find("-->\n").unwrap() + 4;
     let end = body_start + text[body_start..].find("<!-- /recompute -->").unwrap();
     let doc = dir.path().join("doc.md");
