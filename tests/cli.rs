@@ -162,6 +162,41 @@ fn grade_pairs_prints_one_verdict_per_line_in_order() {
 }
 
 #[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    // Far more verdicts than a pipe buffers, so the writer is still writing when the reader
+    // goes away (as `arbitrage grade --pairs F | head -1`).
+    std::fs::write(
+        &pairs,
+        "{\"gold\": \"1\", \"pred\": \"1\"}\n".repeat(20_000),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arbitrage"))
+        .args(["grade", "--pairs", pairs.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"equal\":true"), "{first}");
+    // The reader is gone (its end of the pipe dropped with the BufReader).
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    }
+}
+
+#[test]
 fn grade_pairs_names_a_bad_line() {
     let dir = tempfile::tempdir().unwrap();
     let pairs = dir.path().join("pairs.jsonl");
