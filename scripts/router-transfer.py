@@ -18,6 +18,7 @@ AUCs count ties as half.
 """
 import json
 import math
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -37,6 +38,15 @@ def auc(scores, ys):
             hi += n <= p
         wins += (lo + hi) / 2
     return wins / len(pos) / len(neg)
+
+
+MATH_SPAN = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]|\$\$(.*?)\$\$|\$(.*?)\$", re.S)
+CANDIDATES = {
+    "LaTeX commands per 100 characters": lambda t: 100 * len(re.findall(r"\\[a-zA-Z]+", t)) / max(1, len(t)),
+    "`\\frac`/`\\sqrt` count": lambda t: len(re.findall(r"\\(?:d?frac|sqrt)", t)),
+    "share of characters in math mode": lambda t: sum(len("".join(m)) for m in MATH_SPAN.findall(t)) / max(1, len(t)),
+    "log characters": lambda t: math.log1p(len(t)),
+}
 
 
 def read_jsonl(path):
@@ -100,6 +110,14 @@ def main() -> int:
     for b in router["budget"]:
         sent = sum(p >= b["threshold"] for p in ps) / len(ps)
         print(f"| {b['target_fraction']:.2f} | {b['threshold']:.3f} | {sent:.2f} |")
+    # Candidate text features the router does not read yet (issue 27: MATH may need LaTeX
+    # structure), from the draft step's text.
+    print()
+    print("| candidate text feature | AUC alone | non-zero |")
+    print("|---|---|---|")
+    for name, f in CANDIDATES.items():
+        xs = [f(s["draft_step"]) for s, _, _ in rows]
+        print(f"| {name} | {auc(xs, ys):.3f} | {sum(x != 0 for x in xs)} of {len(xs)} |")
     scored = [(s, y) for s, y, _ in rows if s.get("prm_score") is not None and s.get("target_prm_score") is not None]
     if scored:
         draft = [-s["prm_score"] for s, _ in scored]
