@@ -913,8 +913,13 @@ pub fn train(
     if distinct.len() > 1 {
         for set in distinct {
             let in_set =
-                |e: &&Example| sets.get(e.problem.0).and_then(Option::as_deref) == Some(set);
-            let set_eval: Vec<&Example> = eval_steps.iter().copied().filter(in_set).collect();
+                |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref) == Some(set);
+            // The held-out ŷ are those of the pooled curve, taken for this set's steps.
+            let (set_eval, set_y_hat): (Vec<&Example>, Vec<f64>) = eval_on
+                .iter()
+                .zip(&y_hat)
+                .filter(|(e, _)| in_set(e))
+                .unzip();
             if set_eval.len() < MIN_SET_CURVE_STEPS {
                 tracing::warn!(
                     set,
@@ -923,11 +928,7 @@ pub fn train(
                 );
                 continue;
             }
-            let set_y_hat: Vec<f64> = set_eval
-                .iter()
-                .map(|e| f64::from(file.predict(&e.features)))
-                .collect();
-            let set_train: Vec<&Example> = train_steps.iter().copied().filter(in_set).collect();
+            let set_train: Vec<&Example> = train_part.iter().filter(|e| in_set(e)).collect();
             let mut points = budget_points(&set_y_hat);
             if let Some(costs) = options.early_costs {
                 if let Some((fitted, reports)) =
