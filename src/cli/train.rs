@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use arbitrage::eval::train::{self, TrainOptions};
+use arbitrage::method::router::{KIND_FEATURES, RouterFile};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -54,9 +55,37 @@ pub struct TrainArgs {
     /// labels): routers trained on different advantages then share their held-out steps.
     #[arg(long)]
     labelled_only: bool,
+    /// Held-out splits to evaluate on (seeds --seed, --seed + 1, …): the table then gives each
+    /// row's mean and range. The router written is the first split's.
+    #[arg(long, default_value_t = 1)]
+    splits: usize,
+    /// Router files to score on the same held-out steps, next to the new one (the router it
+    /// replaces, say); rows are named by the file's stem.
+    #[arg(long, value_name = "ROUTER", value_delimiter = ',')]
+    compare: Vec<PathBuf>,
+}
+
+/// A router to compare, named by its file's stem; it must read draft-side features.
+fn compared_router(path: &std::path::Path) -> Result<(String, RouterFile)> {
+    let file = RouterFile::load(path)?;
+    if file.kind != KIND_FEATURES {
+        anyhow::bail!(
+            "--compare {}: a {:?} router reads a hidden state the step records do not carry; compare feature routers only",
+            path.display(),
+            file.kind
+        );
+    }
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    Ok((name, file))
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.splits == 0 {
+        anyhow::bail!("--splits must be at least 1");
+    }
     if !(0.0..1.0).contains(&args.held_out) {
         anyhow::bail!("--held-out must be in [0, 1), got {}", args.held_out);
     }
@@ -71,6 +100,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             kept_token: args.early_kept_ratio,
         }),
         labelled_only: args.labelled_only,
+        compare: args
+            .compare
+            .iter()
+            .map(|path| compared_router(path))
+            .collect::<Result<_>>()?,
     };
     if !(args.early_cost_ratio.is_finite() && args.early_cost_ratio > 0.0) {
         anyhow::bail!(
@@ -94,7 +128,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         _ => train::Advantage::Prm,
     };
     let started = std::time::Instant::now();
-    let trained = train::train_files(&args.data, &advantage, &options, &args.out)
+    let trained = train::train_files(&args.data, &advantage, &options, args.splits, &args.out)
         .map_err(|e| anyhow::anyhow!(e))?;
     eprintln!("Δ: {}", advantage.describe());
     eprintln!(
@@ -123,25 +157,45 @@ pub fn run(args: TrainArgs) -> Result<()> {
             100.0 * a.rest_helped as f64 / a.rest_labelled as f64
         );
     }
-    println!(
-        "{:<44} {:>6} {:>8} {:>8} {:>8} {:>8}",
-        "scorer", "n", "rho", "AUC", "acc y=0", "acc y=1"
-    );
-    for e in &trained.evaluations {
+    if args.splits > 1 {
         println!(
-            "{:<44} {:>6} {:>8.3} {:>8.3} {:>7.1}% {:>7.1}%",
-            e.name,
-            e.n,
-            e.spearman_rho,
-            e.roc_auc,
-            100.0 * e.accuracy_class0,
-            100.0 * e.accuracy_class1
+            "{:<60} {:>7} {:>8} {:>13} {:>8} {:>8}   (means over {} held-out splits)",
+            "scorer", "n", "AUC", "AUC range", "acc y=0", "acc y=1", args.splits
+        );
+        for e in &trained.splits {
+            println!(
+                "{:<60} {:>7.1} {:>8.3} {:>6.3}–{:<6.3} {:>7.1}% {:>7.1}%",
+                e.name,
+                e.mean_n,
+                e.mean_auc,
+                e.min_auc,
+                e.max_auc,
+                100.0 * e.mean_accuracy_class0,
+                100.0 * e.mean_accuracy_class1
+            );
+        }
+    } else {
+        println!(
+            "{:<60} {:>6} {:>8} {:>8} {:>8} {:>8}",
+            "scorer", "n", "rho", "AUC", "acc y=0", "acc y=1"
+        );
+        for e in &trained.evaluations {
+            println!(
+                "{:<60} {:>6} {:>8.3} {:>8.3} {:>7.1}% {:>7.1}%",
+                e.name,
+                e.n,
+                e.spearman_rho,
+                e.roc_auc,
+                100.0 * e.accuracy_class0,
+                100.0 * e.accuracy_class1
+            );
+        }
+        println!(
+            "{:<60} {:>6} {:>8.3} {:>8} {:>7.1}% {:>7.1}%",
+            "paper, 2-class router (for reference)", "", 0.151, "", 70.0, 73.0
         );
     }
-    println!(
-        "{:<44} {:>6} {:>8.3} {:>8} {:>7.1}% {:>7.1}%",
-        "paper, 2-class router (for reference)", "", 0.151, "", 70.0, 73.0
-    );
+
     if !trained.early.is_empty() {
         println!(
             "\nearly decisions (escalate on the glimpse; judged against the router's decisions on whole steps)"

@@ -455,6 +455,71 @@ pub fn evaluate(
     }
 }
 
+/// A score of held-out steps to evaluate, and the threshold its per-class accuracy reads.
+struct Scorer {
+    name: String,
+    /// The name of its row against the outcome labels; `None`: no such row.
+    short: Option<String>,
+    threshold: f64,
+    scores: Vec<f64>,
+}
+
+/// Every scorer on the held-out steps `keep` selects: against Δ, then, where the rollout labels
+/// say something else for some step, against them (so routers trained on different advantages
+/// compare on one truth). `suffix` ends every row's name.
+fn evaluate_scorers(
+    scorers: &[Scorer],
+    eval_on: &[Example],
+    keep: impl Fn(&Example) -> bool,
+    suffix: &str,
+    margin: f32,
+) -> Vec<Evaluation> {
+    let kept: Vec<usize> = (0..eval_on.len()).filter(|&i| keep(&eval_on[i])).collect();
+    let steps: Vec<Example> = kept.iter().map(|&i| eval_on[i].clone()).collect();
+    let mut rows: Vec<Evaluation> = scorers
+        .iter()
+        .map(|s| {
+            let scores: Vec<f64> = kept.iter().map(|&i| s.scores[i]).collect();
+            evaluate(
+                &format!("{}{suffix}", s.name),
+                &scores,
+                &steps,
+                margin,
+                s.threshold,
+            )
+        })
+        .collect();
+    if steps
+        .iter()
+        .any(|e| e.outcome.is_some_and(|o| o != e.advantage))
+    {
+        let labelled: Vec<usize> = kept
+            .iter()
+            .copied()
+            .filter(|&i| eval_on[i].outcome.is_some())
+            .collect();
+        let outcome_steps: Vec<Example> = labelled
+            .iter()
+            .map(|&i| Example {
+                advantage: eval_on[i].outcome.expect("kept only labelled steps"),
+                ..eval_on[i].clone()
+            })
+            .collect();
+        for s in scorers {
+            let Some(short) = &s.short else { continue };
+            let scores: Vec<f64> = labelled.iter().map(|&i| s.scores[i]).collect();
+            rows.push(evaluate(
+                &format!("{short}, against outcome labels{suffix}"),
+                &scores,
+                &outcome_steps,
+                0.0,
+                s.threshold,
+            ));
+        }
+    }
+    rows
+}
+
 /// Training options.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainOptions {
@@ -469,6 +534,10 @@ pub struct TrainOptions {
     /// Keep only records that rollout labels cover, so that routers trained on different
     /// advantages are held out and scored on the same steps.
     pub labelled_only: bool,
+    /// Other routers, by name, scored on the same held-out steps (the router a retrain replaces,
+    /// say); each must read a prefix of this build's features.
+    #[serde(skip)]
+    pub compare: Vec<(String, RouterFile)>,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
@@ -482,6 +551,9 @@ pub struct Trained {
     pub positives: usize,
     pub examples: usize,
     pub arithmetic: ArithmeticSummary,
+    /// Every evaluation row over the held-out splits `train_files` was asked for (one split:
+    /// the rows above).
+    pub splits: Vec<SplitSummary>,
 }
 
 /// How the arithmetic check of the draft's steps relates to the labels: the evidence behind the
@@ -814,64 +886,41 @@ pub fn train(
         .collect();
     // Baseline thresholds at their median, so both classes are predicted about equally often.
     let median = |v: &[f64]| crate::stats::percentile(v, 0.5);
-    let mut evaluations = vec![
-        evaluate(
-            "router (logistic)",
-            &y_hat,
-            eval_on,
-            options.margin,
-            file.default_threshold,
-        ),
-        evaluate(
-            "draft confidence (1 - exp mean logprob)",
-            &confidence,
-            eval_on,
-            options.margin,
-            median(&confidence),
-        ),
-        evaluate(
-            "draft PRM score (1 - score, as RSD)",
-            &prm,
-            eval_on,
-            options.margin,
-            median(&prm),
-        ),
+    let mut scorers = vec![
+        Scorer {
+            name: "router (logistic)".into(),
+            short: Some("router".into()),
+            threshold: file.default_threshold,
+            scores: y_hat.clone(),
+        },
+        Scorer {
+            name: "draft confidence (1 - exp mean logprob)".into(),
+            short: Some("draft confidence".into()),
+            threshold: median(&confidence),
+            scores: confidence,
+        },
+        Scorer {
+            name: "draft PRM score (1 - score, as RSD)".into(),
+            short: None,
+            threshold: median(&prm),
+            scores: prm,
+        },
     ];
-    // Whatever Δ the router learnt, the rollout labels say which escalations paid: scored against
-    // them, routers trained on different advantages compare on one truth.
-    // (Only when Δ is something else for some step; otherwise the rows above already say it.)
-    if eval_on
-        .iter()
-        .any(|e| e.outcome.is_some_and(|o| o != e.advantage))
-    {
-        // The labelled held-out steps, with Δ the outcome, and both scores of each.
-        let (outcome_examples, (router_o, confidence_o)): (Vec<Example>, (Vec<f64>, Vec<f64>)) =
-            eval_on
-                .iter()
-                .zip(y_hat.iter().zip(&confidence))
-                .filter_map(|(e, (&router, &confidence))| {
-                    let example = Example {
-                        advantage: e.outcome?,
-                        ..e.clone()
-                    };
-                    Some((example, (router, confidence)))
-                })
-                .unzip();
-        evaluations.push(evaluate(
-            "router, against outcome labels",
-            &router_o,
-            &outcome_examples,
-            0.0,
-            file.default_threshold,
-        ));
-        evaluations.push(evaluate(
-            "draft confidence, against outcome labels",
-            &confidence_o,
-            &outcome_examples,
-            0.0,
-            median(&confidence_o),
-        ));
+    for (name, other) in &options.compare {
+        let scores = eval_on
+            .iter()
+            .map(|e| f64::from(other.predict(&e.features[..other.features.len()])))
+            .collect();
+        scorers.push(Scorer {
+            name: format!("{name} (compared)"),
+            short: Some(name.clone()),
+            threshold: other.default_threshold,
+            scores,
+        });
     }
+    let sets = source_sets(sources);
+    let set_of = |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref);
+    let mut evaluations = evaluate_scorers(&scorers, eval_on, |_| true, "", options.margin);
     // Early decisions read only a glimpse of the step: the largest entropy of its first k tokens
     // (k = 1 is GlimpRouter's rule). Only records that carry token entropies can say.
     if eval_on.iter().all(|e| !e.glimpse_entropies.is_empty()) && !eval_on.is_empty() {
@@ -894,6 +943,20 @@ pub fn train(
             ));
         }
     }
+    // Each set's held-out steps on their own, where the data hold several: a pooled AUC can hide
+    // a set the router does not serve.
+    let eval_sets: BTreeSet<&str> = eval_on.iter().filter_map(set_of).collect();
+    if eval_sets.len() > 1 {
+        for set in &eval_sets {
+            evaluations.extend(evaluate_scorers(
+                &scorers,
+                eval_on,
+                |e| set_of(e) == Some(*set),
+                &format!(" · {set}"),
+                options.margin,
+            ));
+        }
+    }
     file.budget = budget_points(&y_hat);
     let train_steps: Vec<&Example> = train_part.iter().collect();
     let eval_steps: Vec<&Example> = eval_on.iter().collect();
@@ -907,13 +970,11 @@ pub fn train(
         }
     }
     // One curve per set where the data hold several: ŷ is distributed differently on each.
-    let sets = source_sets(sources);
     let mut early_by_set = BTreeMap::new();
     let distinct: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
     if distinct.len() > 1 {
         for set in distinct {
-            let in_set =
-                |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref) == Some(set);
+            let in_set = |e: &Example| set_of(e) == Some(set);
             // The held-out ŷ are those of the pooled curve, taken for this set's steps.
             let (set_eval, set_y_hat): (Vec<&Example>, Vec<f64>) = eval_on
                 .iter()
@@ -969,6 +1030,7 @@ pub fn train(
         positives,
         examples: examples.len(),
         arithmetic,
+        splits: Vec::new(),
     })
 }
 
@@ -1049,6 +1111,7 @@ pub fn train_files(
     paths: &[PathBuf],
     advantage: &Advantage,
     options: &TrainOptions,
+    splits: usize,
     out: &Path,
 ) -> Result<Trained, Box<dyn std::error::Error + Send + Sync>> {
     let mut examples = read_examples(paths, advantage)?;
@@ -1058,9 +1121,69 @@ pub fn train_files(
     if examples.is_empty() {
         return Err(format!("no labelled records in {paths:?}").into());
     }
-    let trained = train(&examples, paths, options)?;
+    let mut trained = train(&examples, paths, options)?;
+    // Further splits only evaluate: the router written is the first split's.
+    let mut runs = vec![trained.evaluations.clone()];
+    for k in 1..splits.max(1) as u64 {
+        let seeded = TrainOptions {
+            seed: options.seed + k,
+            ..options.clone()
+        };
+        runs.push(train(&examples, paths, &seeded)?.evaluations);
+    }
+    trained.splits = summarise_splits(&runs);
+    if splits > 1 {
+        trained.file.training["splits"] =
+            serde_json::to_value(&trained.splits).expect("summaries serialise");
+    }
     trained.file.save(out)?;
     Ok(trained)
+}
+
+/// One evaluation row over several held-out splits (seeds): with one set of steps held out an
+/// AUC moves by ±0.05 or more when the positives number a few dozen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitSummary {
+    pub name: String,
+    pub splits: usize,
+    pub mean_n: f64,
+    pub mean_auc: f64,
+    pub min_auc: f64,
+    pub max_auc: f64,
+    pub mean_accuracy_class0: f64,
+    pub mean_accuracy_class1: f64,
+}
+
+/// Rows by name, in the first split's order; a row some split lacks (a set with no held-out
+/// steps there, say) is summarised over the splits that have it.
+pub fn summarise_splits(runs: &[Vec<Evaluation>]) -> Vec<SplitSummary> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|row| {
+            let rows: Vec<&Evaluation> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|e| e.name == row.name))
+                .collect();
+            let k = rows.len() as f64;
+            let mean = |f: fn(&Evaluation) -> f64| rows.iter().map(|e| f(e)).sum::<f64>() / k;
+            SplitSummary {
+                name: row.name.clone(),
+                splits: rows.len(),
+                mean_n: mean(|e| e.n as f64),
+                mean_auc: mean(|e| e.roc_auc),
+                min_auc: rows.iter().map(|e| e.roc_auc).fold(f64::INFINITY, f64::min),
+                max_auc: rows
+                    .iter()
+                    .map(|e| e.roc_auc)
+                    .fold(f64::NEG_INFINITY, f64::max),
+                mean_accuracy_class0: mean(|e| e.accuracy_class0),
+                mean_accuracy_class1: mean(|e| e.accuracy_class1),
+            }
+        })
+        .collect()
 }
 
 /// Random but valid examples, for tests.
@@ -1128,6 +1251,7 @@ mod tests {
             alpha: 1e-3,
             early_costs: None,
             labelled_only: false,
+            compare: Vec::new(),
         }
     }
 
@@ -1227,6 +1351,7 @@ mod tests {
             std::slice::from_ref(&path),
             &Advantage::Prm,
             &options(false),
+            1,
             &out,
         );
         assert_eq!(all.unwrap().examples, 60);
@@ -1234,6 +1359,7 @@ mod tests {
             std::slice::from_ref(&path),
             &Advantage::Prm,
             &options(true),
+            1,
             &out,
         );
         assert_eq!(labelled.unwrap().examples, 30);
@@ -1388,6 +1514,87 @@ mod tests {
             "{}",
             sent(0, gsm8k_own)
         );
+    }
+
+    #[test]
+    fn splits_are_summarised_by_row_over_the_splits_that_have_it() {
+        let row = |name: &str, n: usize, auc: f64| Evaluation {
+            name: name.to_owned(),
+            n,
+            spearman_rho: 0.0,
+            roc_auc: auc,
+            accuracy_class0: 0.5,
+            accuracy_class1: auc,
+            threshold: 0.5,
+        };
+        let runs = vec![
+            vec![row("router", 10, 0.6), row("router · math500", 4, 0.5)],
+            vec![row("router", 12, 0.8)],
+            vec![row("router · math500", 6, 0.7), row("router", 11, 0.7)],
+        ];
+        let summary = summarise_splits(&runs);
+        assert_eq!(summary.len(), 2);
+        let router = &summary[0];
+        assert_eq!((router.name.as_str(), router.splits), ("router", 3));
+        assert!((router.mean_auc - 0.7).abs() < 1e-12 && (router.mean_n - 11.0).abs() < 1e-12);
+        assert_eq!((router.min_auc, router.max_auc), (0.6, 0.8));
+        let math = &summary[1];
+        assert_eq!(math.splits, 2);
+        assert!(
+            (math.mean_auc - 0.6).abs() < 1e-12 && (math.mean_accuracy_class1 - 0.6).abs() < 1e-12
+        );
+        assert!(summarise_splits(&[]).is_empty());
+    }
+
+    #[test]
+    fn each_set_is_evaluated_on_its_own_steps_and_a_compared_router_on_the_same_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources: Vec<PathBuf> = ["gsm8k", "math500"]
+            .iter()
+            .map(|set| {
+                let run = dir.path().join(set);
+                std::fs::create_dir_all(&run).unwrap();
+                std::fs::write(
+                    run.join("metrics.json"),
+                    format!(r#"{{"dataset": "{set}"}}"#),
+                )
+                .unwrap();
+                run.join("steps.jsonl")
+            })
+            .collect();
+        // On the second set the feature says nothing: its Δ is shuffled across steps.
+        let mut v = synthetic_examples(150, 6, 5);
+        let mut math = synthetic_examples(150, 6, 6);
+        let mut advantages: Vec<f32> = math.iter().map(|e| e.advantage).collect();
+        advantages.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+        for (e, a) in math.iter_mut().zip(advantages) {
+            e.problem.0 = 1;
+            e.advantage = a;
+        }
+        v.extend(math);
+        let first = train(&v, &sources, &synthetic_options()).unwrap();
+        let options = TrainOptions {
+            compare: vec![("before".to_owned(), first.file.clone())],
+            ..synthetic_options()
+        };
+        let trained = train(&v, &sources, &options).unwrap();
+        let auc = |name: &str| {
+            let row = trained
+                .evaluations
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("no row {name:?}"));
+            (row.n, row.roc_auc)
+        };
+        let (n_all, _) = auc("router (logistic)");
+        let (n_gsm8k, gsm8k) = auc("router (logistic) · gsm8k");
+        let (n_math, math) = auc("router (logistic) · math500");
+        assert_eq!(n_gsm8k + n_math, n_all);
+        assert!(gsm8k > 0.7, "{gsm8k}");
+        assert!((math - 0.5).abs() < 0.1, "{math}");
+        // The same router compared with itself: the same rows, step for step.
+        assert_eq!(auc("before (compared) · gsm8k"), (n_gsm8k, gsm8k));
+        assert_eq!(auc("before (compared) · math500"), (n_math, math));
     }
 
     #[test]
