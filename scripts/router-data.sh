@@ -17,9 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-gsm8k}
 case $DATASET in
-  # GSM8K keeps the settings of every record written so far: the `target-logprob` stand-in's
-  # scores (the `prm` advantage of train-router reads them) and GSM8K's lengths.
-  gsm8k) lo=100 hi=1000 def_start=100 def_end=400 def_tokens=4096 def_rollout=640 def_prm=target-logprob ;;
+  # GSM8K keeps its lengths; its records are scored by the value head, as MATH's are, so that a
+  # router reading the PRM's score (`train-router --reads-prm`) trains on one PRM across sets.
+  gsm8k) lo=100 hi=1000 def_start=100 def_end=400 def_tokens=4096 def_rollout=640 def_prm=value-head ;;
   # MATH-style solutions run longer: on MATH500 150-157 (design slice) the target's took 276-1256
   # tokens, all finished under 2048 (docs/router.md, "MATH-style data").
   math500) lo=0 hi=150 def_start=0 def_end=150 def_tokens=2048 def_rollout=1536 def_prm=value-head ;;

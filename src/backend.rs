@@ -143,6 +143,8 @@ pub struct RouterInput<'a> {
     pub previous_authors: &'a [Author],
     pub previous_steps: &'a [String],
     pub step: &'a GeneratedStep,
+    /// The PRM's score of `step`, where the router reads it ([`Router::reads_prm`]).
+    pub prm_score: Option<f32>,
 }
 
 /// Something that predicts whether the target would write a better step.
@@ -150,4 +152,9 @@ pub trait Router: Send + Sync {
     fn name(&self) -> &str;
     /// ŷ in [0, 1]. Fails only where the router is a remote model.
     fn score(&self, input: &RouterInput<'_>) -> Result<f32, EngineError>;
+    /// Whether it reads the PRM's score of the draft step: the loop then scores every step it
+    /// routes, at RSD's price, and passes the score in [`RouterInput::prm_score`].
+    fn reads_prm(&self) -> bool {
+        false
+    }
 }

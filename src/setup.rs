@@ -36,6 +36,14 @@ pub enum SetupError {
         "run type `{0}` needs a PRM, and the embedded PRMs need an embedded target: serve a PRM and set [prm] url (or --prm-url)"
     )]
     NoPrm(RunType),
+    #[error(
+        "router {router} reads the scores of the PRM {trained:?}, but this run scores with {configured:?}: run with that PRM (--prm, --value-head), or retrain the router on records scored by this one"
+    )]
+    RouterPrm {
+        router: PathBuf,
+        trained: String,
+        configured: String,
+    },
     #[error("`generate` writes router-training records; use `arbitrage run`")]
     NotServable,
     #[error("an early rule applies to run type `router` only, not `{0}`")]
@@ -132,6 +140,12 @@ impl RouterSource {
                 .and_then(|p| p.early.clone()),
             RouterSource::Served(_) => None,
         }
+    }
+
+    /// The router reads the PRM's score of each draft step it routes (a feature router trained
+    /// with `--reads-prm`).
+    pub fn reads_prm(&self) -> bool {
+        matches!(self, RouterSource::File { file, .. } if file.reads_prm())
     }
 
     /// The router reads the draft's per-token statistics (a feature router does; a served one
@@ -248,7 +262,8 @@ impl Setup {
         Needs {
             draft: run_type != RunType::Target,
             target: run_type != RunType::Draft,
-            prm: run_type.needs_prm(),
+            prm: run_type.needs_prm()
+                || router && self.router.as_ref().is_some_and(RouterSource::reads_prm),
             router,
             draft_logprobs: run_type == RunType::Generate
                 || router
@@ -423,6 +438,15 @@ impl Setup {
                 Some(Box::new(ProbeRouter::new(d.clone(), *file, &path)))
             }
             Some(RouterSource::File { file, path }) => {
+                if let (Some(trained), Some(prm)) = (&file.prm, &prm) {
+                    if trained != prm.name() {
+                        return Err(SetupError::RouterPrm {
+                            router: path,
+                            trained: trained.clone(),
+                            configured: prm.name().to_owned(),
+                        });
+                    }
+                }
                 Some(Box::new(FeatureRouter::new(*file, &path)))
             }
             Some(RouterSource::Served(server)) => Some(Box::new(RemoteRouter::new(
@@ -456,7 +480,9 @@ pub fn resolve_rule(
     if run_type == RunType::Router && router.is_none() {
         return Err(SetupError::NoRouter(run_type));
     }
-    if run_type.needs_prm() && !has_prm {
+    let router_reads_prm =
+        run_type == RunType::Router && router.is_some_and(RouterSource::reads_prm);
+    if (run_type.needs_prm() || router_reads_prm) && !has_prm {
         return Err(SetupError::NoPrm(run_type));
     }
     if let EarlyRequest::Entropy {

@@ -759,3 +759,69 @@ fn a_target_fraction_on_a_set_with_its_own_budget_curve_takes_that_curve_s_thres
     let (_, metrics, _, _t) = run("router", &["--router", router, "--threshold", "0.4"]);
     assert_eq!(metrics["threshold"], 0.4);
 }
+
+#[test]
+fn a_router_that_reads_the_prm_pays_for_its_score_of_every_routed_step() {
+    let (rsd, rsd_metrics, _, _t0) = run("rsd", &["--threshold", "0.5"]);
+    let prm = rsd_metrics["prm"].as_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
+            .unwrap();
+    // The smoke router's features, then the PRM's score: a surer PRM, a lower ŷ.
+    file["features"]
+        .as_array_mut()
+        .unwrap()
+        .push("prm_score".into());
+    for (key, value) in [("mean", 0.5), ("scale", 0.2), ("weights", -3.0)] {
+        file[key].as_array_mut().unwrap().push(value.into());
+    }
+    file["prm"] = prm.clone().into();
+    let router = tmp.path().join("router.json");
+    std::fs::write(&router, file.to_string()).unwrap();
+    let router = router.to_str().unwrap();
+
+    let (results, metrics, _, _t1) = run("router", &["--router", router, "--threshold", "0.5"]);
+    assert_eq!(metrics["prm"], prm.as_str());
+    for r in &results {
+        assert!(r["prefill_tokens"]["prm"].as_u64().unwrap() > 0, "{r}");
+        for s in steps(r) {
+            let score = f(&s["prm_score"]);
+            assert!((0.0..=1.0).contains(&score), "{s}");
+            assert_eq!(s["model"] == "target", f(&s["router_score"]) >= 0.5, "{s}");
+        }
+        // The first step is the draft's first step in both runs, read by the same PRM.
+        let first = r["idx"].clone();
+        let same = rsd.iter().find(|x| x["idx"] == first).unwrap();
+        assert_eq!(steps(r)[0]["prm_score"], steps(same)[0]["prm_score"]);
+    }
+    check_metrics_add_up(&results, &metrics);
+
+    // Another PRM's scores would mean nothing to it: a clear error before any problem runs.
+    file["prm"] = "value-head another.json on target".into();
+    let other = tmp.path().join("other.json");
+    std::fs::write(&other, file.to_string()).unwrap();
+    let data = dataset(tmp.path(), PROBLEMS);
+    let out = tmp.path().join("out");
+    let output = common::arbitrage(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "router",
+        "--router",
+        other.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("reads the scores of the PRM") && stderr.contains("another.json"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(out.join("results.jsonl")).unwrap_or_default();
+    assert!(written.is_empty(), "{written}");
+}

@@ -55,6 +55,11 @@ pub struct TrainArgs {
     /// labels): routers trained on different advantages then share their held-out steps.
     #[arg(long)]
     labelled_only: bool,
+    /// Also read the PRM's score of the draft step (the records' `prm_score`, from the PRM named
+    /// in the metrics.json beside them): runs with this router score every step they route with
+    /// that PRM, at RSD's price (issue 27's router that reads what the PRM reads).
+    #[arg(long)]
+    reads_prm: bool,
     /// Held-out splits to evaluate on (seeds --seed, --seed + 1, …): the table then gives each
     /// row's mean and range. The router written is the first split's.
     #[arg(long, default_value_t = 1)]
@@ -100,6 +105,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             kept_token: args.early_kept_ratio,
         }),
         labelled_only: args.labelled_only,
+        reads_prm: args.reads_prm,
         compare: args
             .compare
             .iter()
@@ -119,6 +125,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     let advantage = match (args.advantage.as_str(), &args.value_head) {
+        ("value-head", _) if args.reads_prm => anyhow::bail!(
+            "--reads-prm reads the records' PRM scores; with --advantage value-head the draft's score would be another head's (use --advantage outcome)"
+        ),
         ("value-head", Some(path)) => train::Advantage::ValueHead(Box::new(
             arbitrage::method::value_head::HeadFile::load(path)?,
         )),

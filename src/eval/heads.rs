@@ -621,6 +621,7 @@ pub fn train_heads(
             default_threshold: 0.5,
             budget: budget_points(&y_hat),
             budget_by_set: BTreeMap::new(),
+            prm: None,
             training: t,
             evaluation: serde_json::json!(
                 report

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::logistic::{Logistic, fit_logistic};
 use crate::method::features::FEATURE_NAMES;
 use crate::method::policy::EarlyRule;
-use crate::method::router::{BudgetPoint, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
+use crate::method::router::{BudgetPoint, PRM_SCORE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -538,6 +538,9 @@ pub struct TrainOptions {
     /// say); each must read a prefix of this build's features.
     #[serde(skip)]
     pub compare: Vec<(String, RouterFile)>,
+    /// Read the records' PRM score of the draft step after the features (a router priced like
+    /// RSD's read of the PRM).
+    pub reads_prm: bool,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
@@ -839,7 +842,21 @@ pub fn train(
             "the training part has a single class; add data or lower --held-out".into(),
         ));
     }
-    let rows: Vec<&[f32]> = fit_on.iter().map(|e| e.features.as_slice()).collect();
+    // A router that reads the PRM reads the records' score of the draft step after its features.
+    let with_prm = |e: &Example| {
+        let mut x = e.features.clone();
+        if options.reads_prm {
+            x.push(e.draft_score);
+        }
+        x
+    };
+    let prm = if options.reads_prm {
+        Some(records_prm(sources)?)
+    } else {
+        None
+    };
+    let inputs: Vec<Vec<f32>> = fit_on.iter().map(with_prm).collect();
+    let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let Logistic {
         mean,
         scale,
@@ -851,7 +868,12 @@ pub fn train(
         format: ROUTER_FORMAT.into(),
         version: ROUTER_VERSION,
         kind: "logistic".into(),
-        features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+        features: FEATURE_NAMES
+            .iter()
+            .copied()
+            .chain(options.reads_prm.then_some(PRM_SCORE))
+            .map(str::to_owned)
+            .collect(),
         mean,
         scale,
         weights,
@@ -859,6 +881,7 @@ pub fn train(
         default_threshold: 0.5,
         budget: Vec::new(),
         budget_by_set: BTreeMap::new(),
+        prm,
         training: serde_json::Value::Null,
         evaluation: serde_json::Value::Null,
     };
@@ -869,7 +892,7 @@ pub fn train(
     };
     let y_hat: Vec<f64> = eval_on
         .iter()
-        .map(|e| f64::from(file.predict(&e.features)))
+        .map(|e| f64::from(file.predict(&with_prm(e))))
         .collect();
     // Baselines, oriented so that higher means "escalate".
     let mean_lp = FEATURE_NAMES
@@ -909,7 +932,12 @@ pub fn train(
     for (name, other) in &options.compare {
         let scores = eval_on
             .iter()
-            .map(|e| f64::from(other.predict(&e.features[..other.features.len()])))
+            .map(|e| {
+                let x = other
+                    .inputs(&e.features, Some(e.draft_score))
+                    .expect("a score is given");
+                f64::from(other.predict(&x))
+            })
             .collect();
         scorers.push(Scorer {
             name: format!("{name} (compared)"),
@@ -1043,12 +1071,33 @@ pub const MIN_SET_CURVE_STEPS: usize = 40;
 pub fn source_sets(sources: &[PathBuf]) -> Vec<Option<String>> {
     sources
         .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path.with_file_name("metrics.json")).ok()?;
-            let metrics: serde_json::Value = serde_json::from_str(&text).ok()?;
-            metrics.get("dataset")?.as_str().map(str::to_owned)
-        })
+        .map(|path| source_metric(path, "dataset"))
         .collect()
+}
+
+/// A string of the `metrics.json` beside a steps.jsonl.
+fn source_metric(path: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path.with_file_name("metrics.json")).ok()?;
+    let metrics: serde_json::Value = serde_json::from_str(&text).ok()?;
+    metrics.get(key)?.as_str().map(str::to_owned)
+}
+
+/// The PRM that scored every source's records (the `prm` of the `metrics.json` beside each), for
+/// a router that reads its scores: one PRM, or an error that names the sources.
+fn records_prm(sources: &[PathBuf]) -> Result<String, TrainError> {
+    let prms: BTreeSet<Option<String>> = sources
+        .iter()
+        .map(|path| source_metric(path, "prm"))
+        .collect();
+    match prms.into_iter().collect::<Vec<_>>().as_slice() {
+        [Some(prm)] => Ok(prm.clone()),
+        [None] | [] => Err(TrainError::Data(format!(
+            "--reads-prm needs the PRM that scored the records: no `prm` in the metrics.json beside {sources:?}"
+        ))),
+        several => Err(TrainError::Data(format!(
+            "--reads-prm needs one PRM's scores, and the records of {sources:?} were scored by {several:?}"
+        ))),
+    }
 }
 
 /// Fits an early decision at every point of a budget curve, on `train_steps` against the
@@ -1065,7 +1114,15 @@ fn fit_early_points(
         return None;
     }
     let scores = |steps: &[&Example]| -> Vec<f32> {
-        steps.iter().map(|e| file.predict(&e.features)).collect()
+        steps
+            .iter()
+            .map(|e| {
+                let x = file
+                    .inputs(&e.features, Some(e.draft_score))
+                    .expect("a score is given");
+                file.predict(&x)
+            })
+            .collect()
     };
     let (train_scores, eval_scores) = (scores(train_steps), scores(eval_steps));
     let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
@@ -1252,6 +1309,7 @@ mod tests {
             early_costs: None,
             labelled_only: false,
             compare: Vec::new(),
+            reads_prm: false,
         }
     }
 
@@ -1544,6 +1602,51 @@ mod tests {
             (math.mean_auc - 0.6).abs() < 1e-12 && (math.mean_accuracy_class1 - 0.6).abs() < 1e-12
         );
         assert!(summarise_splits(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_router_that_reads_the_prm_learns_from_the_records_scores_and_names_their_prm() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |name: &str, metrics: &str| {
+            let run = dir.path().join(name);
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join("metrics.json"), metrics).unwrap();
+            run.join("steps.jsonl")
+        };
+        let scored = run("a", r#"{"dataset": "gsm8k", "prm": "value-head h.json"}"#);
+        // The signal is in the PRM's score of the draft step alone.
+        let mut v = synthetic_examples(150, 6, 5);
+        for e in &mut v {
+            e.features[0] = 0.0;
+        }
+        let options = TrainOptions {
+            reads_prm: true,
+            ..synthetic_options()
+        };
+        let with = train(&v, std::slice::from_ref(&scored), &options).unwrap();
+        let without = train(&v, std::slice::from_ref(&scored), &synthetic_options()).unwrap();
+        let auc = |t: &Trained| t.evaluations[0].roc_auc;
+        assert!(
+            auc(&with) > 0.75 && auc(&without) < 0.6,
+            "{} {}",
+            auc(&with),
+            auc(&without)
+        );
+        let file = &with.file;
+        assert!(file.reads_prm());
+        assert_eq!(file.prm.as_deref(), Some("value-head h.json"));
+        assert_eq!(file.features.len(), FEATURE_NAMES.len() + 1);
+        let dir2 = tempfile::tempdir().unwrap();
+        file.save(&dir2.path().join("r.json")).unwrap();
+        RouterFile::load(&dir2.path().join("r.json")).unwrap();
+
+        // Records of two PRMs, or of an unnamed one, cannot train it.
+        let other = run("b", r#"{"dataset": "gsm8k", "prm": "target-logprob"}"#);
+        let unnamed = run("c", r#"{"dataset": "gsm8k"}"#);
+        for sources in [vec![scored.clone(), other], vec![unnamed]] {
+            let err = train(&v, &sources, &options).err().unwrap().to_string();
+            assert!(err.contains("--reads-prm"), "{err}");
+        }
     }
 
     #[test]

@@ -179,6 +179,7 @@ mod tests {
             previous_authors: authors,
             previous_steps: &steps,
             step,
+            prm_score: None,
         })
         .0
     }

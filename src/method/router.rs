@@ -4,8 +4,10 @@
 //! The embedded router is a logistic regression, stored as a versioned, self-describing JSON file
 //! (inputs, standardisation, weights, how it was trained, its evaluation, and a threshold per
 //! target-step budget). Its input is either the draft-side features of [`crate::method::features`]
-//! (`kind = "logistic"`) or the draft's final hidden state at the end of its step (`kind =
-//! "hidden-state"`, a linear probe, read from the draft instance, loaded to report hidden states).
+//! (`kind = "logistic"`), optionally followed by the PRM's score of the draft step (what RSD reads,
+//! at RSD's price: a router that knows where the PRM is unsure of itself), or the draft's final
+//! hidden state at the end of its step (`kind = "hidden-state"`, a linear probe, read from the
+//! draft instance, loaded to report hidden states).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ pub const KIND_FEATURES: &str = "logistic";
 pub const KIND_HIDDEN_STATE: &str = "hidden-state";
 /// The single input name of a hidden-state router.
 pub const DRAFT_HIDDEN: &str = "draft_hidden";
+/// The input name of the PRM's score of the draft step, which a logistic router may read after
+/// its features (`RouterFile::prm` names the PRM).
+pub const PRM_SCORE: &str = "prm_score";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -86,6 +91,11 @@ pub struct RouterFile {
     /// set's curve; every other run uses `budget`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub budget_by_set: BTreeMap<String, Vec<BudgetPoint>>,
+    /// The PRM whose score of the draft step a `"logistic"` router reads as its last input
+    /// (`features` then end with `"prm_score"`): the name its training records carried. A run
+    /// must score with the same PRM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prm: Option<String>,
     /// How it was trained (data, sizes, options); free-form.
     #[serde(default)]
     pub training: serde_json::Value,
@@ -136,15 +146,35 @@ impl RouterFile {
         let n = match self.kind.as_str() {
             KIND_FEATURES => {
                 // A router trained before features were added reads the ones it knows: new
-                // features only ever join at the end.
-                let known_prefix = !self.features.is_empty()
-                    && self.features.len() <= FEATURE_NAMES.len()
-                    && self.features.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
+                // features only ever join at the end (before the PRM's score, if it reads one).
+                let draft_side = &self.features[..self.draft_feature_count()];
+                let known_prefix = !draft_side.is_empty()
+                    && draft_side.len() <= FEATURE_NAMES.len()
+                    && draft_side.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
                 if !known_prefix {
                     return Err(format!(
-                        "trained on features {:?}, but this build computes {:?}; retrain the router",
-                        self.features, FEATURE_NAMES
+                        "trained on features {:?}, but this build computes {:?}{}; retrain the router",
+                        self.features,
+                        FEATURE_NAMES,
+                        if self.reads_prm() {
+                            format!(" (then {PRM_SCORE:?})")
+                        } else {
+                            String::new()
+                        }
                     ));
+                }
+                match (self.reads_prm(), &self.prm) {
+                    (true, None) => {
+                        return Err(format!(
+                            "reads {PRM_SCORE:?} but does not name its PRM (`prm`)"
+                        ));
+                    }
+                    (false, Some(prm)) => {
+                        return Err(format!(
+                            "names a PRM ({prm:?}) but does not read {PRM_SCORE:?}"
+                        ));
+                    }
+                    _ => {}
                 }
                 self.features.len()
             }
@@ -204,6 +234,27 @@ impl RouterFile {
         self.kind == KIND_HIDDEN_STATE
     }
 
+    /// Whether it reads the PRM's score of the draft step after its features.
+    pub fn reads_prm(&self) -> bool {
+        self.kind == KIND_FEATURES && self.features.last().map(String::as_str) == Some(PRM_SCORE)
+    }
+
+    /// Its inputs: its share of the draft-side `features` (a prefix, for a router trained before
+    /// later features joined), then the PRM's score of the step where it reads one (`None` when
+    /// it does and no score is given).
+    pub fn inputs(&self, features: &[f32], prm_score: Option<f32>) -> Option<Vec<f32>> {
+        let mut x = features[..self.draft_feature_count().min(features.len())].to_vec();
+        if self.reads_prm() {
+            x.push(prm_score?);
+        }
+        Some(x)
+    }
+
+    /// How many of its inputs are draft-side features.
+    pub fn draft_feature_count(&self) -> usize {
+        self.features.len() - usize::from(self.reads_prm())
+    }
+
     /// The threshold that sent about `fraction` of held-out steps to the target: of `set`'s
     /// own steps where the file has a curve for it ([`RouterFile::budget_curve`]).
     pub fn threshold_for_fraction(&self, set: Option<&str>, fraction: f64) -> Option<f64> {
@@ -254,7 +305,20 @@ impl Router for FeatureRouter {
     }
 
     fn score(&self, input: &RouterInput<'_>) -> Result<f32, crate::backend::EngineError> {
-        Ok(self.file.predict(&step_features(input).0))
+        let x = self
+            .file
+            .inputs(&step_features(input).0, input.prm_score)
+            .ok_or_else(|| {
+                crate::backend::EngineError::Invalid(format!(
+                    "{} reads the PRM's score of the draft step, and none was given",
+                    self.name
+                ))
+            })?;
+        Ok(self.file.predict(&x))
+    }
+
+    fn reads_prm(&self) -> bool {
+        self.file.reads_prm()
     }
 }
 
@@ -343,6 +407,7 @@ pub(crate) mod tests {
                 },
             ],
             budget_by_set: BTreeMap::new(),
+            prm: None,
             training: serde_json::json!({"examples": 0}),
             evaluation: serde_json::Value::Null,
         }
@@ -386,6 +451,53 @@ pub(crate) mod tests {
         assert_eq!(loaded.predict(&features), before);
         features[0] = 1.0;
         assert!(loaded.predict(&features) > before);
+    }
+
+    #[test]
+    fn a_router_that_reads_the_prm_takes_its_score_after_its_features_and_names_the_prm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        // Trained before the last two features joined, then the PRM's score.
+        let mut file = sample();
+        let n = FEATURE_NAMES.len() - 2;
+        file.features.truncate(n);
+        file.features.push(PRM_SCORE.into());
+        file.mean = vec![0.0; n + 1];
+        file.scale = vec![1.0; n + 1];
+        file.weights = vec![0.0; n + 1];
+        file.weights[n] = -2.0;
+        file.prm = Some("value-head h.json on target".into());
+        file.save(&path).unwrap();
+        let loaded = RouterFile::load(&path).unwrap();
+        assert!(loaded.reads_prm());
+        assert_eq!(loaded.draft_feature_count(), n);
+        let features = vec![0.5; FEATURE_NAMES.len()];
+        assert_eq!(loaded.inputs(&features, None), None);
+        let x = loaded.inputs(&features, Some(0.9)).unwrap();
+        assert_eq!((x.len(), x[n]), (n + 1, 0.9));
+        // A surer PRM, a lower ŷ.
+        let y = |score| loaded.predict(&loaded.inputs(&features, Some(score)).unwrap());
+        assert!(y(0.9) < y(0.1));
+        assert!(!sample().reads_prm());
+        assert_eq!(
+            sample().inputs(&features, None).unwrap().len(),
+            FEATURE_NAMES.len()
+        );
+
+        // The score without the PRM's name, or a name without the score, is refused.
+        for (mut bad, what) in [
+            (loaded.clone(), "does not name its PRM"),
+            (sample(), "does not read"),
+        ] {
+            if bad.reads_prm() {
+                bad.prm = None;
+            } else {
+                bad.prm = Some("x".into());
+            }
+            bad.save(&path).unwrap();
+            let err = RouterFile::load(&path).unwrap_err().to_string();
+            assert!(err.contains(what) && err.contains("r.json"), "{err}");
+        }
     }
 
     #[test]

@@ -272,6 +272,15 @@ pub fn solve(
     if run_type == RunType::Router && models.router.is_none() {
         return Err(SolveError::Missing(run_type, "router"));
     }
+    if run_type == RunType::Router
+        && models.router.is_some_and(|r| r.reads_prm())
+        && models.prm.is_none()
+    {
+        return Err(SolveError::Missing(
+            run_type,
+            "PRM (the router reads its score)",
+        ));
+    }
     let started = Instant::now();
     let mut history = History::default();
     let mut out = Solution {
@@ -455,7 +464,11 @@ impl StepAt<'_> {
         Ok(scored.score)
     }
 
-    fn router_input<'s>(&'s self, step: &'s GeneratedStep) -> RouterInput<'s> {
+    fn router_input<'s>(
+        &'s self,
+        step: &'s GeneratedStep,
+        prm_score: Option<f32>,
+    ) -> RouterInput<'s> {
         RouterInput {
             problem: self.task.problem,
             prompt: self.task.prompt,
@@ -463,20 +476,32 @@ impl StepAt<'_> {
             previous_authors: &self.history.authors,
             previous_steps: &self.history.texts,
             step,
+            prm_score,
         }
     }
 
-    fn route(&self, step: &GeneratedStep, out: &mut Solution) -> Result<f32, SolveError> {
+    /// The router's ŷ for `step`, and the PRM's score of it where the router reads one (paid
+    /// for as RSD pays for it).
+    fn route(
+        &self,
+        step: &GeneratedStep,
+        out: &mut Solution,
+    ) -> Result<(f32, Option<f32>), SolveError> {
         let router = self.models.router.expect("checked before the loop");
+        let prm_score = if router.reads_prm() {
+            Some(self.score(&step.text, out)?)
+        } else {
+            None
+        };
         let t0 = Instant::now();
         let y = router
-            .score(&self.router_input(step))
+            .score(&self.router_input(step, prm_score))
             .map_err(self.failed("router"))?;
         out.usage.router.add(&Usage {
             seconds: t0.elapsed().as_secs_f64(),
             ..Usage::default()
         });
-        Ok(y)
+        Ok((y, prm_score))
     }
 
     /// The target replaces the draft's (whole or partial) step `d`.
@@ -544,12 +569,16 @@ impl StepAt<'_> {
                     }
                     None => self.propose(out)?,
                 };
-                let y = self.route(&d, out)?;
+                let (y, prm_score) = self.route(&d, out)?;
+                let mark = |trace: &mut TraceStep| {
+                    trace.router_score = Some(y);
+                    trace.prm_score = prm_score;
+                };
                 if policy::router_escalates(y, threshold) {
-                    self.escalate(d, out, |trace| trace.router_score = Some(y))
+                    self.escalate(d, out, mark)
                 } else {
                     let mut trace = TraceStep::plain(Author::Draft, &d);
-                    trace.router_score = Some(y);
+                    mark(&mut trace);
                     Ok((d, trace))
                 }
             }
@@ -599,7 +628,7 @@ impl StepAt<'_> {
             target_step: t.text.clone(),
             prm_score: sd,
             target_prm_score: st,
-            features: step_features(&self.router_input(d)),
+            features: step_features(&self.router_input(d, None)),
             draft_tokens: d.usage.generated_tokens as u32,
             target_tokens: (t.usage.generated_tokens + t.usage.accepted_tokens) as u32,
             draft_token_logprobs: d.token_logprobs.clone(),
@@ -836,6 +865,73 @@ mod tests {
         assert_eq!(s.discarded_draft_tokens, 3);
         assert_eq!(s.target_tokens, 3);
         assert!(t.calls().iter().all(|c| !matches!(c, Call::Verify { .. })));
+    }
+
+    /// A router that reads only the PRM's score: ŷ = 1 − score.
+    struct PrmReader;
+
+    impl Router for PrmReader {
+        fn name(&self) -> &str {
+            "prm reader"
+        }
+
+        fn score(&self, input: &RouterInput<'_>) -> Result<f32, EngineError> {
+            Ok(1.0 - input.prm_score.expect("the loop passes the score"))
+        }
+
+        fn reads_prm(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_router_that_reads_the_prm_is_given_its_score_of_every_routed_step() {
+        let (d, t) = (draft(), target());
+        let prm = ScriptedScorer::new("prm", &[(DRAFT[0], 0.2)], 0.9);
+        let models = Models {
+            draft: &d,
+            target: &t,
+            prm: Some(&prm),
+            router: Some(&PrmReader),
+        };
+        let s = solve(
+            &models,
+            &TASK,
+            rule(RunType::Router, 0.5),
+            &limits(),
+            &mut NoSink,
+        )
+        .unwrap();
+        assert_eq!(authors(&s), [Author::Target, Author::Draft, Author::Draft]);
+        let scores: Vec<_> = s
+            .steps
+            .iter()
+            .map(|st| (st.prm_score, st.router_score))
+            .collect();
+        assert_eq!(
+            scores,
+            [
+                (Some(0.2), Some(0.8)),
+                (Some(0.9), Some(1.0 - 0.9)),
+                (Some(0.9), Some(1.0 - 0.9))
+            ]
+        );
+        // One read of the PRM per routed step.
+        assert_eq!(prm.calls().len(), 3);
+        let without = Models {
+            prm: None,
+            ..models
+        };
+        let err = solve(
+            &without,
+            &TASK,
+            rule(RunType::Router, 0.5),
+            &limits(),
+            &mut NoSink,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PRM (the router reads its score)"), "{err}");
     }
 
     #[test]

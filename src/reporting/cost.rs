@@ -166,9 +166,10 @@ impl CostTable {
     }
 
     /// Which costs price a run's target and PRM work. `prm` is the PRM's description in the run's
-    /// metrics (`Metrics::prm`).
+    /// metrics (`Metrics::prm`): a run type that needs none still pays for one it names (a
+    /// router that reads the PRM's score).
     pub fn pricing(&self, run_type: RunType, prm: Option<&str>) -> Result<Pricing<'_>, String> {
-        if !run_type.needs_prm() {
+        if !run_type.needs_prm() && prm.is_none() {
             return Ok(Pricing {
                 draft: &self.draft,
                 target: &self.target,

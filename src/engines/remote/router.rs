@@ -97,6 +97,7 @@ mod tests {
             previous_authors: &[Author::Draft, Author::Target],
             previous_steps: &steps,
             step: &step,
+            prm_score: None,
         });
         assert_eq!(text, "Q?\n\nModel 0: a\n\nModel 1: b\n\nModel 0: So 4.\n\n");
     }
