@@ -439,6 +439,14 @@ mod tests {
         let p = t.pricing(RunType::Router, None).unwrap();
         assert_eq!(p.target, &t.target);
         assert!(p.prm.is_none());
+        // A router that reads the value head pays for it as RSD does.
+        let p = t
+            .pricing(RunType::Router, Some("value-head h.json on target"))
+            .unwrap();
+        assert_eq!(
+            (p.target, p.prm),
+            (&t.target_hidden, Some(&t.target_hidden))
+        );
         let e = t
             .pricing(RunType::Oracle, Some("remote PRM prm at http://x"))
             .unwrap_err();
