@@ -151,6 +151,8 @@ struct RawEngine {
 struct RawGeneration {
     separator: Option<String>,
     max_step_tokens: Option<u32>,
+    /// End a step that falls into a loop (default true).
+    stop_loops: Option<bool>,
     max_tokens: Option<u32>,
     max_steps: Option<u32>,
     temperature: Option<f32>,
@@ -581,6 +583,7 @@ impl Config {
                 step: StepOptions {
                     separator: Some(separator),
                     max_tokens: max_step_tokens,
+                    stop_loops: g.stop_loops.unwrap_or(true),
                     sampling: Sampling {
                         temperature,
                         top_p,

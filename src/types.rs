@@ -48,6 +48,9 @@ pub enum FinishReason {
     EndOfSequence,
     /// The per-step or total token budget ran out.
     Length,
+    /// The step fell into a loop ([`crate::engines::repetition`]); the text ends where it was
+    /// seen, and the solution ends with it.
+    Repetition,
 }
 
 /// What one engine call cost. Summed per role into the run metrics.
@@ -203,6 +206,8 @@ pub struct StepOptions {
     pub separator: Option<String>,
     pub max_tokens: u32,
     pub sampling: Sampling,
+    /// End a step that falls into a loop ([`crate::engines::repetition`]).
+    pub stop_loops: bool,
 }
 
 #[cfg(test)]

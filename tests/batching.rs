@@ -33,6 +33,7 @@ fn options(sampling: Sampling) -> StepOptions {
     StepOptions {
         separator: Some("\n".into()),
         max_tokens: 40,
+        stop_loops: true,
         sampling,
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use arbitrage::backend::{ForcedTokens, StepGenerator, TextProbe};
+use arbitrage::engines::repetition;
 use arbitrage::method::prompts::PromptTemplate;
 use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript, Usage};
 
@@ -18,6 +19,7 @@ fn options(separator: Option<&str>, max_tokens: u32) -> StepOptions {
         separator: separator.map(str::to_owned),
         max_tokens,
         sampling: Sampling::GREEDY,
+        stop_loops: false,
     }
 }
 
@@ -203,6 +205,7 @@ fn seeded_sampling_is_reproducible_and_differs_from_greedy() {
     let sampled = |seed| StepOptions {
         separator: None,
         max_tokens: 40,
+        stop_loops: false,
         sampling: Sampling {
             temperature: 1.2,
             top_p: 0.95,
@@ -575,4 +578,36 @@ fn the_benchmark_measures_prefill_decode_and_probe_reads() {
     ] {
         assert!(rate.is_finite() && rate > 0.0, "{result:?}");
     }
+}
+
+#[test]
+fn a_step_that_falls_into_a_loop_ends_where_the_loop_is_seen() {
+    let model = common::smoke_model();
+    // A counting pattern the small model carries on, and soon only repeats.
+    let prompt = "Write the list again and again:\nx = 0\nx = 0\nx = 0\nx = 0\n".to_owned();
+    let unguarded = model
+        .generate_step(&t(1, &prompt, &[]), &options(None, 200))
+        .unwrap();
+    let at = repetition::cut(&unguarded.text)
+        .unwrap_or_else(|| panic!("the smoke model did not loop: {:?}", unguarded.text));
+    let guarded = model
+        .generate_step(
+            &t(2, &prompt, &[]),
+            &StepOptions {
+                stop_loops: true,
+                ..options(None, 200)
+            },
+        )
+        .unwrap();
+    assert_eq!(guarded.finish, FinishReason::Repetition);
+    // Greedy text, cut at the end of the token in which the loop was seen.
+    assert!(unguarded.text.starts_with(&guarded.text), "{guarded:?}");
+    assert!(
+        guarded.text.len() >= at && guarded.text.len() < at + 16,
+        "cut at {} bytes, the loop seen at {at}",
+        guarded.text.len()
+    );
+    let written = guarded.usage.generated_tokens;
+    assert!(written < unguarded.usage.generated_tokens, "{written}");
+    assert_eq!(guarded.token_logprobs.len() as u64, written);
 }

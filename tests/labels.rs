@@ -424,6 +424,7 @@ fn a_rollout_with_proposals_writes_the_plain_greedy_continuation() {
     let options = StepOptions {
         separator: Some("\n".into()),
         max_tokens: 48,
+        stop_loops: true,
         sampling: Sampling::GREEDY,
     };
     let spec = |problem| RolloutSpec {
@@ -450,4 +451,35 @@ fn a_rollout_with_proposals_writes_the_plain_greedy_continuation() {
         rollout.accepted_tokens > 0 && rollout.accepted_tokens == rollout.written_tokens,
         "{rollout:?}"
     );
+}
+
+/// A rollout whose step falls into a loop ends there, unfinished (so wrong), without writing the
+/// rest of its budget; the looping step is not kept for reuse.
+#[test]
+fn a_rollout_that_falls_into_a_loop_ends_unfinished_at_the_loop() {
+    let model = common::smoke_model();
+    let prompt = "Write the list again and again:\nx = 0\nx = 0\nx = 0\nx = 0\n";
+    let options = StepOptions {
+        separator: Some("\n\n".into()),
+        max_tokens: 200,
+        stop_loops: true,
+        sampling: Sampling::GREEDY,
+    };
+    let spec = RolloutSpec {
+        problem: 1,
+        question: "",
+        prompt,
+        options: &options,
+        max_tokens: 400,
+        max_steps: 6,
+    };
+    let mut known = KnownSteps::default();
+    let rollout = roll_out(&model, &spec, Vec::new(), &mut known).unwrap();
+    assert!(!rollout.finished, "{rollout:?}");
+    assert!(rollout.written_tokens < 200, "{rollout:?}");
+    assert!(
+        arbitrage::engines::repetition::cut(&rollout.text).is_some(),
+        "{rollout:?}"
+    );
+    assert!(known.get(&[]).is_none());
 }

@@ -302,6 +302,7 @@ mod tests {
         StepOptions {
             separator: Some("\n\n".into()),
             max_tokens: 64,
+            stop_loops: true,
             sampling: Sampling {
                 temperature,
                 ..Sampling::GREEDY

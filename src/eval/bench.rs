@@ -89,6 +89,7 @@ pub fn run(
                 separator: None,
                 max_tokens: 1,
                 sampling: Sampling::GREEDY,
+                stop_loops: false,
             },
         )?;
         measured_depth = read.usage.prefill_tokens;
@@ -98,6 +99,8 @@ pub fn run(
         separator: None,
         max_tokens,
         sampling: Sampling::GREEDY,
+        // Costs are timed over fixed token counts, loops or not.
+        stop_loops: false,
     };
     let mut prefill_runs = Vec::new();
     let mut decode_runs = Vec::new();
@@ -256,6 +259,7 @@ impl<'a> CostBench<'a> {
             separator: None,
             max_tokens,
             sampling: Sampling::GREEDY,
+            stop_loops: false,
         };
         let transcript = |steps| Transcript {
             problem,

@@ -174,7 +174,7 @@ pub struct Rollout {
     /// Of `written_tokens`, those it kept from a verified [`KnownSteps::proposal`] (a batched read
     /// each instead of a decode).
     pub accepted_tokens: u64,
-    /// It ended with an end-of-sequence token rather than a budget.
+    /// It ended with an end-of-sequence token rather than a budget or a loop.
     pub finished: bool,
 }
 
@@ -198,7 +198,9 @@ pub fn roll_out(
     let mut written = 0u64;
     let mut accepted = 0u64;
     let mut finished = steps.last().is_some_and(|s| ends_solution(s, spec.options));
-    while !finished && tokens < spec.max_tokens && steps.len() < spec.max_steps {
+    // A step that fell into a loop ends the rollout unfinished, as the budget would have.
+    let mut looping = false;
+    while !finished && !looping && tokens < spec.max_tokens && steps.len() < spec.max_steps {
         let step = if let Some(text) = known.get(&steps) {
             let text = text.to_owned();
             finished = ends_solution(&text, spec.options);
@@ -227,12 +229,17 @@ pub fn roll_out(
             written += n;
             accepted += step.usage.accepted_tokens;
             finished = step.finish == FinishReason::EndOfSequence;
-            // A step cut by the token budget is not what the model writes there unbudgeted.
-            if step.finish != FinishReason::Length {
+            looping = step.finish == FinishReason::Repetition;
+            // A step cut by the token budget is not what the model writes there unbudgeted; one
+            // cut in a loop would read as a finished solution when reused.
+            if !matches!(step.finish, FinishReason::Length | FinishReason::Repetition) {
                 known.insert(steps.clone(), step.text.clone());
             }
             step.text
         };
+        looping |= spec.options.stop_loops
+            && !finished
+            && crate::engines::repetition::repeats_earlier_steps(&steps, &step);
         steps.push(step);
     }
     Ok(Rollout {
@@ -428,6 +435,7 @@ mod tests {
         let options = StepOptions {
             separator: Some("\n\n".into()),
             max_tokens: 10,
+            stop_loops: true,
             sampling: crate::types::Sampling::GREEDY,
         };
         assert!(!ends_solution("Add 2 and 3.\n\n", &options));

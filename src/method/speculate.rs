@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{EngineError, Router, RouterInput, StepGenerator, StepScorer};
+use crate::engines::repetition;
 use crate::method::features::{Features, glimpse_features_after, step_features};
 use crate::method::policy::{self, EarlyRule, RunType};
 use crate::types::{Author, FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
@@ -147,6 +148,8 @@ pub enum Stop {
     EndOfSequence,
     MaxSteps,
     MaxTokens,
+    /// The chosen step fell into a loop: going on would repeat it until the budget runs out.
+    Repetition,
 }
 
 /// A record for router training: everything known at one step of a `generate` run.
@@ -323,14 +326,28 @@ pub fn solve(
             };
             let (chosen, trace) = at.decide(&rule, &mut out)?;
             written += chosen.usage.generated_tokens + chosen.usage.accepted_tokens;
-            let finished = chosen.finish == FinishReason::EndOfSequence;
+            let finish = if limits.step.stop_loops
+                && chosen.finish != FinishReason::EndOfSequence
+                && repetition::repeats_earlier_steps(&history.texts, &chosen.text)
+            {
+                FinishReason::Repetition
+            } else {
+                chosen.finish
+            };
             sink.step_decided(index, &trace);
             history.texts.push(chosen.text);
             history.authors.push(trace.model);
             out.steps.push(trace);
-            if finished {
-                out.stop = Stop::EndOfSequence;
-                return Ok(());
+            match finish {
+                FinishReason::EndOfSequence => {
+                    out.stop = Stop::EndOfSequence;
+                    return Ok(());
+                }
+                FinishReason::Repetition => {
+                    out.stop = Stop::Repetition;
+                    return Ok(());
+                }
+                FinishReason::Separator | FinishReason::Length => {}
             }
         }
     })();
@@ -720,6 +737,7 @@ mod tests {
             step: StepOptions {
                 separator: Some("\n\n".into()),
                 max_tokens: 100,
+                stop_loops: true,
                 sampling: Sampling::GREEDY,
             },
             max_steps: 100,
@@ -768,6 +786,111 @@ mod tests {
             router: router.map(|r| r as &dyn Router),
         };
         solve(&models, &TASK, rule, limits, &mut NoSink)
+    }
+
+    /// A writer whose step `looping` falls into a loop.
+    struct Looping {
+        inner: ScriptedWriter,
+        looping: usize,
+    }
+
+    impl Looping {
+        fn mark(&self, transcript: &Transcript<'_>, mut step: GeneratedStep) -> GeneratedStep {
+            if transcript.steps.len() == self.looping {
+                step.finish = FinishReason::Repetition;
+            }
+            step
+        }
+    }
+
+    impl StepGenerator for Looping {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+
+        fn generate_step(
+            &self,
+            transcript: &Transcript<'_>,
+            options: &StepOptions,
+        ) -> Result<GeneratedStep, EngineError> {
+            let step = self.inner.generate_step(transcript, options)?;
+            Ok(self.mark(transcript, step))
+        }
+
+        fn verify_step(
+            &self,
+            transcript: &Transcript<'_>,
+            options: &StepOptions,
+            proposal: &str,
+        ) -> Result<GeneratedStep, EngineError> {
+            let step = self.inner.verify_step(transcript, options, proposal)?;
+            Ok(self.mark(transcript, step))
+        }
+
+        fn release(&self, problem: u64) {
+            self.inner.release(problem);
+        }
+    }
+
+    #[test]
+    fn a_kept_step_that_fell_into_a_loop_ends_the_solution_and_an_escalated_one_does_not() {
+        let d = Looping {
+            inner: draft(),
+            looping: 1,
+        };
+        let t = target();
+        let models = Models {
+            draft: &d,
+            target: &t,
+            prm: None,
+            router: None,
+        };
+        let s = solve(
+            &models,
+            &TASK,
+            rule(RunType::Draft, 0.0),
+            &limits(),
+            &mut NoSink,
+        )
+        .unwrap();
+        assert_eq!(s.stop, Stop::Repetition);
+        assert_eq!(s.steps.len(), 2);
+        // The router sends the looping step to the target, whose step goes on.
+        let router = ScriptedScorer::new("router", &[(DRAFT[1], 0.9)], 0.0);
+        let models = Models {
+            router: Some(&router),
+            ..models
+        };
+        let s = solve(
+            &models,
+            &TASK,
+            rule(RunType::Router, 0.5),
+            &limits(),
+            &mut NoSink,
+        )
+        .unwrap();
+        assert_eq!(s.stop, Stop::EndOfSequence);
+        assert_eq!(authors(&s), [Author::Draft, Author::Target, Author::Draft]);
+    }
+
+    #[test]
+    fn a_long_step_chosen_a_third_time_ends_the_solution_where_loops_are_stopped() {
+        let long = "we use the fact that the sum of the angles is one hundred and eighty\n\n";
+        let script = [long, "so x is 3\n\n", long, long, long, "\\boxed{3}"];
+        let (d, t) = (ScriptedWriter::new("draft", &script), target());
+        let s = solve_with(&d, &t, None, None, rule(RunType::Draft, 0.0), &limits()).unwrap();
+        assert_eq!(s.stop, Stop::Repetition);
+        assert_eq!(s.steps.len(), 4);
+        let written_out = Limits {
+            step: StepOptions {
+                stop_loops: false,
+                ..limits().step
+            },
+            ..limits()
+        };
+        let d = ScriptedWriter::new("draft", &script);
+        let s = solve_with(&d, &t, None, None, rule(RunType::Draft, 0.0), &written_out).unwrap();
+        assert_eq!((s.stop, s.steps.len()), (Stop::EndOfSequence, 6));
     }
 
     #[test]

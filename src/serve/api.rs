@@ -557,7 +557,8 @@ impl Ending {
     pub fn finish_reason(self) -> &'static str {
         match self {
             Ending::Solved(Stop::EndOfSequence) | Ending::StopString => "stop",
-            Ending::Solved(Stop::MaxSteps | Stop::MaxTokens) => "length",
+            // A loop cut short is a truncated answer too.
+            Ending::Solved(Stop::MaxSteps | Stop::MaxTokens | Stop::Repetition) => "length",
         }
     }
 
@@ -566,6 +567,7 @@ impl Ending {
             Ending::Solved(Stop::EndOfSequence) => "end_of_sequence",
             Ending::Solved(Stop::MaxSteps) => "max_steps",
             Ending::Solved(Stop::MaxTokens) => "max_tokens",
+            Ending::Solved(Stop::Repetition) => "repetition",
             Ending::StopString => "stop_string",
         }
     }
@@ -743,6 +745,7 @@ mod tests {
                 step: StepOptions {
                     separator: Some("\n\n".into()),
                     max_tokens: 64,
+                    stop_loops: true,
                     sampling: Sampling::GREEDY,
                 },
                 max_steps: 8,

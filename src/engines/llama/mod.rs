@@ -39,6 +39,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::backend::{EngineError, ForcedTokens, Probe, StepGenerator, TextProbe};
+use crate::engines::repetition::RepetitionGuard;
 use crate::types::{FinishReason, GeneratedStep, StepOptions, Transcript, Usage};
 use cache::{CacheState, Plan, Reuse, TokenId};
 use serde::Serialize;
@@ -982,6 +983,7 @@ impl Worker<'_> {
             reply: reply.clone(),
             max_tokens: options.max_tokens as usize,
             separator: options.separator.as_ref().map(|s| s.as_bytes().to_vec()),
+            guard: options.stop_loops.then(RepetitionGuard::default),
             proposal: proposal.unwrap_or_default().as_bytes().to_vec(),
             sampler,
             tokens: Vec::new(),
@@ -1173,6 +1175,9 @@ impl Worker<'_> {
                     return Ok(Some(FinishReason::Separator));
                 }
             }
+            if w.guard.as_mut().is_some_and(|g| g.push(&piece)) {
+                return Ok(Some(FinishReason::Repetition));
+            }
             if w.tokens.len() >= w.max_tokens || w.pos + 1 >= self.n_ctx {
                 return Ok(Some(FinishReason::Length));
             }
@@ -1347,6 +1352,8 @@ struct Writing {
     reply: Sender<Result<GeneratedStep, EngineError>>,
     max_tokens: usize,
     separator: Option<Vec<u8>>,
+    /// Watches the step for a loop, where the options ask.
+    guard: Option<RepetitionGuard>,
     /// The text being verified (empty without a proposal).
     proposal: Vec<u8>,
     sampler: Option<LlamaSampler>,

@@ -186,6 +186,10 @@ impl StepGenerator for RemoteGenerator {
             );
         }
         let mut step = parsed.step;
+        if options.stop_loops {
+            // The server wrote the loop out; the step ends where the embedded engine's would.
+            crate::engines::repetition::cut_step(&mut step);
+        }
         step.usage.seconds = started.elapsed().as_secs_f64();
         Ok(step)
     }
