@@ -46,6 +46,8 @@ fn options() -> StepOptions {
     StepOptions {
         separator: Some("\n\n".into()),
         max_tokens: 256,
+        // The same tokens on both sides, loops or not.
+        stop_loops: false,
         sampling: Sampling::GREEDY,
     }
 }

@@ -264,6 +264,7 @@ fn paired(server: &Served, fake: &FakeServer, pairs: usize, calls: usize) -> (f6
         step: StepOptions {
             separator: Some("\n\n".into()),
             max_tokens: 64,
+            stop_loops: true,
             sampling: Sampling::GREEDY,
         },
         max_steps: 100,
