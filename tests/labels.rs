@@ -148,7 +148,7 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
         "SmolLM2-135M-Instruct.Q4_1.gguf",
     ]);
     for name in [
-        "target-logprob",
+        "the records' PRM",
         "target-judge",
         "value head",
         "draft confidence",
@@ -160,6 +160,24 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
             .unwrap();
     assert_eq!(head["dim"], 576);
     assert_eq!(head["reads"], "target-hidden");
+    // The head a retrain would replace, scored on the same held-out steps.
+    let compared = tmp.path().join("compared");
+    let report = ok(&[
+        "train-heads",
+        "--run",
+        run_arg,
+        "--out-dir",
+        compared.to_str().unwrap(),
+        "--held-out",
+        "0.34",
+        "--compare-head",
+        heads.join("value-head.json").to_str().unwrap(),
+    ]);
+    assert!(
+        report.contains("value head value-head (compared)")
+            && report.contains("RSD on value head value-head (compared)"),
+        "{report}"
+    );
     // Several runs train together, but never over the same problem twice.
     let twice = common::arbitrage(&[
         "train-heads",

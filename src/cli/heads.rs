@@ -28,6 +28,10 @@ pub struct HeadsArgs {
     draft_model: String,
     #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")]
     target_model: String,
+    /// A value head to score on the same held-out steps, next to the new one (the head a retrain
+    /// replaces, say); it must read the same target's hidden states.
+    #[arg(long, value_name = "HEAD")]
+    compare_head: Option<PathBuf>,
 }
 
 pub fn run(args: HeadsArgs) -> Result<()> {
@@ -35,11 +39,13 @@ pub fn run(args: HeadsArgs) -> Result<()> {
         bail!("--held-out must be in (0, 1), got {}", args.held_out);
     }
     let mut problems = Vec::new();
-    let mut seen: std::collections::HashMap<usize, &PathBuf> = std::collections::HashMap::new();
+    let mut seen: std::collections::HashMap<(Option<String>, usize), &PathBuf> =
+        std::collections::HashMap::new();
     for run in &args.run {
         for p in heads::read_labelled(run)? {
             // The same problem in two runs would sit on both sides of the held-out split.
-            if let Some(other) = seen.insert(p.idx, run) {
+            // Problems of different sets may share an index.
+            if let Some(other) = seen.insert((p.set.clone(), p.idx), run) {
                 bail!(
                     "problem {} is in both {} and {}: give runs over disjoint problems",
                     p.idx,
@@ -62,12 +68,23 @@ pub fn run(args: HeadsArgs) -> Result<()> {
             problems.len(),
         );
     }
+    let compare = match &args.compare_head {
+        Some(path) => Some((
+            path.file_stem().map_or_else(
+                || path.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            ),
+            arbitrage::method::value_head::HeadFile::load(path)?,
+        )),
+        None => None,
+    };
     let trained = heads::train_heads(
         &data,
         &problems,
         args.held_out,
         args.seed,
         (&args.draft_model, &args.target_model),
+        compare.as_ref().map(|(name, head)| (name.as_str(), head)),
     )?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
@@ -109,13 +126,13 @@ fn print_report(r: &HeadsReport) {
     );
     println!();
     println!(
-        "{:<50} {:>6} {:>8} {:>6} {:>8} {:>8} | Δ>0 when: both ok / only target / only draft / both wrong",
+        "{:<64} {:>6} {:>8} {:>6} {:>8} {:>8} | Δ>0 when: both ok / only target / only draft / both wrong",
         "PRM", "steps", "step AUC", "traj", "AUC min", "AUC last"
     );
     for p in &r.prms {
         let s = |x: heads::Share| format!("{:.0}% ({})", 100.0 * x.delta_positive, x.n);
         println!(
-            "{:<50} {:>6} {:>8.3} {:>6} {:>8.3} {:>8.3} | {} / {} / {} / {}",
+            "{:<64} {:>6} {:>8.3} {:>6} {:>8.3} {:>8.3} | {} / {} / {} / {}",
             p.name,
             p.steps,
             p.step_auc,
@@ -130,7 +147,7 @@ fn print_report(r: &HeadsReport) {
     }
     println!();
     println!(
-        "{:<56} {:>5} {:>4} {:>8} {:>7} {:>7} {:>7}",
+        "{:<72} {:>5} {:>4} {:>8} {:>7} {:>7} {:>7}",
         "router input (y = only the target's step leads to gold)",
         "n",
         "y=1",
@@ -141,7 +158,7 @@ fn print_report(r: &HeadsReport) {
     );
     for x in &r.routers {
         println!(
-            "{:<56} {:>5} {:>4} {:>8.3} {:>7.3} {:>6.1}% {:>6.1}%",
+            "{:<72} {:>5} {:>4} {:>8.3} {:>7.3} {:>6.1}% {:>6.1}%",
             x.name,
             x.n,
             x.positives,

@@ -53,6 +53,8 @@ impl LabelledStep {
 /// One problem's labelled records, in step order, and whether its `generate` solution was right.
 #[derive(Debug, Clone)]
 pub struct LabelledProblem {
+    /// The dataset of its run (the `dataset` of the run's metrics.json), where known.
+    pub set: Option<String>,
     pub idx: usize,
     pub correct: bool,
     pub steps: Vec<LabelledStep>,
@@ -81,6 +83,9 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
         line.record.features.0 = features;
         line.feature_names = FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect();
     }
+    let set = crate::eval::train::source_sets(&[steps_path.clone()])
+        .pop()
+        .flatten();
     let labels: Vec<LabelLine> = read_jsonl(&run.join("labels.jsonl"))?;
     let outcomes: Vec<Outcome> = read_jsonl(&run.join("results.jsonl"))?;
     let correct: HashMap<usize, bool> = outcomes.iter().map(|o| (o.idx, o.correct)).collect();
@@ -103,6 +108,7 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
             let mut steps: Vec<LabelledStep> = steps.into_iter().collect::<Option<_>>()?;
             steps.sort_by_key(|s| s.line.record.step_index);
             Some(LabelledProblem {
+                set: set.clone(),
                 idx,
                 correct,
                 steps,
@@ -394,6 +400,7 @@ pub fn train_heads(
     held_out: f64,
     seed: u64,
     models: (&str, &str),
+    compare: Option<(&str, &HeadFile)>,
 ) -> Result<Heads, TrainError> {
     let (train, test) = split(problems, held_out, seed);
     let all = || problems.iter().flat_map(|p| &p.steps);
@@ -465,88 +472,141 @@ pub fn train_heads(
         None
     };
 
-    let mut prms = vec![prm_report(
-        "target-logprob (stand-in)",
-        &test,
-        &|s: &LabelledStep| {
-            Some((
-                f64::from(s.line.record.prm_score),
-                f64::from(s.line.record.target_prm_score),
-            ))
-        },
-    )];
-    if all().all(|s| s.label.draft_judge.is_some() && s.label.target_judge.is_some()) {
-        prms.push(prm_report(
-            "target-judge (stand-in)",
-            &test,
-            &|s: &LabelledStep| {
-                Some((
-                    f64::from(s.label.draft_judge?),
-                    f64::from(s.label.target_judge?),
-                ))
-            },
-        ));
-    }
     let vh = |s: &LabelledStep, fit: &Logistic| -> Option<(f64, f64)> {
         Some((
             f64::from(fit.predict(hidden(&s.label.target_hidden_at_draft)?)),
             f64::from(fit.predict(hidden(&s.label.target_hidden_at_target)?)),
         ))
     };
-    if let Some((fit, _)) = &value_head {
-        prms.push(prm_report(
-            "value head (target hidden state, trained here)",
-            &test,
-            &|s: &LabelledStep| vh(s, fit),
-        ));
-    }
-
+    let compared = |s: &LabelledStep, head: &HeadFile| -> Option<(f64, f64)> {
+        Some((
+            f64::from(head.predict(hidden(&s.label.target_hidden_at_draft)?)),
+            f64::from(head.predict(hidden(&s.label.target_hidden_at_target)?)),
+        ))
+    };
     let mean_lp = FEATURE_NAMES
         .iter()
         .position(|n| *n == "mean_logprob")
         .expect("feature exists");
-    let mut routers = Vec::new();
-    if let Some(fit) = &feature_router {
+    // Every scorer on `test`, its rows' names ending with `suffix`.
+    let reports_on = |test: &[LabelledProblem], suffix: &str| {
+        let mut prms = vec![prm_report(
+            &format!("the records' PRM (the run's --prm){suffix}"),
+            test,
+            &|s: &LabelledStep| {
+                Some((
+                    f64::from(s.line.record.prm_score),
+                    f64::from(s.line.record.target_prm_score),
+                ))
+            },
+        )];
+        if all().all(|s| s.label.draft_judge.is_some() && s.label.target_judge.is_some()) {
+            prms.push(prm_report(
+                &format!("target-judge (stand-in){suffix}"),
+                test,
+                &|s: &LabelledStep| {
+                    Some((
+                        f64::from(s.label.draft_judge?),
+                        f64::from(s.label.target_judge?),
+                    ))
+                },
+            ));
+        }
+        if let Some((fit, _)) = &value_head {
+            prms.push(prm_report(
+                &format!("value head (target hidden state, trained here){suffix}"),
+                test,
+                &|s: &LabelledStep| vh(s, fit),
+            ));
+        }
+
+        if let Some((name, head)) = compare {
+            prms.push(prm_report(
+                &format!("value head {name} (compared){suffix}"),
+                test,
+                &|s: &LabelledStep| compared(s, head),
+            ));
+        }
+        let mut routers = Vec::new();
+        if let Some(fit) = &feature_router {
+            routers.push(router_report(
+                &format!("feature router (draft features, logistic){suffix}"),
+                &train,
+                test,
+                &|s: &LabelledStep| Some(f64::from(fit.predict(&s.line.record.features.0))),
+            ));
+        }
+        if let Some((fit, _)) = &router_probe {
+            routers.push(router_report(
+                &format!("hidden-state probe (draft state at step end, logistic){suffix}"),
+                &train,
+                test,
+                &|s: &LabelledStep| Some(f64::from(fit.predict(hidden(&s.label.draft_hidden)?))),
+            ));
+        }
         routers.push(router_report(
-            "feature router (draft features, logistic)",
+            &format!("draft confidence alone (1 - exp mean logprob){suffix}"),
             &train,
-            &test,
-            &|s: &LabelledStep| Some(f64::from(fit.predict(&s.line.record.features.0))),
+            test,
+            &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.features.0[mean_lp]).exp()),
         ));
+        routers.push(router_report(
+            &format!("RSD: 1 - the records' PRM score of the draft step{suffix}"),
+            &train,
+            test,
+            &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.prm_score)),
+        ));
+        if let Some((fit, _)) = &value_head {
+            routers.push(router_report(
+                &format!("RSD on the value head: 1 - value of the draft step{suffix}"),
+                &train,
+                test,
+                &|s: &LabelledStep| vh(s, fit).map(|(d, _)| 1.0 - d),
+            ));
+            routers.push(router_report(
+                &format!("oracle Δ on the value head (needs the target's step){suffix}"),
+                &train,
+                test,
+                &|s: &LabelledStep| vh(s, fit).map(|(d, t)| t - d),
+            ));
+        }
+        if let Some((name, head)) = compare {
+            routers.push(router_report(
+                &format!("RSD on value head {name} (compared){suffix}"),
+                &train,
+                test,
+                &|s: &LabelledStep| compared(s, head).map(|(d, _)| 1.0 - d),
+            ));
+        }
+        (prms, routers)
+    };
+    if let Some((name, head)) = compare {
+        let dim = all()
+            .find_map(|s| hidden(&s.label.target_hidden_at_draft))
+            .map(<[f32]>::len);
+        if dim.is_some_and(|d| d != head.weights.len()) {
+            return Err(TrainError::Data(format!(
+                "the value head {name} reads {}-value states, and these records' states have {}",
+                head.weights.len(),
+                dim.unwrap_or(0)
+            )));
+        }
     }
-    if let Some((fit, _)) = &router_probe {
-        routers.push(router_report(
-            "hidden-state probe (draft state at step end, logistic)",
-            &train,
-            &test,
-            &|s: &LabelledStep| Some(f64::from(fit.predict(hidden(&s.label.draft_hidden)?))),
-        ));
-    }
-    routers.push(router_report(
-        "draft confidence alone (1 - exp mean logprob)",
-        &train,
-        &test,
-        &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.features.0[mean_lp]).exp()),
-    ));
-    routers.push(router_report(
-        "RSD: 1 - target-logprob score of the draft step",
-        &train,
-        &test,
-        &|s: &LabelledStep| Some(1.0 - f64::from(s.line.record.prm_score)),
-    ));
-    if let Some((fit, _)) = &value_head {
-        routers.push(router_report(
-            "RSD on the value head: 1 - value of the draft step",
-            &train,
-            &test,
-            &|s: &LabelledStep| vh(s, fit).map(|(d, _)| 1.0 - d),
-        ));
-        routers.push(router_report(
-            "oracle Δ on the value head (needs the target's step)",
-            &train,
-            &test,
-            &|s: &LabelledStep| vh(s, fit).map(|(d, t)| t - d),
-        ));
+    let (mut prms, mut routers) = reports_on(&test, "");
+    // Each set's held-out problems on their own, where they come from several.
+    let sets: std::collections::BTreeSet<&str> =
+        test.iter().filter_map(|p| p.set.as_deref()).collect();
+    if sets.len() > 1 {
+        for set in sets {
+            let part: Vec<LabelledProblem> = test
+                .iter()
+                .filter(|p| p.set.as_deref() == Some(set))
+                .cloned()
+                .collect();
+            let (p, r) = reports_on(&part, &format!(" · {set}"));
+            prms.extend(p);
+            routers.extend(r);
+        }
     }
 
     let count = |ps: &[LabelledProblem]| ps.iter().map(|p| p.steps.len()).sum::<usize>();
@@ -588,7 +648,11 @@ pub fn train_heads(
                             .iter()
                             .map(|r| serde_json::to_value(r).expect("serialises"))
                     )
-                    .filter(|v| v["name"].as_str().is_some_and(|n| n.contains(name)))
+                    .filter(|v| {
+                        v["name"]
+                            .as_str()
+                            .is_some_and(|n| n.contains(name) && !n.contains("(compared)"))
+                    })
                     .collect::<Vec<_>>()
             );
             h
@@ -706,6 +770,7 @@ mod tests {
             })
             .collect();
         LabelledProblem {
+            set: None,
             idx,
             correct: rng.random_bool(0.5),
             steps,
@@ -716,7 +781,7 @@ mod tests {
     fn heads_learn_a_signal_in_the_states_and_shares_count_by_class() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let problems: Vec<_> = (0..40).map(|i| problem(i, 6, &mut rng)).collect();
-        let heads = train_heads("synthetic", &problems, 0.3, 1, ("d", "t")).unwrap();
+        let heads = train_heads("synthetic", &problems, 0.3, 1, ("d", "t"), None).unwrap();
         let r = &heads.report;
         assert_eq!(r.train_problems + r.test_problems, 40);
         let vh = r
@@ -741,6 +806,79 @@ mod tests {
         assert_eq!(router.kind, KIND_HIDDEN_STATE);
         assert_eq!(router.weights.len(), 6);
         assert!(!router.budget.is_empty());
+    }
+
+    #[test]
+    fn each_set_is_reported_on_its_own_and_a_compared_head_on_the_same_steps() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Two sets over the same indices.
+        let problems: Vec<_> = ["gsm8k", "math500"]
+            .iter()
+            .flat_map(|set| {
+                (0..30)
+                    .map(|i| LabelledProblem {
+                        set: Some((*set).to_owned()),
+                        ..problem(i, 6, &mut rng)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let first = train_heads("two sets", &problems, 0.3, 1, ("d", "t"), None).unwrap();
+        let head = first.value_head.unwrap();
+        let again = train_heads(
+            "two sets",
+            &problems,
+            0.3,
+            1,
+            ("d", "t"),
+            Some(("before", &head)),
+        )
+        .unwrap();
+        let auc = |name: &str| {
+            let p = again
+                .report
+                .prms
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("no row {name:?}"));
+            (p.steps, p.step_auc)
+        };
+        let trained = "value head (target hidden state, trained here)";
+        let (n, _) = auc(trained);
+        let (n_gsm8k, gsm8k) = auc(&format!("{trained} · gsm8k"));
+        let (n_math, math) = auc(&format!("{trained} · math500"));
+        assert_eq!(n_gsm8k + n_math, n);
+        assert!(gsm8k > 0.8 && math > 0.8, "{gsm8k} {math}");
+        // The same head, compared: the same figures on the same steps.
+        assert_eq!(
+            auc("value head before (compared) · math500"),
+            (n_math, math)
+        );
+        assert!(
+            again
+                .report
+                .routers
+                .iter()
+                .any(|r| r.name == "RSD on value head before (compared) · gsm8k")
+        );
+        // A head of another size is refused.
+        let mut other = head.clone();
+        other.weights.push(0.0);
+        other.mean.push(0.0);
+        other.scale.push(1.0);
+        other.dim += 1;
+        let err = train_heads(
+            "two sets",
+            &problems,
+            0.3,
+            1,
+            ("d", "t"),
+            Some(("x", &other)),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("x") && err.contains("7"), "{err}");
     }
 
     #[test]
