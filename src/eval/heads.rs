@@ -83,7 +83,7 @@ pub fn read_labelled(run: &Path) -> Result<Vec<LabelledProblem>, TrainError> {
         line.record.features.0 = features;
         line.feature_names = FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect();
     }
-    let set = crate::eval::train::source_sets(&[steps_path.clone()])
+    let set = crate::eval::train::source_sets(std::slice::from_ref(&steps_path))
         .pop()
         .flatten();
     let labels: Vec<LabelLine> = read_jsonl(&run.join("labels.jsonl"))?;
