@@ -501,3 +501,70 @@ fn a_rollout_that_falls_into_a_loop_ends_unfinished_at_the_loop() {
     );
     assert!(known.get(&[]).is_none());
 }
+
+/// Labels written without hidden states get them later without a rollout, the same as a run that
+/// read them at once; an interrupted pass resumes from `labels.jsonl.reads`.
+#[test]
+fn states_read_afterwards_equal_states_read_with_the_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = generate(tmp.path());
+    let later = tmp.path().join("later");
+    std::fs::create_dir_all(&later).unwrap();
+    for file in ["steps.jsonl", "results.jsonl", "metrics.json"] {
+        std::fs::copy(whole.join(file), later.join(file)).unwrap();
+    }
+    let label = |run: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "label",
+            "--config",
+            "configs/smoke.toml",
+            "--run",
+            run.to_str().unwrap(),
+            "--rollout-max-tokens",
+            "96",
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    label(&whole, &[]);
+    label(&later, &["--no-hidden", "--no-judge"]);
+    let bare = read_jsonl(&later.join("labels.jsonl"));
+    assert!(bare.iter().all(|l| l["target_hidden_at_draft"].is_null()));
+    // An interrupted pass left the first problem's completed lines behind: they are taken as
+    // they are, and one more problem is read now (--limit 1), the rest on a later call.
+    let full = read_jsonl(&whole.join("labels.jsonl"));
+    let first = &full[0]["idx"];
+    let problems: std::collections::BTreeSet<String> =
+        full.iter().map(|l| l["idx"].to_string()).collect();
+    let partial: Vec<String> = full
+        .iter()
+        .filter(|l| &l["idx"] == first)
+        .map(|l| serde_json::to_string(l).unwrap())
+        .collect();
+    std::fs::write(later.join("labels.jsonl.reads"), partial.join("\n") + "\n").unwrap();
+    let report = label(&later, &["--states-only", "--limit", "1"]);
+    assert!(
+        report.contains(&format!("{} lack reads", problems.len() - 1)),
+        "{report}"
+    );
+    let with_states = |labels: &[Value]| {
+        labels
+            .iter()
+            .filter(|l| !l["target_hidden_at_draft"].is_null())
+            .map(|l| l["idx"].to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(with_states(&read_jsonl(&later.join("labels.jsonl"))), 2);
+    assert!(!later.join("labels.jsonl.reads").exists());
+    let report = label(&later, &["--states-only"]);
+    assert!(report.contains("now carries the reads"), "{report}");
+    assert!(!later.join("labels.jsonl.reads").exists());
+    assert_eq!(
+        read_jsonl(&later.join("labels.jsonl")),
+        read_jsonl(&whole.join("labels.jsonl"))
+    );
+    // Nothing left to read: a third call changes nothing.
+    let again = label(&later, &["--states-only"]);
+    assert!(again.contains("0 lack reads"), "{again}");
+}

@@ -39,6 +39,11 @@ pub struct LabelArgs {
     /// Skip the `target-judge` scores.
     #[arg(long)]
     no_judge: bool,
+    /// Roll nothing out: fill in the hidden states (and judge scores, unless --no-judge) that
+    /// labelled lines lack, for a run labelled with --no-hidden. Progress goes to
+    /// `labels.jsonl.reads` (resumable); labels.jsonl is rewritten once every problem is done.
+    #[arg(long, conflicts_with = "no_hidden")]
+    states_only: bool,
     /// Label at most this many problems now.
     #[arg(long)]
     limit: Option<usize>,
@@ -55,6 +60,9 @@ pub fn run(args: LabelArgs) -> Result<()> {
     let labels_path = args.run.join("labels.jsonl");
     let records = read_records(&steps_path)?;
     let golds = read_golds(&results_path)?;
+    if args.states_only {
+        return complete_reads(&args, &config, &records, &golds);
+    }
     let done = labelled(&labels_path)?;
     let mut todo: Vec<(usize, &Vec<StepsLine>)> = records
         .iter()
@@ -91,32 +99,16 @@ pub fn run(args: LabelArgs) -> Result<()> {
         bail!("`arbitrage label` runs on the embedded engine: configure `file`s for both models");
     };
     let target = super::load_model(target_settings)?;
-    let with_states = |s: &EmbeddedSettings, name: &str| -> Result<Arc<EmbeddedModel>> {
-        Ok(Arc::new(super::loading(name, || {
-            arbitrage::setup::load_hidden_states_model(s, name, None)
-        })?))
-    };
-    let target_states = with_states(target_settings, "target (hidden states)")?;
-    let draft_states = if args.no_hidden {
-        None
-    } else {
-        Some(with_states(draft_settings, "draft (hidden states)")?)
-    };
-    let judge = (!args.no_judge).then(|| {
-        ProbePrm::new(
-            target_states.clone() as Arc<dyn TextProbe>,
-            PrmKind::TargetJudge,
-            config.prompt,
-        )
-    });
+    let readers = StateReaders::load(
+        target_settings,
+        draft_settings,
+        &config,
+        !args.no_hidden,
+        !args.no_judge,
+    )?;
     let labeller = Labeller {
         target: &target,
-        target_states: (!args.no_hidden).then_some(target_states.as_ref() as &dyn TextProbe),
-        draft_states: draft_states.as_deref().map(|m| m as &dyn TextProbe),
-        judge: judge.as_ref().map(|j| j as &dyn StepScorer),
-        options: config.generation.step.clone(),
-        rollout_max_tokens: args.rollout_max_tokens,
-        max_steps: config.generation.max_steps as usize,
+        ..readers.labeller(&config, args.rollout_max_tokens)
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -227,6 +219,206 @@ pub fn run(args: LabelArgs) -> Result<()> {
             labels_path.display()
         );
     }
+    Ok(())
+}
+
+/// The models that read hidden states (and the judge, which asks the target's instance).
+struct StateReaders {
+    target: Arc<EmbeddedModel>,
+    /// Read only where hidden states are asked for.
+    hidden: bool,
+    draft: Option<Arc<EmbeddedModel>>,
+    judge: Option<ProbePrm>,
+}
+
+impl StateReaders {
+    fn load(
+        target: &EmbeddedSettings,
+        draft: &EmbeddedSettings,
+        config: &arbitrage::config::Config,
+        hidden: bool,
+        judge: bool,
+    ) -> Result<StateReaders> {
+        let with_states = |s: &EmbeddedSettings, name: &str| -> Result<Arc<EmbeddedModel>> {
+            Ok(Arc::new(super::loading(name, || {
+                arbitrage::setup::load_hidden_states_model(s, name, None)
+            })?))
+        };
+        let target = with_states(target, "target (hidden states)")?;
+        let draft = if hidden {
+            Some(with_states(draft, "draft (hidden states)")?)
+        } else {
+            None
+        };
+        let judge = judge.then(|| {
+            ProbePrm::new(
+                target.clone() as Arc<dyn TextProbe>,
+                PrmKind::TargetJudge,
+                config.prompt,
+            )
+        });
+        Ok(StateReaders {
+            target,
+            hidden,
+            draft,
+            judge,
+        })
+    }
+
+    /// A labeller reading with these models; its rollouts run on the target's instance here,
+    /// unless the caller gives another.
+    fn labeller(
+        &self,
+        config: &arbitrage::config::Config,
+        rollout_max_tokens: u64,
+    ) -> Labeller<'_> {
+        Labeller {
+            target: self.target.as_ref(),
+            target_states: self
+                .hidden
+                .then_some(self.target.as_ref() as &dyn TextProbe),
+            draft_states: self.draft.as_deref().map(|m| m as &dyn TextProbe),
+            judge: self.judge.as_ref().map(|j| j as &dyn StepScorer),
+            options: config.generation.step.clone(),
+            rollout_max_tokens,
+            max_steps: config.generation.max_steps as usize,
+        }
+    }
+}
+
+/// `label --states-only`: the reads labelled lines lack, problem by problem, into
+/// `labels.jsonl.reads`; then labels.jsonl is rewritten with them (through a temporary file).
+fn complete_reads(
+    args: &LabelArgs,
+    config: &arbitrage::config::Config,
+    records: &BTreeMap<usize, Vec<StepsLine>>,
+    golds: &HashMap<usize, String>,
+) -> Result<()> {
+    let labels_path = args.run.join("labels.jsonl");
+    let partial_path = args.run.join("labels.jsonl.reads");
+    let mut by_problem: BTreeMap<usize, Vec<LabelLine>> = BTreeMap::new();
+    for (n, line) in lines_of(&labels_path)? {
+        let l: LabelLine = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not a label line", labels_path.display()))?;
+        by_problem.entry(l.idx).or_default().push(l);
+    }
+    let mut completed: BTreeMap<usize, Vec<LabelLine>> = BTreeMap::new();
+    if partial_path.exists() {
+        for (n, line) in lines_of(&partial_path)? {
+            let l: LabelLine = serde_json::from_str(&line)
+                .with_context(|| format!("{}:{n}: not a label line", partial_path.display()))?;
+            completed.entry(l.idx).or_default().push(l);
+        }
+    }
+    let (Some(target_settings), Some(draft_settings)) =
+        (config.target.embedded(), config.draft.embedded())
+    else {
+        bail!("`arbitrage label` runs on the embedded engine: configure `file`s for both models");
+    };
+    let readers = StateReaders::load(
+        target_settings,
+        draft_settings,
+        config,
+        true,
+        !args.no_judge,
+    )?;
+    let labeller = readers.labeller(config, args.rollout_max_tokens);
+    let mut todo: Vec<(usize, &Vec<LabelLine>)> = by_problem
+        .iter()
+        .filter(|(idx, lines)| {
+            !completed.contains_key(idx) && lines.iter().any(|l| labeller.lacks_reads(l))
+        })
+        .map(|(idx, lines)| (*idx, lines))
+        .collect();
+    let lacking = todo.len();
+    if let Some(n) = args.limit {
+        todo.truncate(n);
+    }
+    eprintln!(
+        "label --states-only {}: {} labelled problems, {lacking} lack reads, {} read now → {}",
+        args.run.display(),
+        by_problem.len(),
+        todo.len(),
+        partial_path.display()
+    );
+    let interrupted = super::run::interrupt_flag()?;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&partial_path)
+        .with_context(|| format!("opening {}", partial_path.display()))?;
+    let bar = ProgressBar::new(todo.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} problems · {elapsed} · {msg}")
+            .expect("static template"),
+    );
+    let mut seconds = 0.0;
+    for (idx, lines) in todo {
+        let (Some(recs), Some(gold)) = (records.get(&idx), golds.get(&idx)) else {
+            bail!(
+                "{}: problem {idx} is labelled but has no record in steps.jsonl or result in results.jsonl",
+                labels_path.display()
+            );
+        };
+        let question = &recs[0].question;
+        let prompt = config.prompt.render(question);
+        let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+        let problem = ProblemRecords {
+            problem: idx as u64,
+            idx,
+            question,
+            prompt: &prompt,
+            gold,
+            records: &step_records,
+        };
+        let stop = || interrupted.load(Ordering::SeqCst);
+        let Some((lines, cost)) = labeller
+            .complete_reads(&problem, lines, &stop)
+            .with_context(|| format!("reading the states of problem {idx}"))?
+        else {
+            break;
+        };
+        for line in &lines {
+            serde_json::to_writer(&mut out, line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+            .with_context(|| format!("writing {}", partial_path.display()))?;
+        completed.insert(idx, lines);
+        seconds += cost.probe_seconds;
+        bar.inc(1);
+        bar.set_message(format!("{:.1} s/problem", seconds / bar.position() as f64));
+    }
+    bar.finish();
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted: finished problems are saved in {}; run again to resume",
+            partial_path.display()
+        );
+        return Ok(());
+    }
+    // Every line of labels.jsonl, with its problem's completed lines where there are some.
+    let merged = args.run.join("labels.jsonl.tmp");
+    {
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&merged)
+                .with_context(|| format!("creating {}", merged.display()))?,
+        );
+        for (idx, lines) in &by_problem {
+            for line in completed.get(idx).unwrap_or(lines) {
+                serde_json::to_writer(&mut file, line)?;
+                file.write_all(b"\n")?;
+            }
+        }
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("writing {}", merged.display()))?;
+    }
+    std::fs::rename(&merged, &labels_path)
+        .with_context(|| format!("replacing {}", labels_path.display()))?;
+    std::fs::remove_file(&partial_path)
+        .with_context(|| format!("removing {}", partial_path.display()))?;
+    eprintln!("{} now carries the reads", labels_path.display());
     Ok(())
 }
 

@@ -351,42 +351,7 @@ impl Labeller<'_> {
             };
             cost.rollout_seconds += rollouts_started.elapsed().as_secs_f64();
             let probes_started = std::time::Instant::now();
-            let transcript = Transcript {
-                problem: p.problem,
-                question: p.question,
-                prompt: p.prompt,
-                steps: &previous,
-            };
-            let state = |probe: Option<&dyn TextProbe>, step: &str| {
-                probe
-                    .map(|m| m.probe(&transcript, step, &[], ForcedTokens::Skip))
-                    .transpose()
-                    .map(|p| {
-                        p.and_then(|p| {
-                            log_read(p.usage, "hidden state");
-                            p.hidden
-                        })
-                        .map(HiddenState)
-                    })
-            };
-            let judge = |step: &str| {
-                self.judge
-                    .map(|j| j.score_step(&transcript, step))
-                    .transpose()
-                    .map(|s| {
-                        s.map(|s| {
-                            log_read(s.usage, "judge");
-                            s.score
-                        })
-                    })
-            };
-            // Each step's hidden state is read before its judge question, which then only adds
-            // the question to what the cache holds.
-            let draft_hidden = state(self.draft_states, &r.draft_step)?;
-            let target_hidden_at_draft = state(self.target_states, &r.draft_step)?;
-            let draft_judge = judge(&r.draft_step)?;
-            let target_hidden_at_target = state(self.target_states, &r.target_step)?;
-            let target_judge = judge(&r.target_step)?;
+            let reads = self.read(p, r)?;
             lines.push(LabelLine {
                 format_version: LABELS_FORMAT_VERSION,
                 idx: p.idx,
@@ -395,16 +360,121 @@ impl Labeller<'_> {
                 target_correct,
                 draft_rollout_tokens,
                 target_rollout_tokens,
-                draft_judge,
-                target_judge,
-                draft_hidden,
-                target_hidden_at_draft,
-                target_hidden_at_target,
+                ..reads
             });
             cost.probe_seconds += probes_started.elapsed().as_secs_f64();
         }
         self.target.release(p.problem);
         Ok(Some((lines, cost)))
+    }
+
+    /// What this labeller reads at record `r` besides the rollouts: hidden states and judge
+    /// scores (each `None` where it has no reader). The label fields are left false and 0.
+    fn read(&self, p: &ProblemRecords<'_>, r: &StepRecord) -> Result<LabelLine, EngineError> {
+        let previous: Vec<String> = r.previous_steps.iter().map(|s| s.text.clone()).collect();
+        let transcript = Transcript {
+            problem: p.problem,
+            question: p.question,
+            prompt: p.prompt,
+            steps: &previous,
+        };
+        let state = |probe: Option<&dyn TextProbe>, step: &str| {
+            probe
+                .map(|m| m.probe(&transcript, step, &[], ForcedTokens::Skip))
+                .transpose()
+                .map(|p| {
+                    p.and_then(|p| {
+                        log_read(p.usage, "hidden state");
+                        p.hidden
+                    })
+                    .map(HiddenState)
+                })
+        };
+        let judge = |step: &str| {
+            self.judge
+                .map(|j| j.score_step(&transcript, step))
+                .transpose()
+                .map(|s| {
+                    s.map(|s| {
+                        log_read(s.usage, "judge");
+                        s.score
+                    })
+                })
+        };
+        // Each step's hidden state is read before its judge question, which then only adds the
+        // question to what the cache holds.
+        let draft_hidden = state(self.draft_states, &r.draft_step)?;
+        let target_hidden_at_draft = state(self.target_states, &r.draft_step)?;
+        let draft_judge = judge(&r.draft_step)?;
+        let target_hidden_at_target = state(self.target_states, &r.target_step)?;
+        let target_judge = judge(&r.target_step)?;
+        Ok(LabelLine {
+            format_version: LABELS_FORMAT_VERSION,
+            idx: p.idx,
+            step_index: r.step_index,
+            draft_correct: false,
+            target_correct: false,
+            draft_rollout_tokens: 0,
+            target_rollout_tokens: 0,
+            draft_judge,
+            target_judge,
+            draft_hidden,
+            target_hidden_at_draft,
+            target_hidden_at_target,
+        })
+    }
+
+    /// Whether `line` lacks something this labeller reads.
+    pub fn lacks_reads(&self, line: &LabelLine) -> bool {
+        let states = self.target_states.is_some()
+            && (line.target_hidden_at_draft.is_none() || line.target_hidden_at_target.is_none());
+        let draft = self.draft_states.is_some() && line.draft_hidden.is_none();
+        let judge =
+            self.judge.is_some() && (line.draft_judge.is_none() || line.target_judge.is_none());
+        states || draft || judge
+    }
+
+    /// Fills in what one problem's label `lines` lack of this labeller's reads (hidden states,
+    /// judge scores), without rolling out again: for runs labelled with `--no-hidden` or
+    /// `--no-judge`. Lines are matched to `p.records` by step; the labels are kept as they are.
+    pub fn complete_reads(
+        &self,
+        p: &ProblemRecords<'_>,
+        lines: &[LabelLine],
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Option<(Vec<LabelLine>, LabelCost)>, EngineError> {
+        let started = std::time::Instant::now();
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines {
+            if interrupted() {
+                return Ok(None);
+            }
+            let record = p.records.iter().find(|r| r.step_index == line.step_index);
+            let Some(r) = record.filter(|_| self.lacks_reads(line)) else {
+                out.push(line.clone());
+                continue;
+            };
+            let read = self.read(p, r)?;
+            out.push(LabelLine {
+                draft_judge: line.draft_judge.or(read.draft_judge),
+                target_judge: line.target_judge.or(read.target_judge),
+                draft_hidden: line.draft_hidden.clone().or(read.draft_hidden),
+                target_hidden_at_draft: line
+                    .target_hidden_at_draft
+                    .clone()
+                    .or(read.target_hidden_at_draft),
+                target_hidden_at_target: line
+                    .target_hidden_at_target
+                    .clone()
+                    .or(read.target_hidden_at_target),
+                ..line.clone()
+            });
+        }
+        let cost = LabelCost {
+            probe_seconds: started.elapsed().as_secs_f64(),
+            ..LabelCost::default()
+        };
+        Ok(Some((out, cost)))
     }
 }
 
