@@ -618,6 +618,80 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
         .collect()
 }
 
+/// `steps` as a router at `threshold` would meet them, with its decision on each: every problem's
+/// steps are replayed in order and `target_share` (the share of earlier steps the target wrote)
+/// is that of the replayed decisions, not the recorded one. Problems in order of their key,
+/// steps in order of their index.
+pub fn replay(file: &RouterFile, steps: &[&Example], threshold: f64) -> Vec<(Example, bool)> {
+    let at = FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "target_share")
+        .filter(|&i| i < file.draft_feature_count());
+    let mut by_problem: BTreeMap<(usize, usize), Vec<&Example>> = BTreeMap::new();
+    for e in steps {
+        by_problem.entry(e.problem).or_default().push(e);
+    }
+    let mut out = Vec::with_capacity(steps.len());
+    for problem in by_problem.values_mut() {
+        problem.sort_by_key(|e| e.step_index);
+        let mut escalated = 0usize;
+        for (k, e) in problem.iter().enumerate() {
+            let mut e = (*e).clone();
+            if let Some(at) = at {
+                e.features[at] = if k == 0 {
+                    0.0
+                } else {
+                    escalated as f32 / k as f32
+                };
+            }
+            let x = file
+                .inputs(&e.features, Some(e.draft_score))
+                .expect("a score is given");
+            let escalate = crate::method::policy::router_escalates(file.predict(&x), threshold);
+            escalated += usize::from(escalate);
+            out.push((e, escalate));
+        }
+    }
+    out
+}
+
+/// Share of `steps` the router sends to the target at `threshold`, replayed ([`replay`]).
+pub fn replayed_share(file: &RouterFile, steps: &[&Example], threshold: f64) -> f64 {
+    let sent = replay(file, steps, threshold)
+        .iter()
+        .filter(|(_, escalate)| *escalate)
+        .count();
+    sent as f64 / steps.len().max(1) as f64
+}
+
+/// Thresholds that send 5%, 10%, … 95% of `steps` to the target when the router's own
+/// decisions make the context ([`replayed_share`]). The records come from `generate`, whose
+/// trajectories keep the target's step about 60% of the time: read as they were recorded, the
+/// context says "the target wrote most steps so far" at every budget, and a router at a small
+/// budget, whose context says the opposite, sends far fewer steps than its point promised
+/// (GSM8K 0–29: 6% at 0.15). Each threshold is found by bisection.
+pub fn replayed_budget_points(file: &RouterFile, steps: &[&Example]) -> Vec<BudgetPoint> {
+    (1..20)
+        .map(|k| {
+            let fraction = f64::from(k) / 20.0;
+            let (mut lo, mut hi) = (0.0f64, 1.0f64);
+            for _ in 0..40 {
+                let mid = (lo + hi) / 2.0;
+                if replayed_share(file, steps, mid) > fraction {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            BudgetPoint {
+                target_fraction: fraction,
+                threshold: hi,
+                early: None,
+            }
+        })
+        .collect()
+}
+
 /// What an early decision trades, in units of a draft token's decode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EarlyCosts {
@@ -985,7 +1059,8 @@ pub fn train(
             ));
         }
     }
-    file.budget = budget_points(&y_hat);
+    let eval_refs: Vec<&Example> = eval_on.iter().collect();
+    file.budget = replayed_budget_points(&file, &eval_refs);
     let train_steps: Vec<&Example> = train_part.iter().collect();
     let eval_steps: Vec<&Example> = eval_on.iter().collect();
     let mut early = Vec::new();
@@ -1003,12 +1078,8 @@ pub fn train(
     if distinct.len() > 1 {
         for set in distinct {
             let in_set = |e: &Example| set_of(e) == Some(set);
-            // The held-out ŷ are those of the pooled curve, taken for this set's steps.
-            let (set_eval, set_y_hat): (Vec<&Example>, Vec<f64>) = eval_on
-                .iter()
-                .zip(&y_hat)
-                .filter(|(e, _)| in_set(e))
-                .unzip();
+            // The pooled router's held-out steps of this set, replayed on their own.
+            let set_eval: Vec<&Example> = eval_on.iter().filter(|e| in_set(e)).collect();
             if set_eval.len() < MIN_SET_CURVE_STEPS {
                 tracing::warn!(
                     set,
@@ -1018,7 +1089,7 @@ pub fn train(
                 continue;
             }
             let set_train: Vec<&Example> = train_part.iter().filter(|e| in_set(e)).collect();
-            let mut points = budget_points(&set_y_hat);
+            let mut points = replayed_budget_points(&file, &set_eval);
             if let Some(costs) = options.early_costs {
                 if let Some((fitted, reports)) =
                     fit_early_points(&file, &points, &set_train, &set_eval, costs)
@@ -1113,51 +1184,33 @@ fn fit_early_points(
     if train_steps.is_empty() {
         return None;
     }
-    let scores = |steps: &[&Example]| -> Vec<f32> {
-        steps
-            .iter()
-            .map(|e| {
-                let x = file
-                    .inputs(&e.features, Some(e.draft_score))
-                    .expect("a score is given");
-                file.predict(&x)
-            })
-            .collect()
-    };
-    let (train_scores, eval_scores) = (scores(train_steps), scores(eval_steps));
-    let decisions = |scores: &[f32], threshold: f64| -> Vec<bool> {
-        scores
-            .iter()
-            .map(|&y| crate::method::policy::router_escalates(y, threshold))
-            .collect()
-    };
+    // The early rule is fitted against the router's decisions at each point, in the context the
+    // router itself makes (its glimpse reads `target_share` too).
     let mut points = points.to_vec();
     let mut reports = Vec::new();
     for point in &mut points {
-        let fitted = fit_early_rule(
-            train_steps,
-            &decisions(&train_scores, point.threshold),
-            costs,
-        );
+        let (train, train_decisions): (Vec<Example>, Vec<bool>) =
+            replay(file, train_steps, point.threshold)
+                .into_iter()
+                .unzip();
+        let (eval, eval_decisions): (Vec<Example>, Vec<bool>) =
+            replay(file, eval_steps, point.threshold)
+                .into_iter()
+                .unzip();
+        let (train, eval): (Vec<&Example>, Vec<&Example>) =
+            (train.iter().collect(), eval.iter().collect());
+        let fitted = fit_early_rule(&train, &train_decisions, costs);
         point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
         reports.push(EarlyReport {
             target_fraction: point.target_fraction,
             threshold: point.threshold,
             rule: point.early.clone(),
             train: fitted.map(|(_, o)| o),
-            held_out: point.early.as_ref().map(|rule| {
-                early_outcome(
-                    rule,
-                    eval_steps,
-                    &decisions(&eval_scores, point.threshold),
-                    costs,
-                )
-            }),
-            context_only: context_only_outcome(
-                eval_steps,
-                &decisions(&eval_scores, point.threshold),
-                costs,
-            ),
+            held_out: point
+                .early
+                .as_ref()
+                .map(|rule| early_outcome(rule, &eval, &eval_decisions, costs)),
+            context_only: context_only_outcome(&eval, &eval_decisions, costs),
         });
     }
     Some((points, reports))
@@ -1572,6 +1625,85 @@ mod tests {
             "{}",
             sent(0, gsm8k_own)
         );
+    }
+
+    #[test]
+    fn budget_points_hold_when_the_routers_own_decisions_make_the_context() {
+        let at = FEATURE_NAMES
+            .iter()
+            .position(|n| *n == "target_share")
+            .unwrap();
+        // Records as `generate` writes them: after the first step, 60% of earlier steps are the
+        // target's, whatever a router would have done.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let steps: Vec<Example> = (0..200)
+            .flat_map(|p| {
+                let mut v = Vec::new();
+                for k in 0..8 {
+                    let mut e = ex(p, 0.0);
+                    e.step_index = k;
+                    e.features[0] = rng.random_range(-2.0..0.0);
+                    e.features[at] = if k == 0 { 0.0 } else { 0.6 };
+                    v.push(e);
+                }
+                v
+            })
+            .collect();
+        let refs: Vec<&Example> = steps.iter().collect();
+        // A router that escalates unsure steps, and more readily after escalations.
+        let mut file = crate::method::router::tests::sample();
+        file.weights[0] = -1.0;
+        file.weights[at] = 3.0;
+        file.scale[0] = 0.5;
+        file.mean[0] = -1.0;
+        file.scale[at] = 0.3;
+        file.mean[at] = 0.5;
+        let recorded: Vec<f64> = steps
+            .iter()
+            .map(|e| f64::from(file.predict(&e.features)))
+            .collect();
+        for point in budget_points(&recorded)
+            .iter()
+            .filter(|p| [0.15, 0.3].contains(&p.target_fraction))
+        {
+            // Calibrated on the recorded context, the router sends far fewer steps.
+            let sent = replayed_share(&file, &refs, point.threshold);
+            assert!(sent < 0.6 * point.target_fraction, "{point:?}: {sent}");
+        }
+        for point in replayed_budget_points(&file, &refs)
+            .iter()
+            .filter(|p| [0.15, 0.3, 0.45].contains(&p.target_fraction))
+        {
+            let sent = replayed_share(&file, &refs, point.threshold);
+            assert!(
+                (sent - point.target_fraction).abs() < 0.02,
+                "{point:?}: {sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replay_takes_the_context_from_its_own_decisions() {
+        let at = FEATURE_NAMES
+            .iter()
+            .position(|n| *n == "target_share")
+            .unwrap();
+        // ŷ = σ(10 · share − 5): nothing escalates until something has.
+        let mut file = crate::method::router::tests::sample();
+        file.weights[at] = 10.0;
+        file.bias = -5.0;
+        let steps: Vec<Example> = (0..3)
+            .map(|k| {
+                let mut e = ex(0, 0.0);
+                e.step_index = k;
+                e.features[at] = 0.6;
+                e
+            })
+            .collect();
+        let refs: Vec<&Example> = steps.iter().collect();
+        assert_eq!(replayed_share(&file, &refs, 0.5), 0.0);
+        // A first escalation (σ(−5) ≈ 0.0067) makes every later step's share 1.
+        assert_eq!(replayed_share(&file, &refs, 0.005), 1.0);
     }
 
     #[test]
