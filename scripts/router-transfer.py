@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How a shipped router and value head carry over to another set's labelled steps.
 
-    scripts/router-transfer.py runs/train/math500-generate [routers/qwen25-coder-0.5b-1.5b.json]
+    scripts/router-transfer.py runs/train/math500-generate [routers/qwen25-coder-0.5b-1.5b.json] [--cv]
 
 Reads a labelled `generate` run (steps.jsonl from `arbitrage run --run-type generate`,
 labels.jsonl from `arbitrage label`) and prints, against the outcome label the router is trained
@@ -15,9 +15,15 @@ on (y = 1 when only the target's step leads to the gold answer):
 - the value head's scores as the records carry them: the draft step's score (low should mean
   escalate) and the target's step's score minus the draft's.
 AUCs count ties as half.
+
+With --cv it also asks whether the candidate text features would help a router retrained on
+these steps: a class-weighted, L2-regularised logistic regression over the router's features
+(with and without the candidates, all four and each alone), 5-fold cross-validation by problem,
+5 shuffles; it prints each input set's mean held-out AUC and range.
 """
 import json
 import math
+import random
 import re
 import sys
 from collections import Counter
@@ -49,6 +55,50 @@ CANDIDATES = {
 }
 
 
+def fit_logistic(rows, ys, l2=1.0, iters=300, lr=0.1):
+    """Batch gradient descent on standardised inputs, positives weighted to balance the classes.
+    Returns a scoring function (the logit)."""
+    n, d = len(rows), len(rows[0])
+    mean = [sum(r[j] for r in rows) / n for j in range(d)]
+    scale = [max(1e-6, math.sqrt(sum((r[j] - mean[j]) ** 2 for r in rows) / n)) for j in range(d)]
+    z = [[(r[j] - mean[j]) / scale[j] for j in range(d)] for r in rows]
+    w, b = [0.0] * d, 0.0
+    positive_weight = (n - sum(ys)) / max(1, sum(ys))
+    for _ in range(iters):
+        gw, gb, total = [0.0] * d, 0.0, 0.0
+        for x, y in zip(z, ys):
+            p = 1 / (1 + math.exp(-(b + sum(a * c for a, c in zip(w, x)))))
+            k = positive_weight if y else 1.0
+            g = (p - y) * k
+            gb += g
+            total += k
+            for j in range(d):
+                gw[j] += g * x[j]
+        b -= lr * gb / total
+        for j in range(d):
+            w[j] -= lr * (gw[j] / total + l2 * w[j] / n)
+    return lambda r: b + sum(a * (r[j] - mean[j]) / scale[j] for j, a in enumerate(w))
+
+
+def cross_validated_auc(rows, ys, groups, folds=5, shuffles=5):
+    """Mean, least and greatest AUC over `shuffles` k-fold splits by group (problem)."""
+    ids = sorted(set(groups))
+    aucs = []
+    for seed in range(shuffles):
+        order = ids[:]
+        random.Random(seed).shuffle(order)
+        parts = [set(order[i::folds]) for i in range(folds)]
+        predicted = [0.0] * len(rows)
+        for part in parts:
+            train = [i for i, g in enumerate(groups) if g not in part]
+            model = fit_logistic([rows[i] for i in train], [ys[i] for i in train])
+            for i, g in enumerate(groups):
+                if g in part:
+                    predicted[i] = model(rows[i])
+        aucs.append(auc(predicted, ys))
+    return sum(aucs) / len(aucs), min(aucs), max(aucs)
+
+
 def read_jsonl(path):
     with open(path) as f:
         for i, line in enumerate(f, 1):
@@ -60,11 +110,13 @@ def read_jsonl(path):
 
 
 def main() -> int:
-    if len(sys.argv) not in (2, 3):
+    args = [a for a in sys.argv[1:] if a != "--cv"]
+    cv = len(args) < len(sys.argv) - 1
+    if len(args) not in (1, 2):
         print(__doc__, file=sys.stderr)
         return 2
-    run = Path(sys.argv[1])
-    router = json.loads(Path(sys.argv[2] if len(sys.argv) == 3 else "routers/qwen25-coder-0.5b-1.5b.json").read_text())
+    run = Path(args[0])
+    router = json.loads(Path(args[1] if len(args) == 2 else "routers/qwen25-coder-0.5b-1.5b.json").read_text())
     steps = {(r["idx"], r["step_index"]): r for r in read_jsonl(run / "steps.jsonl")}
     rows = []
     for label in read_jsonl(run / "labels.jsonl"):
@@ -118,6 +170,19 @@ def main() -> int:
     for name, f in CANDIDATES.items():
         xs = [f(s["draft_step"]) for s, _, _ in rows]
         print(f"| {name} | {auc(xs, ys):.3f} | {sum(x != 0 for x in xs)} of {len(xs)} |")
+    if cv:
+        features = [s["features"] for s, _, _ in rows]
+        candidates = [[f(s["draft_step"]) for f in CANDIDATES.values()] for s, _, _ in rows]
+        groups = [s["idx"] for s, _, _ in rows]
+        sets = {"the router's features": features, "… and the four candidates": [a + b for a, b in zip(features, candidates)]}
+        for j, name in enumerate(CANDIDATES):
+            sets[f"… and {name}"] = [a + [b[j]] for a, b in zip(features, candidates)]
+        print()
+        print("| inputs of a router retrained here | cross-validated AUC (5 folds by problem, 5 shuffles) | range |")
+        print("|---|---|---|")
+        for name, inputs in sets.items():
+            mean, lo, hi = cross_validated_auc(inputs, ys, groups)
+            print(f"| {name} | {mean:.3f} | {lo:.3f}–{hi:.3f} |")
     scored = [(s, y) for s, y, _ in rows if s.get("prm_score") is not None and s.get("target_prm_score") is not None]
     if scored:
         draft = [-s["prm_score"] for s, _ in scored]
