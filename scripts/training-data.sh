@@ -2,7 +2,7 @@
 # The training data of the router and value head that ship for the default pair (issue 27), in
 # order: MATH500 0-149 and GSM8K 100-399, each `generate` records and rollout labels without
 # hidden states (scripts/router-data.sh), then the hidden states read afterwards (`label
-# --states-only`). Resumable at every level: run it again after an interruption. Many hours on
+# --states-only --no-judge`). Resumable at every level: run it again after an interruption. Many hours on
 # 2 cores (docs/router.md, "MATH-style data"); logs go to runs/logs/.
 #
 #   scripts/training-data.sh
@@ -22,6 +22,8 @@ for set in math500 gsm8k; do
   esac
   DATASET=$set CHUNK=5 PRM=value-head LABEL_ARGS="--no-hidden --no-judge" \
     "${nice[@]}" scripts/router-data.sh "${range[@]}" >> "runs/logs/$set-data.log" 2>&1
-  "${nice[@]}" "$BIN" label --run "runs/train/$set-generate" --states-only \
+  # The judge scores are a comparison row of train-heads only: skipped, they would add two reads
+  # a record to the three hidden states (about 40 s a MATH problem at full CPU without them).
+  "${nice[@]}" "$BIN" label --run "runs/train/$set-generate" --states-only --no-judge \
     >> "runs/logs/$set-states.log" 2>&1
 done
