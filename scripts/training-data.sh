@@ -23,7 +23,8 @@ for set in math500 gsm8k; do
   DATASET=$set CHUNK=5 PRM=value-head LABEL_ARGS="--no-hidden --no-judge" \
     "${nice[@]}" scripts/router-data.sh "${range[@]}" >> "runs/logs/$set-data.log" 2>&1
   # The judge scores are a comparison row of train-heads only: skipped, they would add two reads
-  # a record to the three hidden states (about 40 s a MATH problem at full CPU without them).
+  # a record to the three hidden states (with them, MATH500 problems 0-2 took 80 s each on cores
+  # shared with a data run, 2026-12-06).
   "${nice[@]}" "$BIN" label --run "runs/train/$set-generate" --states-only --no-judge \
     >> "runs/logs/$set-states.log" 2>&1
 done
