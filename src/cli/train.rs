@@ -60,6 +60,12 @@ pub struct TrainArgs {
     /// that PRM, at RSD's price (issue 27's router that reads what the PRM reads).
     #[arg(long)]
     reads_prm: bool,
+    /// With --reads-prm: read this value head's score of the draft step (from the labels' hidden
+    /// states) instead of the records' PRM score, so records scored by an older head train a
+    /// router for this one. Give the path as runs will give it (`--prm-head`, or the config's
+    /// `[prm] head`): the router names its PRM by it.
+    #[arg(long, value_name = "HEAD", requires = "reads_prm")]
+    prm_head: Option<PathBuf>,
     /// Held-out splits to evaluate on (seeds --seed, --seed + 1, …): the table then gives each
     /// row's mean and range. The router written is the first split's.
     #[arg(long, default_value_t = 1)]
@@ -106,6 +112,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }),
         labelled_only: args.labelled_only,
         reads_prm: args.reads_prm,
+        prm_head: match &args.prm_head {
+            Some(path) => Some((
+                arbitrage::method::value_head::ValueHeadPrm::describe(path, "target"),
+                arbitrage::method::value_head::HeadFile::load(path)?,
+            )),
+            None => None,
+        },
         compare: args
             .compare
             .iter()

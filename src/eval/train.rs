@@ -20,6 +20,7 @@ use crate::logistic::{Logistic, fit_logistic};
 use crate::method::features::FEATURE_NAMES;
 use crate::method::policy::EarlyRule;
 use crate::method::router::{BudgetPoint, PRM_SCORE, ROUTER_FORMAT, ROUTER_VERSION, RouterFile};
+use crate::method::value_head::HeadFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -197,7 +198,15 @@ impl Example {
 
 /// Reads step records from every file. Advantages other than [`Advantage::Prm`] read the labels
 /// beside each file and keep only labelled records.
-pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Example>, TrainError> {
+///
+/// With `draft_head`, an example's `draft_score` (what a router that reads the PRM reads) is that
+/// value head's score of the target's hidden state at the draft step, from the labels, instead of
+/// the score the records carry: records scored by an older head serve a router for a newer one.
+pub fn read_examples(
+    paths: &[PathBuf],
+    advantage: &Advantage,
+    draft_head: Option<&HeadFile>,
+) -> Result<Vec<Example>, TrainError> {
     let mut out = Vec::new();
     for (source, path) in paths.iter().enumerate() {
         // Labels are needed for every advantage but the records' PRM scores, and read for that one
@@ -270,6 +279,20 @@ pub fn read_examples(paths: &[PathBuf], advantage: &Advantage) -> Result<Vec<Exa
                     }
                 }
                 (_, None) => unreachable!("labels are read for every advantage but Prm"),
+            };
+            let draft_score = match draft_head {
+                None => draft_score,
+                Some(head) => {
+                    let state = label.and_then(|l| l.target_hidden_at_draft.as_ref());
+                    let Some(state) = state else {
+                        return Err(TrainError::Data(format!(
+                            "{}:{}: the PRM head scores the target's hidden state at the draft step, and this record has no labelled state (label it, then `label --states-only`)",
+                            path.display(),
+                            n + 1
+                        )));
+                    };
+                    head.predict(&state.0)
+                }
             };
             out.push(Example {
                 problem: (source, rec.idx),
@@ -541,6 +564,10 @@ pub struct TrainOptions {
     /// Read the records' PRM score of the draft step after the features (a router priced like
     /// RSD's read of the PRM).
     pub reads_prm: bool,
+    /// The value head whose score the router reads instead of the records' (scored from the
+    /// labels' hidden states; [`read_examples`]), with the PRM description a run with it gives.
+    #[serde(skip)]
+    pub prm_head: Option<(String, HeadFile)>,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
@@ -924,10 +951,10 @@ pub fn train(
         }
         x
     };
-    let prm = if options.reads_prm {
-        Some(records_prm(sources)?)
-    } else {
-        None
+    let prm = match (&options.prm_head, options.reads_prm) {
+        (Some((name, _)), true) => Some(name.clone()),
+        (None, true) => Some(records_prm(sources)?),
+        (_, false) => None,
     };
     let inputs: Vec<Vec<f32>> = fit_on.iter().map(with_prm).collect();
     let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
@@ -1224,7 +1251,8 @@ pub fn train_files(
     splits: usize,
     out: &Path,
 ) -> Result<Trained, Box<dyn std::error::Error + Send + Sync>> {
-    let mut examples = read_examples(paths, advantage)?;
+    let head = options.prm_head.as_ref().map(|(_, head)| head);
+    let mut examples = read_examples(paths, advantage, head)?;
     if options.labelled_only {
         examples.retain(|e| e.outcome.is_some());
     }
@@ -1363,6 +1391,7 @@ mod tests {
             labelled_only: false,
             compare: Vec::new(),
             reads_prm: false,
+            prm_head: None,
         }
     }
 
@@ -1413,16 +1442,88 @@ mod tests {
             label(0, false, true) + &label(2, true, false),
         )
         .unwrap();
-        let examples = read_examples(std::slice::from_ref(&path), &Advantage::Outcome).unwrap();
+        let examples =
+            read_examples(std::slice::from_ref(&path), &Advantage::Outcome, None).unwrap();
         let adv: Vec<f32> = examples.iter().map(|e| e.advantage).collect();
         // Step 1 has no label; the PRM scores (which say the opposite) are not read.
         assert_eq!(adv, [1.0, -1.0]);
         let err = read_examples(
             std::slice::from_ref(&dir.path().join("nowhere").join("steps.jsonl")),
             &Advantage::Outcome,
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("labels.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn a_prm_head_scores_the_draft_step_from_the_labels_states() {
+        let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        let steps: String = (0..2)
+            .map(|k| {
+                format!(
+                    "{{\"idx\": 5, \"step_index\": {k}, \"feature_names\": {names}, \"features\": {:?}, \"prm_score\": 0.5, \"target_prm_score\": 0.5}}\n",
+                    [0.5f32; FEATURE_NAMES.len()]
+                )
+            })
+            .collect();
+        std::fs::write(&path, steps).unwrap();
+        let state =
+            |v: Vec<f32>| serde_json::to_string(&crate::eval::labels::HiddenState(v)).unwrap();
+        let label = |k: usize, hidden: &str| {
+            format!(
+                "{{\"format_version\": 1, \"idx\": 5, \"step_index\": {k}, \"draft_correct\": false, \"target_correct\": true, \"draft_rollout_tokens\": 0, \"target_rollout_tokens\": 0{hidden}}}\n"
+            )
+        };
+        let with_states = |a: f32| format!(", \"target_hidden_at_draft\": {}", state(vec![a, -a]));
+        std::fs::write(
+            dir.path().join("labels.jsonl"),
+            label(0, &with_states(1.0)) + &label(1, &with_states(-1.0)),
+        )
+        .unwrap();
+        let head = HeadFile::new(
+            crate::method::value_head::HeadInput::TargetHidden,
+            "t",
+            crate::logistic::Logistic {
+                mean: vec![0.0, 0.0],
+                scale: vec![1.0, 1.0],
+                weights: vec![2.0, 0.0],
+                bias: 0.0,
+            },
+        );
+        let scores = |head| -> Vec<f32> {
+            read_examples(std::slice::from_ref(&path), &Advantage::Outcome, head)
+                .unwrap()
+                .iter()
+                .map(|e| e.draft_score)
+                .collect()
+        };
+        assert_eq!(scores(None), [0.5, 0.5]);
+        let sigmoid = |z: f32| 1.0 / (1.0 + (-z).exp());
+        let scored = scores(Some(&head));
+        assert!(
+            (scored[0] - sigmoid(2.0)).abs() < 1e-6 && (scored[1] - sigmoid(-2.0)).abs() < 1e-6,
+            "{scored:?}"
+        );
+        // A label without the state cannot be scored: the error says how to read it.
+        std::fs::write(
+            dir.path().join("labels.jsonl"),
+            label(0, "") + &label(1, ""),
+        )
+        .unwrap();
+        let err = read_examples(
+            std::slice::from_ref(&path),
+            &Advantage::Outcome,
+            Some(&head),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--states-only") && err.contains("steps.jsonl:1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1496,7 +1597,7 @@ mod tests {
         ]
         .concat();
         std::fs::write(&path, text).unwrap();
-        let examples = read_examples(std::slice::from_ref(&path), &Advantage::Prm).unwrap();
+        let examples = read_examples(std::slice::from_ref(&path), &Advantage::Prm, None).unwrap();
         let labels: Vec<bool> = examples.iter().map(|e| e.label(0.0)).collect();
         assert_eq!(
             labels,
@@ -1510,7 +1611,7 @@ mod tests {
         assert_eq!(balanced.iter().filter(|e| e.label(0.0)).count(), 2);
 
         std::fs::write(&path, format!("{}{{\"idx\": 1}}\n", line(0, 0.1, 0.2))).unwrap();
-        let err = read_examples(std::slice::from_ref(&path), &Advantage::Prm)
+        let err = read_examples(std::slice::from_ref(&path), &Advantage::Prm, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("steps.jsonl:2"), "{err}");

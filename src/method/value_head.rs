@@ -158,17 +158,24 @@ pub struct ValueHeadPrm {
 
 impl ValueHeadPrm {
     pub fn new(model: Arc<dyn TextProbe>, head: &HeadFile, path: &Path) -> Self {
-        let name = format!(
-            "value-head {} on {} (trained here on rollout labels)",
-            path.display(),
-            model.name()
-        );
+        let name = Self::describe(path, model.name());
         ValueHeadPrm {
             model,
             head: head.logistic(),
             dim: head.dim,
             name,
         }
+    }
+}
+
+impl ValueHeadPrm {
+    /// The name a head file at `path`, read on the model named `model`, scores under: what
+    /// metrics record, and what a router that reads the PRM names.
+    pub fn describe(path: &Path, model: &str) -> String {
+        format!(
+            "value-head {} on {model} (trained here on rollout labels)",
+            path.display()
+        )
     }
 }
 
