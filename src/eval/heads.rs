@@ -455,6 +455,22 @@ pub fn train_heads(
     } else {
         None
     };
+    // Issue 27's router that reads what the PRM reads: a probe for the advantage itself on the
+    // target's state at the end of the draft's step (the read RSD's value head makes), where the
+    // value head is a probe for correctness on the same state. Evaluated, not written.
+    let advantage_probe = if has_target_states && both_classes {
+        let rows = |s: &LabelledStep| {
+            vec![(
+                hidden(&s.label.target_hidden_at_draft)
+                    .expect("checked")
+                    .to_vec(),
+                escalation_helps(s),
+            )]
+        };
+        Some(fit_head(&train, &rows, seed)?)
+    } else {
+        None
+    };
     let feature_rows: Vec<&[f32]> = train
         .iter()
         .flat_map(|p| &p.steps)
@@ -534,6 +550,20 @@ pub fn train_heads(
                 &train,
                 test,
                 &|s: &LabelledStep| Some(f64::from(fit.predict(&s.line.record.features.0))),
+            ));
+        }
+        if let Some((fit, _)) = &advantage_probe {
+            routers.push(router_report(
+                &format!(
+                    "advantage probe (target state at the draft step's end, logistic){suffix}"
+                ),
+                &train,
+                test,
+                &|s: &LabelledStep| {
+                    Some(f64::from(
+                        fit.predict(hidden(&s.label.target_hidden_at_draft)?),
+                    ))
+                },
             ));
         }
         if let Some((fit, _)) = &router_probe {
@@ -801,6 +831,14 @@ mod tests {
             .find(|x| x.name.starts_with("hidden-state"))
             .unwrap();
         assert!(probe.roc_auc > 0.9, "{probe:?}");
+        // The target's state at the draft step says only whether the draft's step is right here,
+        // and y = 1 needs the target's step right too: the advantage probe reads part of it.
+        let advantage = r
+            .routers
+            .iter()
+            .find(|x| x.name.starts_with("advantage probe"))
+            .unwrap();
+        assert!(advantage.n == probe.n && advantage.roc_auc > 0.55, "{advantage:?}");
         assert_eq!(heads.value_head.unwrap().dim, 6);
         let router = heads.router_probe.unwrap();
         assert_eq!(router.kind, KIND_HIDDEN_STATE);
