@@ -838,7 +838,10 @@ mod tests {
             .iter()
             .find(|x| x.name.starts_with("advantage probe"))
             .unwrap();
-        assert!(advantage.n == probe.n && advantage.roc_auc > 0.55, "{advantage:?}");
+        assert!(
+            advantage.n == probe.n && advantage.roc_auc > 0.55,
+            "{advantage:?}"
+        );
         assert_eq!(heads.value_head.unwrap().dim, 6);
         let router = heads.router_probe.unwrap();
         assert_eq!(router.kind, KIND_HIDDEN_STATE);
