@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -111,49 +111,30 @@ pub fn run(args: LabelArgs) -> Result<()> {
         ..readers.labeller(&config, args.rollout_max_tokens)
     };
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&labels_path)
-        .with_context(|| format!("opening {}", labels_path.display()))?;
-    let bar = ProgressBar::new(todo.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} problems · {elapsed} · {msg}")
-            .expect("static template"),
-    );
+    let interrupted = super::run::interrupt_flag()?;
+    let mut out = open_to_append(&labels_path)?;
+    let bar = problems_bar(todo.len());
     let started = Instant::now();
     let (mut steps, mut rollouts, mut written) = (0usize, 0u64, 0u64);
     let (mut rollout_s, mut probe_s) = (0.0f64, 0.0f64);
     // Workers take problems in order and send each finished problem back; this thread alone
     // writes, so every problem's lines are appended whole and flushed as it finishes.
     let queue = std::sync::Mutex::new(todo.into_iter());
-    let prompt_of = |question: &str| config.prompt.render(question);
     std::thread::scope(|scope| -> Result<()> {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         for _ in 0..workers {
             let done_tx = done_tx.clone();
             let (queue, labeller, golds, interrupted) = (&queue, &labeller, &golds, &interrupted);
-            let prompt_of = &prompt_of;
+            let config = &config;
             scope.spawn(move || {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((idx, recs)) = next else { break };
-                    let question = &recs[0].question;
-                    let prompt = prompt_of(question);
-                    let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+                    let (prompt, step_records) = prompt_and_records(config, recs);
                     let problem = ProblemRecords {
                         problem: idx as u64,
                         idx,
-                        question,
+                        question: &recs[0].question,
                         prompt: &prompt,
                         gold: &golds[&idx],
                         records: &step_records,
@@ -178,12 +159,7 @@ pub fn run(args: LabelArgs) -> Result<()> {
             let Some((lines, cost)) = labelled else {
                 continue;
             };
-            for line in &lines {
-                serde_json::to_writer(&mut out, line)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()
-                .with_context(|| format!("writing {}", labels_path.display()))?;
+            append_problem(&mut out, &lines, &labels_path)?;
             steps += lines.len();
             rollouts += cost.rollouts;
             written += cost.written_tokens;
@@ -342,15 +318,8 @@ fn complete_reads(
         partial_path.display()
     );
     let interrupted = super::run::interrupt_flag()?;
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&partial_path)
-        .with_context(|| format!("opening {}", partial_path.display()))?;
-    let bar = ProgressBar::new(todo.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} problems · {elapsed} · {msg}")
-            .expect("static template"),
-    );
+    let mut out = open_to_append(&partial_path)?;
+    let bar = problems_bar(todo.len());
     let mut seconds = 0.0;
     for (idx, lines) in todo {
         let (Some(recs), Some(gold)) = (records.get(&idx), golds.get(&idx)) else {
@@ -359,13 +328,11 @@ fn complete_reads(
                 labels_path.display()
             );
         };
-        let question = &recs[0].question;
-        let prompt = config.prompt.render(question);
-        let step_records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+        let (prompt, step_records) = prompt_and_records(config, recs);
         let problem = ProblemRecords {
             problem: idx as u64,
             idx,
-            question,
+            question: &recs[0].question,
             prompt: &prompt,
             gold,
             records: &step_records,
@@ -377,12 +344,7 @@ fn complete_reads(
         else {
             break;
         };
-        for line in &lines {
-            serde_json::to_writer(&mut out, line)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
-            .with_context(|| format!("writing {}", partial_path.display()))?;
+        append_problem(&mut out, &lines, &partial_path)?;
         completed.insert(idx, lines);
         seconds += cost.probe_seconds;
         bar.inc(1);
@@ -420,6 +382,41 @@ fn complete_reads(
         .with_context(|| format!("removing {}", partial_path.display()))?;
     eprintln!("{} now carries the reads", labels_path.display());
     Ok(())
+}
+
+/// A problem's prompt and its `generate` records, as [`ProblemRecords`] borrows them.
+fn prompt_and_records(
+    config: &arbitrage::config::Config,
+    recs: &[StepsLine],
+) -> (String, Vec<arbitrage::method::speculate::StepRecord>) {
+    let prompt = config.prompt.render(&recs[0].question);
+    (prompt, recs.iter().map(|r| r.record.clone()).collect())
+}
+
+/// A label file opened to append to (created if absent).
+fn open_to_append(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+fn problems_bar(len: usize) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} problems · {elapsed} · {msg}")
+            .expect("static template"),
+    )
+}
+
+/// Appends one problem's label lines whole and flushes them.
+fn append_problem(out: &mut std::fs::File, lines: &[LabelLine], path: &Path) -> Result<()> {
+    for line in lines {
+        serde_json::to_writer(&mut *out, line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `steps.jsonl` grouped by problem, in step order.
