@@ -494,12 +494,7 @@ pub fn train_heads(
             f64::from(fit.predict(hidden(&s.label.target_hidden_at_target)?)),
         ))
     };
-    let compared = |s: &LabelledStep, head: &HeadFile| -> Option<(f64, f64)> {
-        Some((
-            f64::from(head.predict(hidden(&s.label.target_hidden_at_draft)?)),
-            f64::from(head.predict(hidden(&s.label.target_hidden_at_target)?)),
-        ))
-    };
+    let compared = compare.map(|(name, head)| (name, head.logistic()));
     let mean_lp = FEATURE_NAMES
         .iter()
         .position(|n| *n == "mean_logprob")
@@ -536,11 +531,11 @@ pub fn train_heads(
             ));
         }
 
-        if let Some((name, head)) = compare {
+        if let Some((name, fit)) = &compared {
             prms.push(prm_report(
                 &format!("value head {name} (compared){suffix}"),
                 test,
-                &|s: &LabelledStep| compared(s, head),
+                &|s: &LabelledStep| vh(s, fit),
             ));
         }
         let mut routers = Vec::new();
@@ -600,12 +595,12 @@ pub fn train_heads(
                 &|s: &LabelledStep| vh(s, fit).map(|(d, t)| t - d),
             ));
         }
-        if let Some((name, head)) = compare {
+        if let Some((name, fit)) = &compared {
             routers.push(router_report(
                 &format!("RSD on value head {name} (compared){suffix}"),
                 &train,
                 test,
-                &|s: &LabelledStep| compared(s, head).map(|(d, _)| 1.0 - d),
+                &|s: &LabelledStep| vh(s, fit).map(|(d, _)| 1.0 - d),
             ));
         }
         (prms, routers)

@@ -173,6 +173,14 @@ impl Example {
         self.advantage > margin
     }
 
+    /// ŷ of router `file` for this step, reading the records' PRM score where it reads one.
+    pub fn router_score(&self, file: &RouterFile) -> f32 {
+        let x = file
+            .inputs(&self.features, Some(self.draft_score))
+            .expect("a score is given");
+        file.predict(&x)
+    }
+
     /// What an early rule reading `tokens` tokens sees of this step; `None` where the step is
     /// finished before that (nothing to decide early) or the record lacks the tokens' statistics.
     pub fn glimpse(&self, tokens: u32) -> Option<[f32; 7]> {
@@ -671,10 +679,7 @@ pub fn replay(file: &RouterFile, steps: &[&Example], threshold: f64) -> Vec<(Exa
                     escalated as f32 / k as f32
                 };
             }
-            let x = file
-                .inputs(&e.features, Some(e.draft_score))
-                .expect("a score is given");
-            let escalate = crate::method::policy::router_escalates(file.predict(&x), threshold);
+            let escalate = crate::method::policy::router_escalates(e.router_score(file), threshold);
             escalated += usize::from(escalate);
             out.push((e, escalate));
         }
@@ -993,7 +998,7 @@ pub fn train(
     };
     let y_hat: Vec<f64> = eval_on
         .iter()
-        .map(|e| f64::from(file.predict(&with_prm(e))))
+        .map(|e| f64::from(e.router_score(&file)))
         .collect();
     // Baselines, oriented so that higher means "escalate".
     let mean_lp = FEATURE_NAMES
@@ -1033,12 +1038,7 @@ pub fn train(
     for (name, other) in &options.compare {
         let scores = eval_on
             .iter()
-            .map(|e| {
-                let x = other
-                    .inputs(&e.features, Some(e.draft_score))
-                    .expect("a score is given");
-                f64::from(other.predict(&x))
-            })
+            .map(|e| f64::from(e.router_score(other)))
             .collect();
         scorers.push(Scorer {
             name: format!("{name} (compared)"),
@@ -1379,6 +1379,23 @@ mod tests {
         assert_eq!((a.rest_labelled, a.rest_helped), (1, 1));
     }
 
+    /// The steps.jsonl path of a run directory `name` under `dir` whose metrics.json is
+    /// `metrics` (the file itself is not needed: examples are built in memory).
+    fn source_with_metrics(dir: &Path, name: &str, metrics: &str) -> PathBuf {
+        let run = dir.join(name);
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("metrics.json"), metrics).unwrap();
+        run.join("steps.jsonl")
+    }
+
+    /// Two sources named by the metrics.json beside them: gsm8k, then math500.
+    fn two_set_sources(dir: &Path) -> Vec<PathBuf> {
+        ["gsm8k", "math500"]
+            .iter()
+            .map(|set| source_with_metrics(dir, set, &format!(r#"{{"dataset": "{set}"}}"#)))
+            .collect()
+    }
+
     /// What the tests train with unless they say otherwise.
     fn synthetic_options() -> TrainOptions {
         TrainOptions {
@@ -1669,19 +1686,7 @@ mod tests {
         // Two sources named by the metrics.json beside them; the second set's drafts are less
         // sure of themselves, so the router scores its steps higher.
         let dir = tempfile::tempdir().unwrap();
-        let sources: Vec<PathBuf> = ["gsm8k", "math500"]
-            .iter()
-            .map(|set| {
-                let run = dir.path().join(set);
-                std::fs::create_dir_all(&run).unwrap();
-                std::fs::write(
-                    run.join("metrics.json"),
-                    format!(r#"{{"dataset": "{set}"}}"#),
-                )
-                .unwrap();
-                run.join("steps.jsonl")
-            })
-            .collect();
+        let sources = two_set_sources(dir.path());
         assert_eq!(
             source_sets(&sources),
             [Some("gsm8k".to_owned()), Some("math500".to_owned())]
@@ -1840,12 +1845,7 @@ mod tests {
     #[test]
     fn a_router_that_reads_the_prm_learns_from_the_records_scores_and_names_their_prm() {
         let dir = tempfile::tempdir().unwrap();
-        let run = |name: &str, metrics: &str| {
-            let run = dir.path().join(name);
-            std::fs::create_dir_all(&run).unwrap();
-            std::fs::write(run.join("metrics.json"), metrics).unwrap();
-            run.join("steps.jsonl")
-        };
+        let run = |name: &str, metrics: &str| source_with_metrics(dir.path(), name, metrics);
         let scored = run("a", r#"{"dataset": "gsm8k", "prm": "value-head h.json"}"#);
         // The signal is in the PRM's score of the draft step alone.
         let mut v = synthetic_examples(150, 6, 5);
@@ -1885,19 +1885,7 @@ mod tests {
     #[test]
     fn each_set_is_evaluated_on_its_own_steps_and_a_compared_router_on_the_same_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let sources: Vec<PathBuf> = ["gsm8k", "math500"]
-            .iter()
-            .map(|set| {
-                let run = dir.path().join(set);
-                std::fs::create_dir_all(&run).unwrap();
-                std::fs::write(
-                    run.join("metrics.json"),
-                    format!(r#"{{"dataset": "{set}"}}"#),
-                )
-                .unwrap();
-                run.join("steps.jsonl")
-            })
-            .collect();
+        let sources = two_set_sources(dir.path());
         // On the second set the feature says nothing: its Δ is shuffled across steps.
         let mut v = synthetic_examples(150, 6, 5);
         let mut math = synthetic_examples(150, 6, 6);

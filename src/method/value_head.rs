@@ -132,7 +132,7 @@ impl HeadFile {
         crate::logistic::check_logistic(self.dim, &self.mean, &self.scale, &self.weights, self.bias)
     }
 
-    fn logistic(&self) -> Logistic {
+    pub fn logistic(&self) -> Logistic {
         Logistic {
             mean: self.mean.clone(),
             scale: self.scale.clone(),
