@@ -2,10 +2,12 @@
 # A report sweep of docs/results.md: the embedded default pair on a set's report slice (GSM8K
 # 0-49 at 1024 tokens a problem, MATH500 200-299 at 2048; docs/results.md, "Slices"), rsd, oracle
 # and router at three operating points each, plus the draft and target baselines, then the
-# report. Each point resumes if interrupted; the step cache (in the output directory) lets points
+# report. SLICE=design runs the same sweep on the set's design slice (GSM8K 50-99, MATH500
+# 150-199), where operating points are chosen before the report slice is run once. Each point resumes if interrupted; the step cache (in the output directory) lets points
 # share the steps they have in common. Several hours on 2 cores (MATH500: tens).
 #
 #   scripts/sweep-report.sh SET [OUTPUT_DIR]     # SET: gsm8k or math500
+#   SLICE=design scripts/sweep-report.sh SET     # the design slice's sweep
 #   scripts/sweep-gsm8k.sh [OUTPUT_DIR]          # the same as SET gsm8k
 #
 # Env (defaults in brackets):
@@ -17,6 +19,7 @@
 #                      head, 0,0.1,0.2 on a stand-in]
 #   ROUTER_FRACTIONS   target-step fractions read from the router file's budget table [0.6,0.3,0.15]
 #   RUN_TYPES          run types besides the draft and target baselines [router,rsd,oracle]
+#   SLICE              report or design [report]
 #   ROUNDS             run the 50 problems in this many slices, every point on a slice before the
 #                      next, so that machine drift touches every point alike [1]
 #   NO_CACHE           1: no step cache, every latency measured in this sweep [0]
@@ -27,10 +30,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set_name=${1:?usage: scripts/sweep-report.sh gsm8k|math500 [OUTPUT_DIR]}
-case $set_name in
-  gsm8k) range=(--start 0 --end 50) max_tokens=1024 ;;
-  math500) range=(--start 200 --end 300) max_tokens=2048 ;;
-  *) echo "sweep-report: no report slice for $set_name (gsm8k, math500)" >&2; exit 2 ;;
+case $set_name:${SLICE:-report} in
+  gsm8k:report) range=(--start 0 --end 50) max_tokens=1024 ;;
+  gsm8k:design) range=(--start 50 --end 100) max_tokens=1024 ;;
+  math500:report) range=(--start 200 --end 300) max_tokens=2048 ;;
+  math500:design) range=(--start 150 --end 200) max_tokens=2048 ;;
+  *) echo "sweep-report: no ${SLICE:-report} slice for $set_name (sets gsm8k, math500; SLICE report or design)" >&2; exit 2 ;;
 esac
 out=${2:-runs/sweep-$set_name-${range[1]}-${range[3]}}
 bin=${ARBITRAGE_BIN:-target/release/arbitrage}
