@@ -127,6 +127,13 @@ pub trait StepScorer: Send + Sync {
     /// The name recorded in metrics, e.g. `"target-logprob (stand-in PRM)"`.
     fn name(&self) -> &str;
 
+    /// What identifies its scores beyond the name, where the name cannot: a value head's
+    /// [`HeadFile::fingerprint`](crate::method::value_head::HeadFile::fingerprint), the same
+    /// wherever the file lies. A router that reads a PRM's scores is checked against it.
+    fn fingerprint(&self) -> Option<&str> {
+        None
+    }
+
     /// Score `step` as the next step after `transcript`; higher is better, in [0, 1].
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError>;
 }

@@ -439,13 +439,7 @@ impl Setup {
             }
             Some(RouterSource::File { file, path }) => {
                 if let (Some(trained), Some(prm)) = (&file.prm, &prm) {
-                    if trained != prm.name() {
-                        return Err(SetupError::RouterPrm {
-                            router: path,
-                            trained: trained.clone(),
-                            configured: prm.name().to_owned(),
-                        });
-                    }
+                    check_router_prm(&path, trained, file.prm_fingerprint.as_deref(), &**prm)?;
                 }
                 Some(Box::new(FeatureRouter::new(*file, &path)))
             }
@@ -467,6 +461,33 @@ impl Setup {
             router,
         })
     }
+}
+
+/// Whether a run's PRM is the one whose scores a router was trained to read: the same weights
+/// where the router names them (a value head's fingerprint, wherever its file lies), otherwise
+/// the same name.
+fn check_router_prm(
+    router: &Path,
+    trained: &str,
+    trained_fingerprint: Option<&str>,
+    prm: &dyn StepScorer,
+) -> Result<(), SetupError> {
+    let same = match trained_fingerprint {
+        Some(wanted) => prm.fingerprint() == Some(wanted),
+        None => trained == prm.name(),
+    };
+    if same {
+        return Ok(());
+    }
+    let with_fingerprint = |name: &str, fingerprint: Option<&str>| match fingerprint {
+        Some(f) => format!("{name} [weights {f}]"),
+        None => name.to_owned(),
+    };
+    Err(SetupError::RouterPrm {
+        router: router.to_owned(),
+        trained: with_fingerprint(trained, trained_fingerprint),
+        configured: with_fingerprint(prm.name(), prm.fingerprint()),
+    })
 }
 
 /// The rule `request` asks for, given the router a configuration points to and whether a PRM can

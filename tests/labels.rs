@@ -8,6 +8,7 @@ use std::path::Path;
 use arbitrage::backend::StepGenerator;
 use arbitrage::eval::labels::{KnownSteps, RolloutSpec, roll_out};
 use arbitrage::method::prompts::PromptTemplate;
+use arbitrage::method::value_head::HeadFile;
 use arbitrage::types::{FinishReason, Sampling, StepOptions, Transcript};
 use serde_json::Value;
 
@@ -228,6 +229,66 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
             assert!(score > 0.0 && score < 1.0, "{score}");
         }
     }
+
+    // A router that reads this head's scores names the head's weights: the same head at another
+    // path serves it, and another head at that path is refused.
+    let mut router: Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
+            .unwrap();
+    router["features"]
+        .as_array_mut()
+        .unwrap()
+        .push("prm_score".into());
+    for (key, value) in [("mean", 0.5), ("scale", 0.2), ("weights", -3.0)] {
+        router[key].as_array_mut().unwrap().push(value.into());
+    }
+    router["prm"] = metrics["prm"].clone();
+    router["prm_fingerprint"] = HeadFile::load(&head_path).unwrap().fingerprint().into();
+    let router_path = tmp.path().join("router-reads-prm.json");
+    std::fs::write(&router_path, router.to_string()).unwrap();
+    let moved = tmp.path().join("elsewhere").join("head.json");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::copy(&head_path, &moved).unwrap();
+    let run_router = |out: &str| {
+        common::arbitrage(&[
+            "run",
+            "--config",
+            "configs/smoke.toml",
+            "--run-type",
+            "router",
+            "--router",
+            router_path.to_str().unwrap(),
+            "--threshold",
+            "0.5",
+            "--prm",
+            "value-head",
+            "--prm-head",
+            moved.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+            "--limit",
+            "1",
+            "--output-dir",
+            tmp.path().join(out).to_str().unwrap(),
+        ])
+    };
+    let output = run_router("router-moved");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut retrained: Value =
+        serde_json::from_str(&std::fs::read_to_string(&head_path).unwrap()).unwrap();
+    retrained["bias"] = (retrained["bias"].as_f64().unwrap() + 0.5).into();
+    std::fs::write(&moved, retrained.to_string()).unwrap();
+    let output = run_router("router-retrained");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("reads the scores of the PRM") && stderr.contains("[weights "),
+        "{stderr}"
+    );
 }
 
 #[test]

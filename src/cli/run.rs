@@ -343,9 +343,10 @@ pub fn run_point(
                     model_identity(&config.target),
                     config.prompt
                 ),
-                PrmConfig::ValueHead(path) => format!(
+                // A retrained head must not replay the old one's scores.
+                PrmConfig::ValueHead(_) => format!(
                     "value-head|{}|{}",
-                    file_digest(path),
+                    p.fingerprint().unwrap_or_default(),
                     model_identity(&config.target)
                 ),
                 PrmConfig::Remote(r) => format!("remote:{}:{}", r.server.model, r.api),
@@ -472,13 +473,4 @@ fn model_identity(model: &ModelConfig) -> String {
         }
         ModelConfig::Remote(server) => format!("remote:{}", server.model),
     }
-}
-
-/// A digest of a file's bytes for cache keys: a retrained head must not replay the old one's
-/// scores.
-fn file_digest(path: &std::path::Path) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::fs::read(path).unwrap_or_default().hash(&mut h);
-    format!("{:016x}", h.finish())
 }

@@ -711,6 +711,7 @@ pub fn train_heads(
             budget: budget_points(&y_hat),
             budget_by_set: BTreeMap::new(),
             prm: None,
+            prm_fingerprint: None,
             training: t,
             evaluation: serde_json::json!(
                 report

@@ -961,6 +961,10 @@ pub fn train(
         (None, true) => Some(records_prm(sources)?),
         (_, false) => None,
     };
+    let prm_fingerprint = match (&options.prm_head, options.reads_prm) {
+        (Some((_, head)), true) => Some(head.fingerprint()),
+        _ => None,
+    };
     let inputs: Vec<Vec<f32>> = fit_on.iter().map(with_prm).collect();
     let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let Logistic {
@@ -988,6 +992,7 @@ pub fn train(
         budget: Vec::new(),
         budget_by_set: BTreeMap::new(),
         prm,
+        prm_fingerprint,
         training: serde_json::Value::Null,
         evaluation: serde_json::Value::Null,
     };
@@ -1868,10 +1873,34 @@ mod tests {
         let file = &with.file;
         assert!(file.reads_prm());
         assert_eq!(file.prm.as_deref(), Some("value-head h.json"));
+        // The records name their PRM only: a run is matched by that name.
+        assert_eq!(file.prm_fingerprint, None);
         assert_eq!(file.features.len(), FEATURE_NAMES.len() + 1);
         let dir2 = tempfile::tempdir().unwrap();
         file.save(&dir2.path().join("r.json")).unwrap();
         RouterFile::load(&dir2.path().join("r.json")).unwrap();
+
+        // Scored by a head given here instead, the router names that head's weights.
+        let head = HeadFile::new(
+            crate::method::value_head::HeadInput::TargetHidden,
+            "t",
+            crate::logistic::Logistic {
+                mean: vec![0.0],
+                scale: vec![1.0],
+                weights: vec![1.0],
+                bias: 0.0,
+            },
+        );
+        let fingerprint = head.fingerprint();
+        let with_head = TrainOptions {
+            prm_head: Some(("value-head new.json on target".into(), head)),
+            ..options.clone()
+        };
+        let file = train(&v, std::slice::from_ref(&scored), &with_head)
+            .unwrap()
+            .file;
+        assert_eq!(file.prm.as_deref(), Some("value-head new.json on target"));
+        assert_eq!(file.prm_fingerprint, Some(fingerprint));
 
         // Records of two PRMs, or of an unnamed one, cannot train it.
         let other = run("b", r#"{"dataset": "gsm8k", "prm": "target-logprob"}"#);

@@ -96,6 +96,11 @@ pub struct RouterFile {
     /// must score with the same PRM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prm: Option<String>,
+    /// That PRM's [`StepScorer::fingerprint`](crate::backend::StepScorer::fingerprint) where it
+    /// was known at training (a value head given to `train-router --prm-head`): a run's PRM must
+    /// then have the same one, wherever its file lies, and not only the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prm_fingerprint: Option<String>,
     /// How it was trained (data, sizes, options); free-form.
     #[serde(default)]
     pub training: serde_json::Value,
@@ -175,6 +180,9 @@ impl RouterFile {
                         ));
                     }
                     _ => {}
+                }
+                if self.prm.is_none() && self.prm_fingerprint.is_some() {
+                    return Err("has a `prm_fingerprint` but names no PRM (`prm`)".into());
                 }
                 self.features.len()
             }
@@ -408,6 +416,7 @@ pub(crate) mod tests {
             ],
             budget_by_set: BTreeMap::new(),
             prm: None,
+            prm_fingerprint: None,
             training: serde_json::json!({"examples": 0}),
             evaluation: serde_json::Value::Null,
         }
@@ -498,6 +507,12 @@ pub(crate) mod tests {
             let err = RouterFile::load(&path).unwrap_err().to_string();
             assert!(err.contains(what) && err.contains("r.json"), "{err}");
         }
+        // A head's fingerprint without the PRM's name is refused too.
+        let mut bad = sample();
+        bad.prm_fingerprint = Some("0123456789abcdef".into());
+        bad.save(&path).unwrap();
+        let err = RouterFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`prm_fingerprint` but names no PRM"), "{err}");
     }
 
     #[test]

@@ -141,6 +141,29 @@ impl HeadFile {
         }
     }
 
+    /// A fingerprint of what the head computes (its model, size and every parameter), as 16 hex
+    /// digits: two copies of a head at different paths share it, and a retrained head at the
+    /// same path does not. A router that reads this head's scores names it, so that a run
+    /// scoring with another head is refused. FNV-1a over the parameters' bits: stable across
+    /// builds and platforms (std's hasher is not), and no collision-resistance is asked of it.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        eat(self.model.as_bytes());
+        eat(&(self.dim as u64).to_le_bytes());
+        for part in [&self.mean, &self.scale, &self.weights] {
+            for x in part {
+                eat(&x.to_bits().to_le_bytes());
+            }
+        }
+        eat(&self.bias.to_bits().to_le_bytes());
+        format!("{hash:016x}")
+    }
+
     /// P(label = 1) for a hidden state of length `dim`.
     pub fn predict(&self, hidden: &[f32]) -> f32 {
         logistic_probability(hidden, &self.mean, &self.scale, &self.weights, self.bias)
@@ -154,6 +177,7 @@ pub struct ValueHeadPrm {
     head: Logistic,
     dim: usize,
     name: String,
+    fingerprint: String,
 }
 
 impl ValueHeadPrm {
@@ -164,6 +188,7 @@ impl ValueHeadPrm {
             head: head.logistic(),
             dim: head.dim,
             name,
+            fingerprint: head.fingerprint(),
         }
     }
 }
@@ -182,6 +207,10 @@ impl ValueHeadPrm {
 impl StepScorer for ValueHeadPrm {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn fingerprint(&self) -> Option<&str> {
+        Some(&self.fingerprint)
     }
 
     fn score_step(&self, transcript: &Transcript<'_>, step: &str) -> Result<Scored, EngineError> {
@@ -237,6 +266,31 @@ mod tests {
         // z = 2·1 − 1·(3 − 1)/2 + 0.5 = 1.5
         let p = back.predict(&[1.0, 3.0]);
         assert!((p - 1.0 / (1.0 + (-1.5f32).exp())).abs() < 1e-6, "{p}");
+    }
+
+    #[test]
+    fn a_fingerprint_follows_the_parameters_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = head();
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        h.save(&a).unwrap();
+        // The same head written by hand, without the free-form fields: the same fingerprint.
+        let mut bare = serde_json::to_value(&h).unwrap();
+        bare.as_object_mut().unwrap().remove("training");
+        std::fs::write(&b, bare.to_string()).unwrap();
+        let fingerprint = HeadFile::load(&a).unwrap().fingerprint();
+        assert_eq!(fingerprint.len(), 16);
+        assert_eq!(HeadFile::load(&b).unwrap().fingerprint(), fingerprint);
+        // Any parameter moved, or another model's states: another fingerprint.
+        let mut moved = h.clone();
+        moved.weights[1] = -1.0 + 1e-12;
+        let mut other_model = h.clone();
+        other_model.model = "n.gguf".into();
+        let mut other_bias = h.clone();
+        other_bias.bias = -0.5;
+        for changed in [moved, other_model, other_bias] {
+            assert_ne!(changed.fingerprint(), fingerprint);
+        }
     }
 
     #[test]
