@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use arbitrage::reporting::cost::{CostTable, ModelledPoint, model_point};
 use arbitrage::reporting::report::{
-    XAxis, at_budgets, judged_budget_sentence, markdown, percent, plot, router_over_rsd, write_html,
+    XAxis, at_budgets, budget_check_sentence, judged_budget_sentence, markdown, percent, plot,
+    router_over_rsd, write_html,
 };
 use arbitrage::reporting::sweep::{SweepRow, read_table, recompute_row};
 use clap::Args;
@@ -146,7 +147,10 @@ pub fn run(args: ReportArgs) -> Result<()> {
             b.order()
         );
     }
-    if let Some(sentence) = judged_budget_sentence(&rows) {
+    for sentence in [judged_budget_sentence(&rows), budget_check_sentence(&rows)]
+        .into_iter()
+        .flatten()
+    {
         println!("{sentence}");
     }
     for x in [XAxis::MeanLatency, XAxis::TargetFraction] {

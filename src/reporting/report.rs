@@ -284,6 +284,32 @@ pub fn judged_budget_sentence(rows: &[SweepRow]) -> Option<String> {
     ))
 }
 
+/// Each budget point's asked and sent share of target steps in one sentence, naming the points
+/// that miss by more than a third; `None` without budget points.
+pub fn budget_check_sentence(rows: &[SweepRow]) -> Option<String> {
+    let checks = crate::reporting::sweep::budget_checks(rows);
+    if checks.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} sent {:.0}% of steps to the target for {:.0}% asked{}",
+                c.point,
+                c.sent * 100.0,
+                c.asked * 100.0,
+                if c.missed() {
+                    " (off by more than a third)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    Some(format!("Budget points: {}.", parts.join("; ")))
+}
+
 /// What the trace view shows of one point.
 #[derive(Serialize)]
 struct TracePoint<'a> {
@@ -401,7 +427,10 @@ pub fn markdown(rows: &[SweepRow]) -> String {
             ));
         }
     }
-    if let Some(sentence) = judged_budget_sentence(rows) {
+    for sentence in [judged_budget_sentence(rows), budget_check_sentence(rows)]
+        .into_iter()
+        .flatten()
+    {
         s.push_str(&format!("\n{sentence}\n"));
     }
     s
@@ -427,7 +456,10 @@ fn budget_html(rows: &[SweepRow]) -> String {
         ));
     }
     s.push_str("</tbody></table>\n");
-    if let Some(sentence) = judged_budget_sentence(rows) {
+    for sentence in [judged_budget_sentence(rows), budget_check_sentence(rows)]
+        .into_iter()
+        .flatten()
+    {
         s.push_str(&format!("<p>{}</p>\n", escape(&sentence)));
     }
     s
