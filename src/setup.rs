@@ -173,7 +173,7 @@ pub struct RuleRequest {
     pub run_type: RunType,
     /// The rule's threshold; `None` takes the run type's (or the router file's) default.
     pub threshold: Option<f64>,
-    /// `router`: the threshold that sent about this fraction of held-out steps to the target.
+    /// `router`: the budget table's threshold for this fraction of steps sent to the target.
     pub target_fraction: Option<f64>,
     pub early: EarlyRequest,
     /// The dataset the rule runs on (`gsm8k`, `math500`, ...), where known: a router file with a

@@ -32,8 +32,9 @@ pub struct RunArgs {
     /// oracle 0, router the router file's default.
     #[arg(long, alias = "prm-threshold")]
     threshold: Option<f64>,
-    /// Router only: pick the threshold that sent about this fraction of held-out steps to the
-    /// target (of the run's set's own steps where the router file has a curve for that set).
+    /// Router only: take the threshold from the router file's budget table, which sent about this
+    /// fraction of steps to the target when held-out problems were replayed with its own
+    /// decisions (the run's set's curve where the router file has one for that set).
     #[arg(long, conflicts_with = "threshold")]
     target_fraction: Option<f64>,
     /// Run at most this many problems (after --start/--end).
