@@ -24,6 +24,10 @@
 #                      next, so that machine drift touches every point alike [1]
 #   NO_CACHE           1: no step cache, every latency measured in this sweep [0]
 #   ARBITRAGE_BIN      a prebuilt binary (otherwise target/release/arbitrage is built)
+#   BASELINES_FROM     a folder with finished `draft` and `target` runs of the same slice and
+#                      settings (results.jsonl or results.jsonl.gz, metrics.json), copied in where
+#                      the output has none, so the sweep resumes past them: the design slice's
+#                      look in evidence/looks/math500-design-150-199, say
 #
 # The value head's defaults send about 60%, 30% and 15% of the training data's steps to the target
 # (docs/results.md), the router's budget points.
@@ -50,6 +54,20 @@ if [ "$PRM" = value-head ]; then
   rsd_default=0.6,0.45,0.3 oracle_default=0,0.02,0.08
 else
   rsd_default=0.9,0.8,0.6 oracle_default=0,0.1,0.2
+fi
+if [ -n "${BASELINES_FROM:-}" ]; then
+  for point in draft target; do
+    from=$BASELINES_FROM/$point
+    [ -e "$out/$point" ] && continue
+    [ -f "$from/metrics.json" ] || { echo "sweep-report: no finished $point run in $from" >&2; exit 2; }
+    mkdir -p "$out/$point"
+    cp "$from/metrics.json" "$out/$point/"
+    if [ -f "$from/results.jsonl.gz" ]; then
+      gunzip -c "$from/results.jsonl.gz" > "$out/$point/results.jsonl"
+    else
+      cp "$from/results.jsonl" "$out/$point/"
+    fi
+  done
 fi
 extra=(--rounds "${ROUNDS:-1}")
 [ "${NO_CACHE:-0}" = 1 ] && extra+=(--no-cache)
