@@ -163,6 +163,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trained.test_size,
         started.elapsed().as_secs_f64()
     );
+    if trained.left_out_by_head > 0 {
+        eprintln!(
+            "  (and {} held-out steps left out: the --prm-head head was trained on their problems)",
+            trained.left_out_by_head
+        );
+    }
     let a = trained.arithmetic;
     eprintln!(
         "arithmetic check: {} of {} draft steps have an equation it can evaluate, {} a wrong one",

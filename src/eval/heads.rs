@@ -651,7 +651,10 @@ pub fn train_heads(
     };
     let training = serde_json::json!({
         "data": data,
-        "problems": train.iter().map(|p| p.idx).collect::<Vec<_>>(),
+        "problems": train
+            .iter()
+            .map(|p| serde_json::json!({"set": p.set, "idx": p.idx}))
+            .collect::<Vec<_>>(),
         "records": report.train_records,
         "labels": "greedy target rollouts graded against the gold answer (arbitrage label)",
         "model": "linfa-logistic, L2-regularised, standardised inputs, alpha chosen on an inner fifth",

@@ -586,6 +586,9 @@ pub struct Trained {
     pub early: Vec<EarlyReport>,
     pub train_size: usize,
     pub test_size: usize,
+    /// Held-out steps left out of the evaluation because the `--prm-head` head was trained on
+    /// their problems.
+    pub left_out_by_head: usize,
     pub positives: usize,
     pub examples: usize,
     pub arithmetic: ArithmeticSummary,
@@ -936,7 +939,25 @@ pub fn train(
             options.margin
         )));
     }
-    let (train_part, test_part) = split_by_problem(examples, options.held_out, options.seed);
+    let (train_part, mut test_part) = split_by_problem(examples, options.held_out, options.seed);
+    // A router that reads a retrained head's scores is judged on problems the head did not
+    // train on: on its own training problems the head is surer than on new ones.
+    let held_out_steps = test_part.len();
+    if let (Some((_, head)), true) = (&options.prm_head, options.reads_prm) {
+        let trained = head.trained_problems();
+        let sets = source_sets(sources);
+        test_part.retain(|e| {
+            let set = sets.get(e.problem.0).cloned().flatten();
+            !trained
+                .iter()
+                .any(|(s, idx)| *idx == e.problem.1 && (s.is_none() || *s == set))
+        });
+        if held_out_steps > 0 && test_part.is_empty() {
+            return Err(TrainError::Data(
+                "every held-out step is of a problem the --prm-head head was trained on; hold out more (--held-out) or train the head on fewer problems".into(),
+            ));
+        }
+    }
     let fit_on = if options.balance {
         balance(&train_part, options.margin, options.seed)
     } else {
@@ -1158,6 +1179,7 @@ pub fn train(
         early,
         train_size: fit_on.len(),
         test_size: test_part.len(),
+        left_out_by_head: held_out_steps - test_part.len(),
         positives,
         examples: examples.len(),
         arithmetic,
@@ -1896,11 +1918,52 @@ mod tests {
             prm_head: Some(("value-head new.json on target".into(), head)),
             ..options.clone()
         };
-        let file = train(&v, std::slice::from_ref(&scored), &with_head)
+        let trained = train(&v, std::slice::from_ref(&scored), &with_head).unwrap();
+        assert_eq!(
+            trained.file.prm.as_deref(),
+            Some("value-head new.json on target")
+        );
+        assert_eq!(trained.file.prm_fingerprint, Some(fingerprint));
+        assert_eq!(trained.left_out_by_head, 0);
+
+        // Held-out problems the head was trained on are left out of the evaluation: those of
+        // its set (the run's is gsm8k), and bare indices of any set; another set's are kept.
+        let (_, held) = split_by_problem(&v, with_head.held_out, with_head.seed);
+        let held: Vec<usize> = held
+            .iter()
+            .map(|e| e.problem.1)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let steps_of = |idx: usize| v.iter().filter(|e| e.problem.1 == idx).count();
+        let mut head = with_head.prm_head.clone().unwrap();
+        head.1.training = serde_json::json!({"problems": [
+            {"set": "gsm8k", "idx": held[0]}, held[1], {"set": "math500", "idx": held[2]}
+        ]});
+        let left_out = TrainOptions {
+            prm_head: Some(head.clone()),
+            ..with_head.clone()
+        };
+        let trained_left_out = train(&v, std::slice::from_ref(&scored), &left_out).unwrap();
+        assert_eq!(
+            trained_left_out.left_out_by_head,
+            steps_of(held[0]) + steps_of(held[1])
+        );
+        assert_eq!(
+            trained_left_out.test_size + trained_left_out.left_out_by_head,
+            trained.test_size
+        );
+        // All of them: nothing is left to judge it on.
+        head.1.training = serde_json::json!({ "problems": held });
+        let all = TrainOptions {
+            prm_head: Some(head),
+            ..with_head
+        };
+        let err = train(&v, std::slice::from_ref(&scored), &all)
+            .err()
             .unwrap()
-            .file;
-        assert_eq!(file.prm.as_deref(), Some("value-head new.json on target"));
-        assert_eq!(file.prm_fingerprint, Some(fingerprint));
+            .to_string();
+        assert!(err.contains("--prm-head head was trained on"), "{err}");
 
         // Records of two PRMs, or of an unnamed one, cannot train it.
         let other = run("b", r#"{"dataset": "gsm8k", "prm": "target-logprob"}"#);
