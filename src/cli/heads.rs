@@ -78,6 +78,13 @@ pub fn run(args: HeadsArgs) -> Result<()> {
         )),
         None => None,
     };
+    if let Some((name, head)) = &compare {
+        if arbitrage::eval::trained::listed(&head.training).is_empty() {
+            eprintln!(
+                "{name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
+            );
+        }
+    }
     let trained = heads::train_heads(
         &data,
         &problems,
@@ -118,6 +125,12 @@ fn print_report(r: &HeadsReport) {
         "data {}: {} train problems ({} records), {} held out ({} records)",
         r.data, r.train_problems, r.train_records, r.test_problems, r.test_records
     );
+    if r.left_out_problems > 0 {
+        println!(
+            "  (and {} held-out problems left out: the compared head was trained on them)",
+            r.left_out_problems
+        );
+    }
     println!(
         "labels: draft step leads to gold {:.1}%, target step {:.1}%, only the target's {:.1}%",
         100.0 * r.draft_correct_rate,

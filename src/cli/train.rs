@@ -163,11 +163,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trained.test_size,
         started.elapsed().as_secs_f64()
     );
-    if trained.left_out_by_head > 0 {
+    if trained.left_out > 0 {
         eprintln!(
-            "  (and {} held-out steps left out: the --prm-head head was trained on their problems)",
-            trained.left_out_by_head
+            "  (and {} held-out steps left out: the --prm-head head or a compared router was trained on their problems)",
+            trained.left_out
         );
+    }
+    for (name, other) in &options.compare {
+        if arbitrage::eval::trained::listed(&other.training).is_empty() {
+            eprintln!(
+                "  {name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
+            );
+        }
     }
     let a = trained.arithmetic;
     eprintln!(

@@ -367,6 +367,8 @@ pub struct HeadsReport {
     pub data: String,
     pub train_problems: usize,
     pub test_problems: usize,
+    /// Held-out problems left out because the compared head was trained on them.
+    pub left_out_problems: usize,
     pub train_records: usize,
     pub test_records: usize,
     /// Share of records whose draft (target) step leads to the gold answer, all problems.
@@ -402,7 +404,19 @@ pub fn train_heads(
     models: (&str, &str),
     compare: Option<(&str, &HeadFile)>,
 ) -> Result<Heads, TrainError> {
-    let (train, test) = split(problems, held_out, seed);
+    let (train, mut test) = split(problems, held_out, seed);
+    // The compared head is judged on problems it did not train on, and so is the new one, on the
+    // same steps.
+    let held = test.len();
+    if let Some((_, head)) = compare {
+        let trained_on = crate::eval::trained::listed(&head.training);
+        test.retain(|p| !crate::eval::trained::contains(&trained_on, p.set.as_deref(), p.idx));
+        if held > 0 && test.is_empty() {
+            return Err(TrainError::Data(
+                "every held-out problem is one the compared head was trained on; hold out more (--held-out)".into(),
+            ));
+        }
+    }
     let all = || problems.iter().flat_map(|p| &p.steps);
     let n_all = all().count().max(1) as f64;
     let rate = |f: &dyn Fn(&LabelledStep) -> bool| all().filter(|s| f(s)).count() as f64 / n_all;
@@ -639,6 +653,7 @@ pub fn train_heads(
         data: data.to_owned(),
         train_problems: train.len(),
         test_problems: test.len(),
+        left_out_problems: held - test.len(),
         train_records: count(&train),
         test_records: count(&test),
         draft_correct_rate: rate(&|s| s.label.draft_correct),
@@ -651,10 +666,7 @@ pub fn train_heads(
     };
     let training = serde_json::json!({
         "data": data,
-        "problems": train
-            .iter()
-            .map(|p| serde_json::json!({"set": p.set, "idx": p.idx}))
-            .collect::<Vec<_>>(),
+        "problems": crate::eval::trained::to_json(train.iter().map(|p| (p.set.as_deref(), p.idx))),
         "records": report.train_records,
         "labels": "greedy target rollouts graded against the gold answer (arbitrage label)",
         "model": "linfa-logistic, L2-regularised, standardised inputs, alpha chosen on an inner fifth",
@@ -900,6 +912,44 @@ mod tests {
                 .routers
                 .iter()
                 .any(|r| r.name == "RSD on value head before (compared) · gsm8k")
+        );
+        // The head lists its training problems, none of them held out here.
+        assert_eq!(
+            crate::eval::trained::listed(&head.training).len(),
+            first.report.train_problems
+        );
+        assert_eq!(again.report.left_out_problems, 0);
+        // A compared head trained on a held-out problem is judged without it, and so is the new
+        // one: math500's problem, not gsm8k's of the same index.
+        let (_, test) = split(&problems, 0.3, 1);
+        let held = test
+            .iter()
+            .find(|p| p.set.as_deref() == Some("math500"))
+            .unwrap();
+        let mut seen = head.clone();
+        seen.training["problems"] = crate::eval::trained::to_json([(Some("math500"), held.idx)]);
+        let without = train_heads(
+            "two sets",
+            &problems,
+            0.3,
+            1,
+            ("d", "t"),
+            Some(("seen", &seen)),
+        )
+        .unwrap()
+        .report;
+        assert_eq!(without.left_out_problems, 1);
+        assert_eq!(without.test_problems, again.report.test_problems - 1);
+        let steps_of =
+            |r: &HeadsReport, name: &str| r.prms.iter().find(|p| p.name == name).map(|p| p.steps);
+        assert_eq!(
+            steps_of(&without, &format!("{trained} · math500")),
+            // Each record gives the head two steps to score: the draft's and the target's.
+            Some(n_math - 2 * held.steps.len())
+        );
+        assert_eq!(
+            steps_of(&without, &format!("{trained} · gsm8k")),
+            Some(n_gsm8k)
         );
         // A head of another size is refused.
         let mut other = head.clone();

@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::eval::trained::{self, TrainedProblem};
 use crate::logistic::{Logistic, fit_logistic};
 use crate::method::features::FEATURE_NAMES;
 use crate::method::policy::EarlyRule;
@@ -586,9 +587,9 @@ pub struct Trained {
     pub early: Vec<EarlyReport>,
     pub train_size: usize,
     pub test_size: usize,
-    /// Held-out steps left out of the evaluation because the `--prm-head` head was trained on
-    /// their problems.
-    pub left_out_by_head: usize,
+    /// Held-out steps left out of the evaluation because the `--prm-head` head or a compared
+    /// router was trained on their problems ([`trained`]).
+    pub left_out: usize,
     pub positives: usize,
     pub examples: usize,
     pub arithmetic: ArithmeticSummary,
@@ -940,23 +941,24 @@ pub fn train(
         )));
     }
     let (train_part, mut test_part) = split_by_problem(examples, options.held_out, options.seed);
-    // A router that reads a retrained head's scores is judged on problems the head did not
-    // train on: on its own training problems the head is surer than on new ones.
+    // Judged on problems that the files it is judged with did not train on: the head whose
+    // scores it reads, and the routers it is compared with (where they list their problems).
     let held_out_steps = test_part.len();
+    let mut trained_elsewhere: Vec<TrainedProblem> = options
+        .compare
+        .iter()
+        .flat_map(|(_, other)| trained::listed(&other.training))
+        .collect();
     if let (Some((_, head)), true) = (&options.prm_head, options.reads_prm) {
-        let trained = head.trained_problems();
-        let sets = source_sets(sources);
-        test_part.retain(|e| {
-            let set = sets.get(e.problem.0).cloned().flatten();
-            !trained
-                .iter()
-                .any(|(s, idx)| *idx == e.problem.1 && (s.is_none() || *s == set))
-        });
-        if held_out_steps > 0 && test_part.is_empty() {
-            return Err(TrainError::Data(
-                "every held-out step is of a problem the --prm-head head was trained on; hold out more (--held-out) or train the head on fewer problems".into(),
-            ));
-        }
+        trained_elsewhere.extend(trained::listed(&head.training));
+    }
+    let sets = source_sets(sources);
+    let set_of = |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref);
+    test_part.retain(|e| !trained::contains(&trained_elsewhere, set_of(e), e.problem.1));
+    if held_out_steps > 0 && test_part.is_empty() {
+        return Err(TrainError::Data(
+            "every held-out step is of a problem that the --prm-head head or a compared router was trained on; hold out more (--held-out)".into(),
+        ));
     }
     let fit_on = if options.balance {
         balance(&train_part, options.margin, options.seed)
@@ -1073,8 +1075,6 @@ pub fn train(
             scores,
         });
     }
-    let sets = source_sets(sources);
-    let set_of = |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref);
     let mut evaluations = evaluate_scorers(&scorers, eval_on, |_| true, "", options.margin);
     // Early decisions read only a glimpse of the step: the largest entropy of its first k tokens
     // (k = 1 is GlimpRouter's rule). Only records that carry token entropies can say.
@@ -1163,6 +1163,12 @@ pub fn train(
         "data": sources.iter().enumerate().map(|(i, p)| serde_json::json!({"path": p.display().to_string(), "steps": per_source.get(&i).copied().unwrap_or(0)})).collect::<Vec<_>>(),
         "examples": examples.len(),
         "positives": positives,
+        "problems": trained::to_json(
+            train_part
+                .iter()
+                .map(|e| (set_of(e), e.problem.1))
+                .collect::<BTreeSet<_>>()
+        ),
         "train_examples": fit_on.len(),
         "test_examples": test_part.len(),
         "options": options,
@@ -1179,7 +1185,7 @@ pub fn train(
         early,
         train_size: fit_on.len(),
         test_size: test_part.len(),
-        left_out_by_head: held_out_steps - test_part.len(),
+        left_out: held_out_steps - test_part.len(),
         positives,
         examples: examples.len(),
         arithmetic,
@@ -1924,7 +1930,7 @@ mod tests {
             Some("value-head new.json on target")
         );
         assert_eq!(trained.file.prm_fingerprint, Some(fingerprint));
-        assert_eq!(trained.left_out_by_head, 0);
+        assert_eq!(trained.left_out, 0);
 
         // Held-out problems the head was trained on are left out of the evaluation: those of
         // its set (the run's is gsm8k), and bare indices of any set; another set's are kept.
@@ -1946,11 +1952,11 @@ mod tests {
         };
         let trained_left_out = train(&v, std::slice::from_ref(&scored), &left_out).unwrap();
         assert_eq!(
-            trained_left_out.left_out_by_head,
+            trained_left_out.left_out,
             steps_of(held[0]) + steps_of(held[1])
         );
         assert_eq!(
-            trained_left_out.test_size + trained_left_out.left_out_by_head,
+            trained_left_out.test_size + trained_left_out.left_out,
             trained.test_size
         );
         // All of them: nothing is left to judge it on.
@@ -1963,7 +1969,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("--prm-head head was trained on"), "{err}");
+        assert!(
+            err.contains("--prm-head head or a compared router"),
+            "{err}"
+        );
 
         // Records of two PRMs, or of an unnamed one, cannot train it.
         let other = run("b", r#"{"dataset": "gsm8k", "prm": "target-logprob"}"#);
@@ -2011,6 +2020,17 @@ mod tests {
         // The same router compared with itself: the same rows, step for step.
         assert_eq!(auc("before (compared) · gsm8k"), (n_gsm8k, gsm8k));
         assert_eq!(auc("before (compared) · math500"), (n_math, math));
+        // It lists the problems it trained on, by set: none of them is held out here.
+        let opts = synthetic_options();
+        let (fitted, _) = split_by_problem(&v, opts.held_out, opts.seed);
+        let set_name = |source: usize| ["gsm8k", "math500"][source].to_owned();
+        let expected: BTreeSet<(Option<String>, usize)> = fitted
+            .iter()
+            .map(|e| (Some(set_name(e.problem.0)), e.problem.1))
+            .collect();
+        let listed: BTreeSet<_> = trained::listed(&first.file.training).into_iter().collect();
+        assert_eq!(listed, expected);
+        assert_eq!(trained.left_out, 0);
     }
 
     #[test]

@@ -141,25 +141,6 @@ impl HeadFile {
         }
     }
 
-    /// The problems it was trained on, as `train-heads` recorded them in `training.problems`:
-    /// (set, idx) pairs, where a set of `None` stands for that index in every set (heads written
-    /// before the set was recorded list bare indices).
-    pub fn trained_problems(&self) -> Vec<(Option<String>, usize)> {
-        let Some(problems) = self.training.get("problems").and_then(|p| p.as_array()) else {
-            return Vec::new();
-        };
-        problems
-            .iter()
-            .filter_map(|p| match p {
-                serde_json::Value::Object(o) => Some((
-                    o.get("set").and_then(|s| s.as_str()).map(str::to_owned),
-                    usize::try_from(o.get("idx")?.as_u64()?).ok()?,
-                )),
-                bare => Some((None, usize::try_from(bare.as_u64()?).ok()?)),
-            })
-            .collect()
-    }
-
     /// A fingerprint of what the head computes (its model, size and every parameter), as 16 hex
     /// digits: two copies of a head at different paths share it, and a retrained head at the
     /// same path does not. A router that reads this head's scores names it, so that a run
@@ -310,19 +291,6 @@ mod tests {
         for changed in [moved, other_model, other_bias] {
             assert_ne!(changed.fingerprint(), fingerprint);
         }
-    }
-
-    #[test]
-    fn trained_problems_are_read_with_their_sets_and_bare_indices_match_every_set() {
-        let mut h = head();
-        assert!(h.trained_problems().is_empty());
-        h.training = serde_json::json!({"problems": [{"set": "math500", "idx": 3}, {"set": null, "idx": 4}]});
-        assert_eq!(
-            h.trained_problems(),
-            [(Some("math500".into()), 3), (None, 4)]
-        );
-        h.training = serde_json::json!({"problems": [100, 102]});
-        assert_eq!(h.trained_problems(), [(None, 100), (None, 102)]);
     }
 
     #[test]
