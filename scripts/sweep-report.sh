@@ -20,6 +20,10 @@
 #   ROUTER_FRACTIONS   target-step fractions read from the router file's budget table [0.6,0.3,0.15]
 #   RUN_TYPES          run types besides the draft and target baselines [router,rsd,oracle]
 #   SLICE              report or design [report]
+#   ROUTER             the router file of the router points [the configuration's: the shipped one]
+#   CACHE              the step cache file [OUTPUT_DIR/step-cache.redb]; share one between two
+#                      sweeps of the same slice (the shipped router's and another's, say) and the
+#                      points they have in common replay instead of running again
 #   ROUNDS             run the 50 problems in this many slices, every point on a slice before the
 #                      next, so that machine drift touches every point alike [1]
 #   NO_CACHE           1: no step cache, every latency measured in this sweep [0]
@@ -71,6 +75,8 @@ if [ -n "${BASELINES_FROM:-}" ]; then
 fi
 extra=(--rounds "${ROUNDS:-1}")
 [ "${NO_CACHE:-0}" = 1 ] && extra+=(--no-cache)
+[ -n "${CACHE:-}" ] && extra+=(--cache "$CACHE")
+[ -n "${ROUTER:-}" ] && extra+=(--router "$ROUTER")
 "$bin" sweep --dataset "$set_name" "${range[@]}" --max-tokens "$max_tokens" --output-dir "$out" \
   "${prm_args[@]}" "${extra[@]}" --run-types "${RUN_TYPES:-router,rsd,oracle}" \
   --router-fractions "${ROUTER_FRACTIONS:-0.6,0.3,0.15}" \
