@@ -292,6 +292,62 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
 }
 
 #[test]
+fn a_run_being_written_is_neither_labelled_nor_resumed_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = generate(tmp.path());
+    // This process holds the run, as a generate run still writing it would.
+    let held = arbitrage::eval::run::lock_dir(&run).unwrap();
+    let pid = std::process::id();
+    let refused = |args: &[&str]| {
+        let output = common::arbitrage(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("being written by another arbitrage process")
+                && stderr.contains(&format!("(pid {pid})")),
+            "{stderr}"
+        );
+    };
+    let run_arg = run.to_str().unwrap();
+    refused(&["label", "--config", "configs/smoke.toml", "--run", run_arg]);
+    refused(&[
+        "label",
+        "--config",
+        "configs/smoke.toml",
+        "--run",
+        run_arg,
+        "--states-only",
+    ]);
+    assert!(!run.join("labels.jsonl").exists());
+    let data = tmp.path().join("problems.jsonl");
+    refused(&[
+        "run",
+        "--config",
+        "configs/smoke.toml",
+        "--run-type",
+        "generate",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        run_arg,
+        "--max-tokens",
+        "96",
+    ]);
+    // Once it is let go, labelling goes ahead.
+    drop(held);
+    ok(&[
+        "label",
+        "--config",
+        "configs/smoke.toml",
+        "--run",
+        run_arg,
+        "--limit",
+        "1",
+    ]);
+    assert!(run.join("labels.jsonl").exists());
+}
+
+#[test]
 fn labelling_several_problems_at_once_gives_the_same_labels() {
     let tmp = tempfile::tempdir().unwrap();
     let run = generate(tmp.path());

@@ -78,12 +78,12 @@ pub fn run(args: HeadsArgs) -> Result<()> {
         )),
         None => None,
     };
-    if let Some((name, head)) = &compare {
-        if arbitrage::eval::trained::listed(&head.training).is_empty() {
-            eprintln!(
-                "{name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
-            );
-        }
+    if let Some((name, head)) = &compare
+        && arbitrage::eval::trained::listed(&head.training).is_empty()
+    {
+        eprintln!(
+            "{name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
+        );
     }
     let trained = heads::train_heads(
         &data,

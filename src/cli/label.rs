@@ -55,6 +55,13 @@ pub struct LabelArgs {
 
 pub fn run(args: LabelArgs) -> Result<()> {
     let config = args.config.load()?;
+    // The generate run it labels must not be written meanwhile (nor labelled twice at once); a
+    // missing directory is left to the reads below to name.
+    let _lock = if args.run.is_dir() {
+        Some(arbitrage::eval::run::lock_dir(&args.run)?)
+    } else {
+        None
+    };
     let steps_path = args.run.join("steps.jsonl");
     let results_path = args.run.join("results.jsonl");
     let labels_path = args.run.join("labels.jsonl");

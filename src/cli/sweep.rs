@@ -149,6 +149,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&dataset_label));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = arbitrage::eval::run::lock_dir(&out)?;
     let cache = (!args.no_cache).then(|| {
         args.cache
             .clone()

@@ -49,6 +49,8 @@ pub enum RunError {
         found: String,
         wanted: String,
     },
+    #[error(transparent)]
+    Busy(#[from] DirBusy),
     #[error("interrupted; finished problems are saved and the next run resumes")]
     Interrupted,
     #[error("{0}")]
@@ -367,6 +369,58 @@ pub fn compute_metrics(
 }
 
 /// The files of one run directory.
+/// Another process writes the directory.
+#[derive(Debug, thiserror::Error)]
+pub enum DirBusy {
+    #[error(
+        "{dir} is being written by another arbitrage process{holder}: wait for it to finish or stop it (it resumes where it stopped)"
+    )]
+    Held { dir: PathBuf, holder: String },
+    #[error("cannot lock {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Holds a directory for this process until dropped: appending processes that resume from what
+/// a directory holds (`run`, `label`, `sweep`) would interleave and lose lines if two wrote it
+/// at once. An advisory lock on `DIR/.arbitrage.lock`, released by the system when the process
+/// ends however it ends, so no stale lock outlives a crash; the file names the holder's pid.
+pub fn lock_dir(dir: &Path) -> Result<File, DirBusy> {
+    let path = dir.join(".arbitrage.lock");
+    let error = |source| DirBusy::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+            return Err(DirBusy::Held {
+                dir: dir.to_owned(),
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(error(e)),
+    }
+    // The holder's pid, for the message another process gives; the lock is what counts.
+    file.set_len(0).map_err(error)?;
+    write!(file, "{}", std::process::id()).map_err(error)?;
+    Ok(file)
+}
+
 pub struct RunDir {
     pub dir: PathBuf,
     results_path: PathBuf,
@@ -376,6 +430,8 @@ pub struct RunDir {
     /// Results already in the file, in order.
     pub done: Vec<ResultRecord>,
     previous_wall_time_s: f64,
+    /// Held while the directory is open ([`lock_dir`]).
+    _lock: File,
 }
 
 impl RunDir {
@@ -387,6 +443,7 @@ impl RunDir {
         overwrite: bool,
     ) -> Result<RunDir, RunError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock = lock_dir(dir)?;
         let results_path = dir.join("results.jsonl");
         let steps_path = dir.join("steps.jsonl");
         let metrics_path = dir.join("metrics.json");
@@ -454,6 +511,7 @@ impl RunDir {
             steps,
             done,
             previous_wall_time_s,
+            _lock: lock,
         })
     }
 
@@ -936,6 +994,27 @@ mod tests {
         fs::write(&path, format!("{good}\n{{oops\n{good}\n")).unwrap();
         let err = read_results(&path).unwrap_err().to_string();
         assert!(err.contains("results.jsonl:2"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_is_written_by_one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = RunDir::open(dir.path(), RunType::Draft, 0.0, false).unwrap();
+        // Another open of the same directory, as a second process would make it.
+        let err = RunDir::open(dir.path(), RunType::Draft, 0.0, false)
+            .err()
+            .unwrap()
+            .to_string();
+        let pid = std::process::id();
+        assert!(
+            err.contains("being written by another arbitrage process")
+                && err.contains(&format!("(pid {pid})")),
+            "{err}"
+        );
+        assert!(matches!(lock_dir(dir.path()), Err(DirBusy::Held { .. })));
+        // Released with its holder, crash or not.
+        drop(held);
+        RunDir::open(dir.path(), RunType::Draft, 0.0, false).unwrap();
     }
 
     #[test]

@@ -1117,13 +1117,12 @@ pub fn train(
     let train_steps: Vec<&Example> = train_part.iter().collect();
     let eval_steps: Vec<&Example> = eval_on.iter().collect();
     let mut early = Vec::new();
-    if let Some(costs) = options.early_costs {
-        if let Some((points, reports)) =
+    if let Some(costs) = options.early_costs
+        && let Some((points, reports)) =
             fit_early_points(&file, &file.budget, &train_steps, &eval_steps, costs)
-        {
-            file.budget = points;
-            early = reports;
-        }
+    {
+        file.budget = points;
+        early = reports;
     }
     // One curve per set where the data hold several: ŷ is distributed differently on each.
     let mut early_by_set = BTreeMap::new();
@@ -1143,13 +1142,12 @@ pub fn train(
             }
             let set_train: Vec<&Example> = train_part.iter().filter(|e| in_set(e)).collect();
             let mut points = replayed_budget_points(&file, &set_eval);
-            if let Some(costs) = options.early_costs {
-                if let Some((fitted, reports)) =
+            if let Some(costs) = options.early_costs
+                && let Some((fitted, reports)) =
                     fit_early_points(&file, &points, &set_train, &set_eval, costs)
-                {
-                    points = fitted;
-                    early_by_set.insert(set.to_owned(), reports);
-                }
+            {
+                points = fitted;
+                early_by_set.insert(set.to_owned(), reports);
             }
             file.budget_by_set.insert(set.to_owned(), points);
         }

@@ -252,7 +252,7 @@ impl Client {
                 });
             }
             round_retry_after = round_retry_after.max(error.retry_after());
-            if attempt as usize % n == 0 {
+            if (attempt as usize).is_multiple_of(n) {
                 let round = attempt / n as u32;
                 let wait = self
                     .policy
