@@ -32,6 +32,22 @@ pub fn smoke_model() -> EmbeddedModel {
     EmbeddedModel::load(&smoke_settings()).expect("load smoke model")
 }
 
+/// The smoke router (tests/data/smoke-router.json) reading the score of the PRM named `prm` after
+/// its features: a surer PRM, a lower ŷ.
+pub fn smoke_router_reading_prm(prm: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("tests/data/smoke-router.json")).unwrap();
+    let mut file: Value = serde_json::from_str(&text).unwrap();
+    file["features"]
+        .as_array_mut()
+        .unwrap()
+        .push("prm_score".into());
+    for (key, value) in [("mean", 0.5), ("scale", 0.2), ("weights", -3.0)] {
+        file[key].as_array_mut().unwrap().push(value.into());
+    }
+    file["prm"] = prm.into();
+    file
+}
+
 /// Runs the binary from the repository root, without a config from the environment.
 pub fn arbitrage(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_arbitrage"))

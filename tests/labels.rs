@@ -232,17 +232,7 @@ fn labels_heads_and_the_value_head_prm_work_end_to_end() {
 
     // A router that reads this head's scores names the head's weights: the same head at another
     // path serves it, and another head at that path is refused.
-    let mut router: Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
-            .unwrap();
-    router["features"]
-        .as_array_mut()
-        .unwrap()
-        .push("prm_score".into());
-    for (key, value) in [("mean", 0.5), ("scale", 0.2), ("weights", -3.0)] {
-        router[key].as_array_mut().unwrap().push(value.into());
-    }
-    router["prm"] = metrics["prm"].clone();
+    let mut router = common::smoke_router_reading_prm(metrics["prm"].as_str().unwrap());
     router["prm_fingerprint"] = HeadFile::load(&head_path).unwrap().fingerprint().into();
     let router_path = tmp.path().join("router-reads-prm.json");
     std::fs::write(&router_path, router.to_string()).unwrap();

@@ -765,18 +765,7 @@ fn a_router_that_reads_the_prm_pays_for_its_score_of_every_routed_step() {
     let (rsd, rsd_metrics, _, _t0) = run("rsd", &["--threshold", "0.5"]);
     let prm = rsd_metrics["prm"].as_str().unwrap().to_owned();
     let tmp = tempfile::tempdir().unwrap();
-    let mut file: Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
-            .unwrap();
-    // The smoke router's features, then the PRM's score: a surer PRM, a lower ŷ.
-    file["features"]
-        .as_array_mut()
-        .unwrap()
-        .push("prm_score".into());
-    for (key, value) in [("mean", 0.5), ("scale", 0.2), ("weights", -3.0)] {
-        file[key].as_array_mut().unwrap().push(value.into());
-    }
-    file["prm"] = prm.clone().into();
+    let mut file = common::smoke_router_reading_prm(&prm);
     let router = tmp.path().join("router.json");
     std::fs::write(&router, file.to_string()).unwrap();
     let router = router.to_str().unwrap();
