@@ -78,12 +78,11 @@ pub fn run(args: HeadsArgs) -> Result<()> {
         )),
         None => None,
     };
-    if let Some((name, head)) = &compare
-        && arbitrage::eval::trained::listed(&head.training).is_empty()
+    if let Some(caveat) = compare
+        .as_ref()
+        .and_then(|(name, head)| arbitrage::eval::trained::unlisted_caveat(name, &head.training))
     {
-        eprintln!(
-            "{name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
-        );
+        eprintln!("{caveat}");
     }
     let trained = heads::train_heads(
         &data,

@@ -32,8 +32,8 @@ pub struct ServeArgs {
     #[arg(long, alias = "prm-threshold")]
     threshold: Option<f64>,
     /// Router only: the threshold that sent about this fraction of steps to the target when
-    /// held-out problems were replayed with the router's own decisions, with the early rule the router file fitted for it (as for requests that set
-    /// `arbitrage.target_fraction`).
+    /// held-out problems were replayed with the router's own decisions, with the early rule the
+    /// router file fitted for it (as for requests that set `arbitrage.target_fraction`).
     #[arg(long, conflicts_with = "threshold")]
     target_fraction: Option<f64>,
     /// Use no early decision, not even the router file's.

@@ -170,10 +170,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     for (name, other) in &options.compare {
-        if arbitrage::eval::trained::listed(&other.training).is_empty() {
-            eprintln!(
-                "  {name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
-            );
+        if let Some(caveat) = arbitrage::eval::trained::unlisted_caveat(name, &other.training) {
+            eprintln!("  {caveat}");
         }
     }
     let a = trained.arithmetic;

@@ -979,14 +979,11 @@ pub fn train(
         }
         x
     };
-    let prm = match (&options.prm_head, options.reads_prm) {
-        (Some((name, _)), true) => Some(name.clone()),
-        (None, true) => Some(records_prm(sources)?),
-        (_, false) => None,
-    };
-    let prm_fingerprint = match (&options.prm_head, options.reads_prm) {
-        (Some((_, head)), true) => Some(head.fingerprint()),
-        _ => None,
+    // A router that reads the PRM names it: a head given here by its fingerprint too.
+    let (prm, prm_fingerprint) = match (&options.prm_head, options.reads_prm) {
+        (Some((name, head)), true) => (Some(name.clone()), Some(head.fingerprint())),
+        (None, true) => (Some(records_prm(sources)?), None),
+        (_, false) => (None, None),
     };
     let inputs: Vec<Vec<f32>> = fit_on.iter().map(with_prm).collect();
     let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();

@@ -35,6 +35,16 @@ pub fn to_json<'a>(problems: impl IntoIterator<Item = (Option<&'a str>, usize)>)
         .collect()
 }
 
+/// The caveat a command prints for a file it judges without knowing what the file trained on
+/// (it lists no problems), or `None`.
+pub fn unlisted_caveat(name: &str, training: &Value) -> Option<String> {
+    listed(training).is_empty().then(|| {
+        format!(
+            "{name} does not list the problems it was trained on: its rows may include some of them, which flatters it"
+        )
+    })
+}
+
 /// Whether problem `idx` of `set` is among `trained`.
 pub fn contains(trained: &[TrainedProblem], set: Option<&str>, idx: usize) -> bool {
     trained
@@ -57,5 +67,12 @@ mod tests {
         assert!(contains(&trained, Some("gsm8k"), 4) && contains(&trained, None, 4));
         let bare = listed(&serde_json::json!({"problems": [100, 102]}));
         assert_eq!(bare, [(None, 100), (None, 102)]);
+        // Only a file that lists nothing gets the caveat.
+        let caveat = unlisted_caveat("old", &serde_json::json!({"data": "x"})).unwrap();
+        assert!(caveat.starts_with("old does not list"), "{caveat}");
+        assert_eq!(
+            unlisted_caveat("new", &serde_json::json!({"problems": [1]})),
+            None
+        );
     }
 }
