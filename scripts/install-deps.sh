@@ -73,6 +73,10 @@ need() {
 }
 
 command -v cargo >/dev/null || { say "error: cargo is required (install Rust with rustup)"; exit 1; }
+# Cargo.toml's rust-version: std's file locks (run directories) arrived in 1.89.
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+[ "${rust_minor:-0}" -ge 89 ] 2>/dev/null ||
+  { say "error: Rust 1.89 or newer is required, found $(rustc --version) (rustup update)"; exit 1; }
 need cmake "cmake" "$(command -v cmake || true)"
 need g++ "a C++ compiler" "$(command -v c++ || true)"
 need libclang-dev "libclang for bindgen" "$(find_libclang || true)"
