@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The training data of the router and value head that ship for the default pair (issue 27), in
-# order: MATH500 0-149 and GSM8K 100-399, each `generate` records and rollout labels
+# order: MATH500 0-149 and GSM8K 100-399 (327-399 first), each `generate` records and rollout labels
 # (scripts/router-data.sh), then whatever hidden states the labels lack, read afterwards (`label
 # --states-only --no-judge`: MATH500's, labelled without them). Resumable at every level: run it
 # again after an interruption. Many hours on 2 cores (docs/router.md, "MATH-style data"); logs go
@@ -17,11 +17,18 @@ BIN=${ARBITRAGE_BIN:-target/release/arbitrage}
 export ARBITRAGE_BIN=$BIN
 nice=(nice -n "${NICE:-10}")
 mkdir -p runs/logs
-for set in math500 gsm8k; do
-  case $set in
+gsm8k_end=${GSM8K_END:-400}
+# GSM8K 327 and on first: the GSM8K-only router and value head were trained on 100-326, so only
+# problems past those can score them next to their retrained successors (train-router --compare
+# leaves out a compared file's training problems); 100-326 come after.
+for part in math500 gsm8k-new gsm8k; do
+  set=${part%-new}
+  case $part in
     math500) range=(0 150) ;;
-    gsm8k) range=(100 "${GSM8K_END:-400}") ;;
+    gsm8k-new) range=(327 "$gsm8k_end") ;;
+    gsm8k) range=(100 $((gsm8k_end < 327 ? gsm8k_end : 327))) ;;
   esac
+  (( range[0] < range[1] )) || continue
   # MATH500's first 120 problems were labelled without states, read afterwards; GSM8K reads them
   # with the labels (the same reads), so that its data can be trained on wherever it stops.
   label_args="--no-judge"
