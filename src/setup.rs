@@ -233,6 +233,19 @@ impl Setup {
         Ok(Setup { config, router })
     }
 
+    /// The set-up of a run on the dataset `set`: a router file with weights of that set's own
+    /// scores with them ([`RouterFile::for_set`]).
+    pub fn for_set(self, set: &str) -> Setup {
+        let router = self.router.map(|source| match source {
+            RouterSource::File { file, path } => RouterSource::File {
+                file: Box::new(file.for_set(Some(set))),
+                path,
+            },
+            served => served,
+        });
+        Setup { router, ..self }
+    }
+
     /// A set-up that offers no router: for runs whose rule does not route, so that a router file
     /// they never read cannot stop them.
     pub fn without_router(config: Config) -> Setup {

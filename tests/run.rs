@@ -758,6 +758,26 @@ fn a_target_fraction_on_a_set_with_its_own_budget_curve_takes_that_curve_s_thres
     // An explicit threshold is the threshold, whatever the curves say.
     let (_, metrics, _, _t) = run("router", &["--router", router, "--threshold", "0.4"]);
     assert_eq!(metrics["threshold"], 0.4);
+
+    // Weights of the set's own: ŷ = σ(5) on every step of this set, so all go to the target.
+    let n = file["weights"].as_array().unwrap().len();
+    file["weights_by_set"] = serde_json::json!({
+        "problems": {"mean": vec![0.0; n], "scale": vec![1.0; n], "weights": vec![0.0; n], "bias": 5.0}
+    });
+    std::fs::write(router, file.to_string()).unwrap();
+    let (results, metrics, _, _t, stderr) =
+        run_with_stderr("router", &["--router", router, "--target-fraction", "0.3"]);
+    assert!(
+        stderr.contains(
+            "threshold 0.8 (the weights of problems, the budget curve of problems at 0.3)"
+        ),
+        "{stderr}"
+    );
+    for s in results.iter().flat_map(steps) {
+        assert!((f(&s["router_score"]) - 0.9933).abs() < 1e-3, "{s}");
+        assert_eq!(s["model"], "target", "{s}");
+    }
+    check_metrics_add_up(&results, &metrics);
 }
 
 #[test]

@@ -175,17 +175,21 @@ fn one_line(text: &str, width: usize) -> String {
     }
 }
 
-/// Where a `--target-fraction` threshold came from, when the router file has a budget curve of
-/// the run's own set (otherwise the pooled curve, which needs no note).
-fn curve_note(setup: &Setup, args: &RunArgs, set: &str) -> String {
-    match (&setup.router, args.target_fraction, args.threshold) {
-        (Some(RouterSource::File { file, .. }), Some(fraction), None) => {
-            match file.budget_curve(Some(set)).1 {
-                Some(set) => format!(" (the budget curve of {set} at {fraction})"),
-                None => String::new(),
-            }
-        }
-        _ => String::new(),
+/// Where a router run's threshold and weights came from, when the router file has a budget curve
+/// or weights of the run's own set (otherwise the pooled ones, which need no note).
+fn curve_note(setup: &Setup, args: &RunArgs, set: &str, own_weights: bool) -> String {
+    let curve = match (&setup.router, args.target_fraction, args.threshold) {
+        (Some(RouterSource::File { file, .. }), Some(fraction), None) => file
+            .budget_curve(Some(set))
+            .1
+            .map(|set| format!("the budget curve of {set} at {fraction}")),
+        _ => None,
+    };
+    let weights = own_weights.then(|| format!("the weights of {set}"));
+    match (weights, curve) {
+        (Some(w), Some(c)) => format!(" ({w}, {c})"),
+        (Some(one), None) | (None, Some(one)) => format!(" ({one})"),
+        (None, None) => String::new(),
     }
 }
 
@@ -268,19 +272,22 @@ pub fn run_point(
 ) -> Result<Finished> {
     let config = args.config.load()?;
     let run_type = args.run_type;
-    // Only a routing rule reads the router file.
-    let setup = if run_type == RunType::Router {
-        Setup::new(config, args.router.as_deref())?
-    } else {
-        Setup::without_router(config)
-    };
-    let config = &setup.config;
     let dataset = super::resolve_dataset(
         &args.dataset,
         args.data_dir.as_deref(),
         args.question_field.as_deref(),
         args.answer_field.as_deref(),
     )?;
+    // Only a routing rule reads the router file, with the weights of the run's set where it has
+    // its own.
+    let setup = if run_type == RunType::Router {
+        Setup::new(config, args.router.as_deref())?
+    } else {
+        Setup::without_router(config)
+    };
+    let own_weights = matches!(&setup.router, Some(RouterSource::File { file, .. }) if file.has_weights_of(&dataset.name));
+    let setup = setup.for_set(&dataset.name);
+    let config = &setup.config;
     let rule = setup.rule(&args.rule_request(&dataset.name)).map_err(|e| {
         // Name the flag that asked for what cannot run.
         let flag = match e {
@@ -389,7 +396,7 @@ pub fn run_point(
         if run_type.uses_threshold() {
             format!(
                 ", threshold {threshold}{}",
-                curve_note(&setup, args, &dataset.name)
+                curve_note(&setup, args, &dataset.name, own_weights)
             )
         } else {
             String::new()

@@ -74,6 +74,11 @@ pub struct TrainArgs {
     /// replaces, say); rows are named by the file's stem.
     #[arg(long, value_name = "ROUTER", value_delimiter = ',')]
     compare: Vec<PathBuf>,
+    /// Also fit weights of each set's own (data of two sets or more; a set with at least 40
+    /// held-out steps): runs on that set score with them, every other run and `serve` with the
+    /// pooled weights. For cues that point opposite ways on two sets.
+    #[arg(long)]
+    per_set_weights: bool,
 }
 
 /// A router to compare, named by its file's stem; it must read draft-side features.
@@ -112,6 +117,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }),
         labelled_only: args.labelled_only,
         reads_prm: args.reads_prm,
+        per_set_weights: args.per_set_weights,
         prm_head: match &args.prm_head {
             Some(path) => Some((
                 arbitrage::method::value_head::ValueHeadPrm::describe(path, "target"),
@@ -299,6 +305,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 at(0.6)
             );
         }
+    }
+    if args.per_set_weights {
+        let own: Vec<&str> = trained
+            .file
+            .weights_by_set
+            .keys()
+            .map(String::as_str)
+            .collect();
+        println!(
+            "\nweights of their own: {} (other sets and serve: the pooled weights)",
+            if own.is_empty() {
+                "none (too little data of each set)".to_owned()
+            } else {
+                own.join(", ")
+            }
+        );
     }
     eprintln!("router written to {}", args.out.display());
     Ok(())

@@ -725,6 +725,7 @@ pub fn train_heads(
             default_threshold: 0.5,
             budget: budget_points(&y_hat),
             budget_by_set: BTreeMap::new(),
+            weights_by_set: BTreeMap::new(),
             prm: None,
             prm_fingerprint: None,
             training: t,

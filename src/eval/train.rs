@@ -577,6 +577,9 @@ pub struct TrainOptions {
     /// labels' hidden states; [`read_examples`]), with the PRM description a run with it gives.
     #[serde(skip)]
     pub prm_head: Option<(String, HeadFile)>,
+    /// Fit weights of each set's own beside the pooled ones (`RouterFile::weights_by_set`), for
+    /// the sets with a budget curve of their own.
+    pub per_set_weights: bool,
 }
 
 /// The result of a training run: the router file and what it was evaluated on.
@@ -1011,6 +1014,7 @@ pub fn train(
         default_threshold: 0.5,
         budget: Vec::new(),
         budget_by_set: BTreeMap::new(),
+        weights_by_set: BTreeMap::new(),
         prm,
         prm_fingerprint,
         training: serde_json::Value::Null,
@@ -1021,9 +1025,49 @@ pub fn train(
     } else {
         &test_part
     };
+    let distinct: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
+    if options.per_set_weights {
+        if distinct.len() < 2 {
+            return Err(TrainError::Data(format!(
+                "--per-set-weights needs data of two sets or more; these are of {distinct:?}"
+            )));
+        }
+        for set in &distinct {
+            let held_out = eval_on.iter().filter(|e| set_of(e) == Some(*set)).count();
+            let (rows, labels): (Vec<&[f32]>, Vec<bool>) = fit_on
+                .iter()
+                .zip(&inputs)
+                .zip(&labels)
+                .filter(|((e, _), _)| set_of(e) == Some(*set))
+                .map(|((_, x), &y)| (x.as_slice(), y))
+                .unzip();
+            let positives = labels.iter().filter(|&&y| y).count();
+            // Its weights need a curve of its own (fitted below with them), and both classes.
+            if held_out < MIN_SET_CURVE_STEPS || positives == 0 || positives == labels.len() {
+                tracing::warn!(
+                    set,
+                    held_out_steps = held_out,
+                    training_steps = labels.len(),
+                    positives,
+                    "too little data for weights of its own; runs on it use the pooled weights"
+                );
+                continue;
+            }
+            let fit = fit_logistic(&rows, &labels, options.alpha)?;
+            file.weights_by_set.insert((*set).to_owned(), fit);
+        }
+    }
+    // Every file scores each step with the weights of the step's set, where it has its own.
+    let by_source = |f: &RouterFile| -> Vec<RouterFile> {
+        sets.iter().map(|s| f.for_set(s.as_deref())).collect()
+    };
+    let score_with = |files: &[RouterFile], e: &Example| {
+        f64::from(e.router_score(files.get(e.problem.0).unwrap_or(&files[0])))
+    };
+    let file_by_source = by_source(&file);
     let y_hat: Vec<f64> = eval_on
         .iter()
-        .map(|e| f64::from(e.router_score(&file)))
+        .map(|e| score_with(&file_by_source, e))
         .collect();
     // Baselines, oriented so that higher means "escalate".
     let mean_lp = FEATURE_NAMES
@@ -1061,9 +1105,10 @@ pub fn train(
         },
     ];
     for (name, other) in &options.compare {
+        let other_by_source = by_source(other);
         let scores = eval_on
             .iter()
-            .map(|e| f64::from(e.router_score(other)))
+            .map(|e| score_with(&other_by_source, e))
             .collect();
         scorers.push(Scorer {
             name: format!("{name} (compared)"),
@@ -1123,7 +1168,6 @@ pub fn train(
     }
     // One curve per set where the data hold several: ŷ is distributed differently on each.
     let mut early_by_set = BTreeMap::new();
-    let distinct: BTreeSet<&str> = sets.iter().flatten().map(String::as_str).collect();
     if distinct.len() > 1 {
         for set in distinct {
             let in_set = |e: &Example| set_of(e) == Some(set);
@@ -1138,10 +1182,11 @@ pub fn train(
                 continue;
             }
             let set_train: Vec<&Example> = train_part.iter().filter(|e| in_set(e)).collect();
-            let mut points = replayed_budget_points(&file, &set_eval);
+            let set_file = file.for_set(Some(set));
+            let mut points = replayed_budget_points(&set_file, &set_eval);
             if let Some(costs) = options.early_costs
                 && let Some((fitted, reports)) =
-                    fit_early_points(&file, &points, &set_train, &set_eval, costs)
+                    fit_early_points(&set_file, &points, &set_train, &set_eval, costs)
             {
                 points = fitted;
                 early_by_set.insert(set.to_owned(), reports);
@@ -1437,6 +1482,7 @@ mod tests {
             compare: Vec::new(),
             reads_prm: false,
             prm_head: None,
+            per_set_weights: false,
         }
     }
 
@@ -1759,6 +1805,87 @@ mod tests {
             "{}",
             sent(0, gsm8k_own)
         );
+    }
+
+    #[test]
+    fn a_cue_that_points_opposite_ways_on_two_sets_is_learned_per_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = two_set_sources(dir.path());
+        // On MATH500 the first feature is mirrored: there a surer draft is the one the target
+        // would have improved, as the value head's score is on MATH (docs/router.md).
+        let mut v = synthetic_examples(150, 6, 5);
+        let mut math = synthetic_examples(150, 6, 6);
+        for e in &mut math {
+            e.problem.0 = 1;
+            e.features[0] = -2.0 - e.features[0];
+        }
+        v.extend(math);
+        let auc = |t: &Trained, set: &str| {
+            let name = format!("router (logistic) · {set}");
+            t.evaluations
+                .iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no row {name}"))
+                .roc_auc
+        };
+        let pooled = train(&v, &sources, &synthetic_options()).unwrap();
+        assert!(pooled.file.weights_by_set.is_empty());
+        let per_set = train(
+            &v,
+            &sources,
+            &TrainOptions {
+                per_set_weights: true,
+                ..synthetic_options()
+            },
+        )
+        .unwrap();
+        let file = &per_set.file;
+        assert_eq!(
+            file.weights_by_set.keys().collect::<Vec<_>>(),
+            ["gsm8k", "math500"]
+        );
+        let (w_gsm8k, w_math) = (
+            file.weights_by_set["gsm8k"].weights[0],
+            file.weights_by_set["math500"].weights[0],
+        );
+        assert!(w_gsm8k < 0.0 && w_math > 0.0, "{w_gsm8k} {w_math}");
+        for set in ["gsm8k", "math500"] {
+            assert!(auc(&per_set, set) > 0.75, "{set}: {}", auc(&per_set, set));
+        }
+        // One weight serves one set and fails the other.
+        assert!(
+            auc(&pooled, "gsm8k").min(auc(&pooled, "math500")) < 0.6,
+            "{} {}",
+            auc(&pooled, "gsm8k"),
+            auc(&pooled, "math500")
+        );
+        // Each set's curve is calibrated with its own weights.
+        let math_run = file.for_set(Some("math500"));
+        let threshold = math_run
+            .threshold_for_fraction(Some("math500"), 0.3)
+            .unwrap();
+        let steps: Vec<&Example> = v.iter().filter(|e| e.problem.0 == 1).collect();
+        let sent = steps
+            .iter()
+            .filter(|e| f64::from(math_run.predict(&e.features)) >= threshold)
+            .count() as f64
+            / steps.len() as f64;
+        assert!((sent - 0.3).abs() < 0.1, "{sent}");
+
+        // Data of one set cannot have weights by set.
+        let one_set: Vec<Example> = v.iter().filter(|e| e.problem.0 == 0).cloned().collect();
+        let err = train(
+            &one_set,
+            &sources[..1],
+            &TrainOptions {
+                per_set_weights: true,
+                ..synthetic_options()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("two sets or more"), "{err}");
     }
 
     #[test]

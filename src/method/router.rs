@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Router, RouterInput};
+use crate::logistic::Logistic;
 use crate::method::features::{FEATURE_NAMES, step_features};
 
 pub const ROUTER_FORMAT: &str = "arbitrage-router";
@@ -91,6 +92,14 @@ pub struct RouterFile {
     /// set's curve; every other run uses `budget`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub budget_by_set: BTreeMap<String, Vec<BudgetPoint>>,
+    /// Weights of single sets, by dataset name (`train-router --per-set-weights`), over the same
+    /// inputs: a cue can point opposite ways on two sets (the value head's score of the draft
+    /// step marks where the target helps on GSM8K, and hopeless problems on MATH), which one
+    /// pooled weight averages away. A run on a set named here scores with them
+    /// ([`RouterFile::for_set`]); every other run, and `serve`, with the pooled weights. Each set
+    /// here has its own budget curve, calibrated with these weights.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights_by_set: BTreeMap<String, Logistic>,
     /// The PRM whose score of the draft step a `"logistic"` router reads as its last input
     /// (`features` then end with `"prm_score"`): the name its training records carried. A run
     /// must score with the same PRM.
@@ -202,6 +211,27 @@ impl RouterFile {
             }
         };
         crate::logistic::check_logistic(n, &self.mean, &self.scale, &self.weights, self.bias)?;
+        for (set, model) in &self.weights_by_set {
+            if self.kind != KIND_FEATURES {
+                return Err(format!(
+                    "`weights_by_set` needs a {KIND_FEATURES:?} router, not {:?}",
+                    self.kind
+                ));
+            }
+            crate::logistic::check_logistic(
+                n,
+                &model.mean,
+                &model.scale,
+                &model.weights,
+                model.bias,
+            )
+            .map_err(|e| format!("`weights_by_set` of {set}: {e}"))?;
+            if !self.budget.is_empty() && !self.budget_by_set.contains_key(set) {
+                return Err(format!(
+                    "`weights_by_set` has {set} but `budget_by_set` has no curve of it: its --target-fraction thresholds would be the pooled weights'"
+                ));
+            }
+        }
         let curves = std::iter::once(("", &self.budget))
             .chain(self.budget_by_set.iter().map(|(set, b)| (set.as_str(), b)));
         for (set, budget) in curves {
@@ -225,6 +255,24 @@ impl RouterFile {
             ));
         }
         Ok(())
+    }
+
+    /// The router a run on `set` uses: the set's own weights in place of the pooled ones where
+    /// the file has them (and then none by set, so that the copy scores every input alike); the
+    /// budget curves are kept, since [`RouterFile::budget_curve`] already picks by set.
+    pub fn for_set(&self, set: Option<&str>) -> RouterFile {
+        let mut file = self.clone();
+        if let Some(model) = set.and_then(|s| file.weights_by_set.remove(s)) {
+            (file.mean, file.scale, file.weights, file.bias) =
+                (model.mean, model.scale, model.weights, model.bias);
+        }
+        file.weights_by_set.clear();
+        file
+    }
+
+    /// Whether a run on `set` scores with weights of that set's own.
+    pub fn has_weights_of(&self, set: &str) -> bool {
+        self.weights_by_set.contains_key(set)
     }
 
     /// ŷ for a feature vector.
@@ -415,6 +463,7 @@ pub(crate) mod tests {
                 },
             ],
             budget_by_set: BTreeMap::new(),
+            weights_by_set: BTreeMap::new(),
             prm: None,
             prm_fingerprint: None,
             training: serde_json::json!({"examples": 0}),
@@ -564,6 +613,48 @@ pub(crate) mod tests {
             Some(crate::method::policy::EarlyRule::entropy(0, 1.0));
         let err = f.check().unwrap_err();
         assert!(err.contains("budget point 0.3 of math500"), "{err}");
+    }
+
+    #[test]
+    fn a_run_on_a_set_with_weights_of_its_own_scores_with_them() {
+        let n = FEATURE_NAMES.len();
+        let mut f = sample();
+        f.weights[0] = 1.0;
+        let mut math = Logistic {
+            mean: vec![0.0; n],
+            scale: vec![1.0; n],
+            weights: vec![0.0; n],
+            bias: 0.0,
+        };
+        math.weights[0] = -1.0;
+        f.weights_by_set.insert("math500".into(), math);
+        f.budget_by_set.insert("math500".into(), f.budget.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        f.save(&path).unwrap();
+        let loaded = RouterFile::load(&path).unwrap();
+        assert_eq!(loaded, f);
+        let mut x = vec![0.0; n];
+        x[0] = 2.0;
+        // The first feature raises ŷ on other sets and lowers it on MATH500.
+        let math_run = loaded.for_set(Some("math500"));
+        assert!(math_run.predict(&x) < 0.5 && math_run.weights_by_set.is_empty());
+        assert_eq!(math_run.budget_by_set, f.budget_by_set);
+        for other in [Some("gsm8k"), None] {
+            assert!(loaded.for_set(other).predict(&x) > 0.5);
+        }
+        assert!(loaded.has_weights_of("math500") && !loaded.has_weights_of("gsm8k"));
+
+        // Weights without a curve of the set would take the pooled thresholds: refused.
+        let mut bad = f.clone();
+        bad.budget_by_set.clear();
+        let err = bad.check().unwrap_err();
+        assert!(err.contains("no curve of it"), "{err}");
+        // Weights of the wrong length name the set.
+        let mut bad = f.clone();
+        bad.weights_by_set.get_mut("math500").unwrap().weights.pop();
+        let err = bad.check().unwrap_err();
+        assert!(err.contains("`weights_by_set` of math500"), "{err}");
     }
 
     #[test]
