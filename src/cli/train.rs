@@ -66,6 +66,11 @@ pub struct TrainArgs {
     /// `[prm] head`): the router names its PRM by it.
     #[arg(long, value_name = "HEAD", requires = "reads_prm")]
     prm_head: Option<PathBuf>,
+    /// With --prm-head: train only on problems that head was not trained on (its file lists
+    /// them). On its own training problems the head is surer than on new ones, and a router fitted
+    /// on those scores trusts them more than a run can.
+    #[arg(long, requires = "prm_head")]
+    prm_unseen_only: bool,
     /// Held-out splits to evaluate on (seeds --seed, --seed + 1, …): the table then gives each
     /// row's mean and range. The router written is the first split's.
     #[arg(long, default_value_t = 1)]
@@ -118,6 +123,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         labelled_only: args.labelled_only,
         reads_prm: args.reads_prm,
         per_set_weights: args.per_set_weights,
+        prm_unseen_only: args.prm_unseen_only,
         prm_head: match &args.prm_head {
             Some(path) => Some((
                 arbitrage::method::value_head::ValueHeadPrm::describe(path, "target"),

@@ -577,6 +577,9 @@ pub struct TrainOptions {
     /// labels' hidden states; [`read_examples`]), with the PRM description a run with it gives.
     #[serde(skip)]
     pub prm_head: Option<(String, HeadFile)>,
+    /// Train only on problems the `prm_head` head was not trained on (its scores of those are
+    /// what a run meets).
+    pub prm_unseen_only: bool,
     /// Fit weights of each set's own beside the pooled ones (`RouterFile::weights_by_set`), for
     /// the sets with a budget curve of their own.
     pub per_set_weights: bool,
@@ -943,7 +946,8 @@ pub fn train(
             options.margin
         )));
     }
-    let (train_part, mut test_part) = split_by_problem(examples, options.held_out, options.seed);
+    let (mut train_part, mut test_part) =
+        split_by_problem(examples, options.held_out, options.seed);
     // Judged on problems that the files it is judged with did not train on: the head whose
     // scores it reads, and the routers it is compared with (where they list their problems).
     let held_out_steps = test_part.len();
@@ -958,6 +962,22 @@ pub fn train(
     let sets = source_sets(sources);
     let set_of = |e: &Example| sets.get(e.problem.0).and_then(Option::as_deref);
     test_part.retain(|e| !trained::contains(&trained_elsewhere, set_of(e), e.problem.1));
+    // On its own training problems the head is surer than on new ones: a router fitted on those
+    // scores would trust them more than a run can.
+    if options.prm_unseen_only {
+        let Some((_, head)) = options.prm_head.as_ref().filter(|_| options.reads_prm) else {
+            return Err(TrainError::Data(
+                "--prm-unseen-only leaves out the problems of the --prm-head head (with --reads-prm)".into(),
+            ));
+        };
+        let head_problems = trained::listed(&head.training);
+        if head_problems.is_empty() {
+            return Err(TrainError::Data(
+                "--prm-unseen-only: the --prm-head head lists no training problems".into(),
+            ));
+        }
+        train_part.retain(|e| !trained::contains(&head_problems, set_of(e), e.problem.1));
+    }
     if held_out_steps > 0 && test_part.is_empty() {
         return Err(TrainError::Data(
             "every held-out step is of a problem that the --prm-head head or a compared router was trained on; hold out more (--held-out)".into(),
@@ -1483,6 +1503,7 @@ mod tests {
             reads_prm: false,
             prm_head: None,
             per_set_weights: false,
+            prm_unseen_only: false,
         }
     }
 
@@ -2081,6 +2102,34 @@ mod tests {
             trained_left_out.test_size + trained_left_out.left_out,
             trained.test_size
         );
+        // Trained only on problems the head did not see: those it lists leave the training part.
+        let (fitted, _) = split_by_problem(&v, with_head.held_out, with_head.seed);
+        let fitted: Vec<usize> = fitted
+            .iter()
+            .map(|e| e.problem.1)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut seen = head.clone();
+        seen.1.training = serde_json::json!({"problems": &fitted[..3]});
+        let unseen_only = |head| TrainOptions {
+            prm_head: head,
+            prm_unseen_only: true,
+            ..with_head.clone()
+        };
+        let trained_unseen =
+            train(&v, std::slice::from_ref(&scored), &unseen_only(Some(seen))).unwrap();
+        let listed = trained::listed(&trained_unseen.file.training);
+        assert_eq!(listed.len(), fitted.len() - 3);
+        for idx in &fitted[..3] {
+            assert!(!trained::contains(&listed, Some("gsm8k"), *idx), "{idx}");
+        }
+        let err = train(&v, std::slice::from_ref(&scored), &unseen_only(None))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--prm-unseen-only"), "{err}");
+
         // All of them: nothing is left to judge it on.
         head.1.training = serde_json::json!({ "problems": held });
         let all = TrainOptions {
