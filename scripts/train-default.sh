@@ -5,9 +5,10 @@
 #   1. `train-heads`: the value-head PRM (prms/value-head.json), the hidden-state router probe and
 #      every scorer against the rollout labels on held-out problems, by set, next to the head it
 #      replaces (prms/heads-report.json).
-#   2. A router per advantage (the records' PRM scores, the rollout outcome, the value head's Δ),
+#   2. A router per advantage (the records' PRM scores, the rollout outcome, the value head's Δ)
+#      and per candidate of issue 27 (weights by set, routers that read the value head's score),
 #      all on the labelled records only, each scored against the rollout labels over the same ten
-#      held-out splits: the table docs/router.md chooses the advantage from.
+#      held-out splits, by set: the table docs/router.md chooses the shipped router from.
 #   3. The shipped router (routers/qwen25-coder-0.5b-1.5b.json) trained with ROUTER_ARGS, with its
 #      budget table (calibrated by replaying held-out problems) and early rules, scored by set next
 #      to the router it replaces.
@@ -40,15 +41,34 @@ compare_head=() compare_router=()
 "$bin" train-heads --run "$runs" --out-dir prms "${compare_head[@]}"
 
 echo
-echo "routers scored against the rollout labels (held-out steps, mean ROC-AUC over $splits splits):"
+echo "routers scored against the rollout labels (held-out steps, mean ROC-AUC (range) over $splits splits; all / gsm8k / math500):"
+# The advantage each router learns, then the candidates of issue 27 on the outcome labels: weights
+# by set, and the routers that read the value head's score (the records' head, the one that wrote
+# them; then the retrained head, fitted only where that head did not train).
 for variant in "prm" "prm --no-balance" "outcome" "outcome --no-balance" \
-  "value-head --value-head $head"; do
+  "value-head --value-head $head" "outcome --per-set-weights" "outcome --reads-prm" \
+  "outcome --reads-prm --per-set-weights" \
+  "outcome --reads-prm --per-set-weights --prm-head $head --prm-unseen-only"; do
   # shellcheck disable=SC2086 # the variant is several words
   out=$("$bin" train-router --data "$data" --out "$scratch/router.json" --advantage $variant \
-    --labelled-only --splits "$splits" --no-early 2>/dev/null)
-  # Scored against the labels: their own row where Δ is the outcome, the extra row otherwise.
-  row=$( (echo "$out" | grep -E '^router, against outcome labels' || echo "$out" | grep -E '^router \(logistic\)') | head -1)
-  echo "  router on ${variant%% --value-head*}: $(echo "$row" | awk '{print "AUC " $(NF-3) " (" $(NF-2) ")"}')"
+    --labelled-only --splits "$splits" --no-early "${compare_router[@]}" 2>"$scratch/err") ||
+    { echo "  router on $variant: failed: $(tail -1 "$scratch/err")"; continue; }
+  # Scored against the labels: their own rows where Δ is the outcome, the extra rows otherwise.
+  rows() { # SHORT FULL: a scorer's short name and full name in train-router's table
+    local cells=()
+    for set in "" " · gsm8k" " · math500"; do
+      row=$( (echo "$out" | grep -F "$1, against outcome labels$set " ||
+        echo "$out" | grep -F "$2$set ") | head -1)
+      cells+=("$(echo "$row" | awk '{printf "%s (%s)", $(NF-3), $(NF-2)}')")
+    done
+    echo "${cells[0]} / ${cells[1]} / ${cells[2]}"
+  }
+  echo "  router on ${variant%% --value-head*}: $(rows router 'router (logistic)')"
+  if [ "$variant" = outcome ]; then
+    echo "  draft confidence alone: $(rows 'draft confidence' 'draft confidence (1 - exp mean logprob)')"
+    [ -z "${compare_router[*]}" ] ||
+      echo "  the router it replaces: $(rows router-before 'router-before (compared)')"
+  fi
 done
 echo
 
