@@ -44,11 +44,13 @@ echo
 echo "routers scored against the rollout labels (held-out steps, mean ROC-AUC (range) over $splits splits; all / gsm8k / math500):"
 # The advantage each router learns, then the candidates of issue 27 on the outcome labels: weights
 # by set, and the routers that read the value head's score (the records' head, the one that wrote
-# them; then the retrained head, fitted only where that head did not train).
+# them; then the retrained head, read out of fold so that the router meets the scores of a head
+# that never saw the problem, as a run does).
 for variant in "prm" "prm --no-balance" "outcome" "outcome --no-balance" \
   "value-head --value-head $head" "outcome --per-set-weights" "outcome --reads-prm" \
   "outcome --reads-prm --per-set-weights" \
-  "outcome --reads-prm --per-set-weights --prm-head $head --prm-unseen-only"; do
+  "outcome --reads-prm --prm-head $head --prm-out-of-fold 5" \
+  "outcome --reads-prm --per-set-weights --prm-head $head --prm-out-of-fold 5"; do
   # shellcheck disable=SC2086 # the variant is several words
   out=$("$bin" train-router --data "$data" --out "$scratch/router.json" --advantage $variant \
     --labelled-only --splits "$splits" --no-early "${compare_router[@]}" 2>"$scratch/err") ||

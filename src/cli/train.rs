@@ -71,6 +71,17 @@ pub struct TrainArgs {
     /// on those scores trusts them more than a run can.
     #[arg(long, requires = "prm_head")]
     prm_unseen_only: bool,
+    /// With --prm-head: train and judge on that head's scores out of fold instead: the labelled
+    /// problems fall into FOLDS folds, and each fold's steps are scored by a head fitted as
+    /// `train-heads` fits one on the other folds' problems. The router keeps every problem and
+    /// learns how far a head's score on a new problem goes; runs read the --prm-head head.
+    #[arg(
+        long,
+        value_name = "FOLDS",
+        requires = "prm_head",
+        conflicts_with = "prm_unseen_only"
+    )]
+    prm_out_of_fold: Option<usize>,
     /// Held-out splits to evaluate on (seeds --seed, --seed + 1, …): the table then gives each
     /// row's mean and range. The router written is the first split's.
     #[arg(long, default_value_t = 1)]
@@ -124,6 +135,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         reads_prm: args.reads_prm,
         per_set_weights: args.per_set_weights,
         prm_unseen_only: args.prm_unseen_only,
+        prm_folds: args.prm_out_of_fold.unwrap_or(0),
         prm_head: match &args.prm_head {
             Some(path) => Some((
                 arbitrage::method::value_head::ValueHeadPrm::describe(path, "target"),

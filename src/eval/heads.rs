@@ -361,6 +361,81 @@ fn refs(x: &[Vec<f32>]) -> Vec<&[f32]> {
     x.iter().map(Vec::as_slice).collect()
 }
 
+/// The value head's training rows of a record: the target's state at the end of each candidate
+/// step, labelled by whether that step leads to the gold answer (the target's step only where its
+/// text differs from the draft's). The record must carry both states.
+fn value_head_rows(s: &LabelledStep) -> Vec<(Vec<f32>, bool)> {
+    let state = |h| hidden(h).expect("the caller checked the states").to_vec();
+    let mut rows = vec![(
+        state(&s.label.target_hidden_at_draft),
+        s.label.draft_correct,
+    )];
+    if !s.same_text() {
+        rows.push((
+            state(&s.label.target_hidden_at_target),
+            s.label.target_correct,
+        ));
+    }
+    rows
+}
+
+/// A record's key across runs: its set, problem and step.
+pub type StepKey = (Option<String>, usize, usize);
+
+/// Out-of-fold value-head scores of every draft step of `problems`: the problems fall into
+/// `folds` folds (shuffled with `seed`), and each fold's steps are scored by a head fitted on the
+/// other folds as `train-heads` fits one (alpha chosen on an inner fifth). A head scores its own
+/// training steps more surely than new ones; these scores are what a head meets on problems it
+/// has not seen, for a router to learn how far to trust it.
+pub fn out_of_fold_value_scores(
+    problems: &[LabelledProblem],
+    folds: usize,
+    seed: u64,
+) -> Result<HashMap<StepKey, f32>, TrainError> {
+    if folds < 2 || problems.len() < folds {
+        return Err(TrainError::Data(format!(
+            "out-of-fold scores need at least 2 folds and a problem in each ({folds} folds, {} problems)",
+            problems.len()
+        )));
+    }
+    if let Some(p) = problems.iter().find(|p| {
+        p.steps.iter().any(|s| {
+            s.label.target_hidden_at_draft.is_none() || s.label.target_hidden_at_target.is_none()
+        })
+    }) {
+        return Err(TrainError::Data(format!(
+            "problem {} ({}) has records without the target's hidden states; read them with `label --states-only`",
+            p.idx,
+            p.set.as_deref().unwrap_or("no set")
+        )));
+    }
+    let mut order: Vec<usize> = (0..problems.len()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let mut fold_of = vec![0; problems.len()];
+    for (k, &i) in order.iter().enumerate() {
+        fold_of[i] = k % folds;
+    }
+    let mut scores = HashMap::new();
+    for fold in 0..folds {
+        let train: Vec<LabelledProblem> = (0..problems.len())
+            .filter(|&i| fold_of[i] != fold)
+            .map(|i| problems[i].clone())
+            .collect();
+        let (head, _) = fit_head(&train, &value_head_rows, seed)?;
+        for i in (0..problems.len()).filter(|&i| fold_of[i] == fold) {
+            let p = &problems[i];
+            for s in &p.steps {
+                let state = hidden(&s.label.target_hidden_at_draft).expect("checked above");
+                scores.insert(
+                    (p.set.clone(), p.idx, s.line.record.step_index),
+                    head.predict(state),
+                );
+            }
+        }
+    }
+    Ok(scores)
+}
+
 /// Everything `train-heads` measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeadsReport {
@@ -425,24 +500,7 @@ pub fn train_heads(
         s.label.target_hidden_at_draft.is_some() && s.label.target_hidden_at_target.is_some()
     });
     let value_head = if has_target_states && !train.is_empty() {
-        let rows = |s: &LabelledStep| {
-            let mut r = vec![(
-                hidden(&s.label.target_hidden_at_draft)
-                    .expect("checked")
-                    .to_vec(),
-                s.label.draft_correct,
-            )];
-            if !s.same_text() {
-                r.push((
-                    hidden(&s.label.target_hidden_at_target)
-                        .expect("checked")
-                        .to_vec(),
-                    s.label.target_correct,
-                ));
-            }
-            r
-        };
-        Some(fit_head(&train, &rows, seed)?)
+        Some(fit_head(&train, &value_head_rows, seed)?)
     } else {
         None
     };
@@ -817,6 +875,50 @@ mod tests {
             correct: rng.random_bool(0.5),
             steps,
         }
+    }
+
+    #[test]
+    fn out_of_fold_scores_never_read_their_own_problem_s_labels() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut problems: Vec<_> = (0..30).map(|i| problem(i, 6, &mut rng)).collect();
+        let scores = out_of_fold_value_scores(&problems, 5, 3).unwrap();
+        assert_eq!(scores.len(), 30 * 6);
+        // The states carry the draft step's correctness: the scores rank by it.
+        let (s, y): (Vec<f64>, Vec<bool>) = problems
+            .iter()
+            .flat_map(|p| p.steps.iter().map(move |st| (p.idx, st)))
+            .map(|(idx, st)| {
+                (
+                    f64::from(scores[&(None, idx, st.line.record.step_index)]),
+                    st.label.draft_correct,
+                )
+            })
+            .unzip();
+        assert!(roc_auc(&s, &y) > 0.9, "{}", roc_auc(&s, &y));
+        // Problem 0's labels flipped: the heads of the other folds change, the one that scores
+        // problem 0 never saw it, so its scores stay as they were.
+        for st in &mut problems[0].steps {
+            st.label.draft_correct = !st.label.draft_correct;
+            st.label.target_correct = !st.label.target_correct;
+        }
+        let flipped = out_of_fold_value_scores(&problems, 5, 3).unwrap();
+        for k in 0..6 {
+            assert_eq!(flipped[&(None, 0, k)], scores[&(None, 0, k)]);
+        }
+        assert!(
+            (1..30).any(|i| flipped[&(None, i, 0)] != scores[&(None, i, 0)]),
+            "the other folds' heads saw the flip"
+        );
+        // A record without the states names its problem.
+        problems[3].steps[2].label.target_hidden_at_target = None;
+        let err = out_of_fold_value_scores(&problems, 5, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("problem 3") && err.contains("--states-only"),
+            "{err}"
+        );
+        assert!(out_of_fold_value_scores(&problems[..3], 5, 3).is_err());
     }
 
     #[test]

@@ -577,6 +577,9 @@ pub struct TrainOptions {
     /// labels' hidden states; [`read_examples`]), with the PRM description a run with it gives.
     #[serde(skip)]
     pub prm_head: Option<(String, HeadFile)>,
+    /// Read the `prm_head` head's score out of fold instead ([`crate::eval::heads::out_of_fold_value_scores`]):
+    /// each record scored by a head fitted as it was on the other folds' problems (0: off).
+    pub prm_folds: usize,
     /// Train only on problems the `prm_head` head was not trained on (its scores of those are
     /// what a run meets).
     pub prm_unseen_only: bool,
@@ -956,7 +959,8 @@ pub fn train(
         .iter()
         .flat_map(|(_, other)| trained::listed(&other.training))
         .collect();
-    if let (Some((_, head)), true) = (&options.prm_head, options.reads_prm) {
+    // Out-of-fold scores are of heads that never saw the step's problem.
+    if let (Some((_, head)), true, 0) = (&options.prm_head, options.reads_prm, options.prm_folds) {
         trained_elsewhere.extend(trained::listed(&head.training));
     }
     let sets = source_sets(sources);
@@ -1352,6 +1356,9 @@ pub fn train_files(
     if examples.is_empty() {
         return Err(format!("no labelled records in {paths:?}").into());
     }
+    if options.prm_folds > 0 {
+        out_of_fold_prm_scores(&mut examples, paths, options)?;
+    }
     let mut trained = train(&examples, paths, options)?;
     // Further splits only evaluate: the router written is the first split's.
     let mut runs = vec![trained.evaluations.clone()];
@@ -1369,6 +1376,49 @@ pub fn train_files(
     }
     trained.file.save(out)?;
     Ok(trained)
+}
+
+/// Replaces every example's PRM score by the `--prm-head` head's score out of fold, fitted on
+/// the labelled problems of the runs beside `paths`; examples of problems not wholly labelled
+/// have none and are left out.
+fn out_of_fold_prm_scores(
+    examples: &mut Vec<Example>,
+    paths: &[PathBuf],
+    options: &TrainOptions,
+) -> Result<(), TrainError> {
+    if options.prm_head.is_none() || !options.reads_prm {
+        return Err(TrainError::Data(
+            "out-of-fold PRM scores are the --prm-head head's (with --reads-prm)".into(),
+        ));
+    }
+    let mut problems = Vec::new();
+    for path in paths {
+        let run = match (path.file_name(), path.parent()) {
+            (Some(name), Some(run)) if name == "steps.jsonl" => run,
+            _ => {
+                return Err(TrainError::Data(format!(
+                    "{}: out-of-fold PRM scores read a run directory's steps.jsonl, labels.jsonl and results.jsonl",
+                    path.display()
+                )));
+            }
+        };
+        problems.extend(crate::eval::heads::read_labelled(run)?);
+    }
+    let scores =
+        crate::eval::heads::out_of_fold_value_scores(&problems, options.prm_folds, options.seed)?;
+    let sets = source_sets(paths);
+    let before = examples.len();
+    examples.retain_mut(|e| {
+        let key = (sets[e.problem.0].clone(), e.problem.1, e.step_index);
+        scores.get(&key).map(|&s| e.draft_score = s).is_some()
+    });
+    if examples.len() < before {
+        tracing::warn!(
+            left_out = before - examples.len(),
+            "records of problems not wholly labelled have no out-of-fold score"
+        );
+    }
+    Ok(())
 }
 
 /// One evaluation row over several held-out splits (seeds): with one set of steps held out an
@@ -1504,6 +1554,7 @@ mod tests {
             prm_head: None,
             per_set_weights: false,
             prm_unseen_only: false,
+            prm_folds: 0,
         }
     }
 
@@ -1634,6 +1685,104 @@ mod tests {
         .to_string();
         assert!(
             err.contains("--states-only") && err.contains("steps.jsonl:1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_fold_prm_scores_replace_the_records_and_leave_out_unfinished_problems() {
+        let names = serde_json::to_string(&FEATURE_NAMES).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        let (mut steps, mut labels, mut results) = (String::new(), String::new(), String::new());
+        let state =
+            |v: Vec<f32>| serde_json::to_string(&crate::eval::labels::HiddenState(v)).unwrap();
+        for idx in 0..13 {
+            for k in 0..2 {
+                steps.push_str(&format!(
+                    "{{\"format_version\": 1, \"idx\": {idx}, \"question\": \"q\", \"step_index\": {k}, \"previous_steps\": [], \"feature_names\": {names}, \"features\": {:?}, \"prm_score\": 0.5, \"target_prm_score\": 0.5, \"draft_step\": \"d\", \"target_step\": \"t\", \"draft_tokens\": 1, \"target_tokens\": 1}}\n",
+                    [0.5f32; FEATURE_NAMES.len()]
+                ));
+                let (d, t) = ((idx + k) % 2 == 0, (idx + k) % 3 == 0);
+                let at = |good: bool| {
+                    let a = if good { 1.0 } else { -1.0 } + (idx * 2 + k) as f32 / 100.0;
+                    state(vec![a, -a])
+                };
+                labels.push_str(&format!(
+                    "{{\"format_version\": 1, \"idx\": {idx}, \"step_index\": {k}, \"draft_correct\": {d}, \"target_correct\": {t}, \"draft_rollout_tokens\": 0, \"target_rollout_tokens\": 0, \"target_hidden_at_draft\": {}, \"target_hidden_at_target\": {}}}\n",
+                    at(d),
+                    at(t)
+                ));
+            }
+            // Problem 12 has no result line: not finished, so not a problem the heads read.
+            if idx < 12 {
+                results.push_str(&format!("{{\"idx\": {idx}, \"correct\": false}}\n"));
+            }
+        }
+        std::fs::write(&path, steps).unwrap();
+        std::fs::write(dir.path().join("labels.jsonl"), labels).unwrap();
+        std::fs::write(dir.path().join("results.jsonl"), results).unwrap();
+        let head = HeadFile::new(
+            crate::method::value_head::HeadInput::TargetHidden,
+            "t",
+            crate::logistic::Logistic {
+                mean: vec![0.0, 0.0],
+                scale: vec![1.0, 1.0],
+                weights: vec![1.0, 0.0],
+                bias: 0.0,
+            },
+        );
+        let options = TrainOptions {
+            reads_prm: true,
+            prm_head: Some(("value-head h.json".into(), head)),
+            prm_folds: 3,
+            ..synthetic_options()
+        };
+        let mut examples =
+            read_examples(std::slice::from_ref(&path), &Advantage::Outcome, None).unwrap();
+        assert_eq!(examples.len(), 26);
+        out_of_fold_prm_scores(&mut examples, std::slice::from_ref(&path), &options).unwrap();
+        let expected = crate::eval::heads::out_of_fold_value_scores(
+            &crate::eval::heads::read_labelled(dir.path()).unwrap(),
+            3,
+            options.seed,
+        )
+        .unwrap();
+        assert_eq!(examples.len(), 24);
+        for e in &examples {
+            assert_eq!(e.draft_score, expected[&(None, e.problem.1, e.step_index)]);
+        }
+        // The states say whether the draft's step is right, and the fold heads learned it.
+        let right: Vec<bool> = examples
+            .iter()
+            .map(|e| (e.problem.1 + e.step_index) % 2 == 0)
+            .collect();
+        let scores: Vec<f64> = examples.iter().map(|e| f64::from(e.draft_score)).collect();
+        assert!(
+            roc_auc(&scores, &right) > 0.9,
+            "{}",
+            roc_auc(&scores, &right)
+        );
+
+        // Only a head given with --reads-prm is scored out of fold, from a run directory's files.
+        let err = out_of_fold_prm_scores(
+            &mut examples.clone(),
+            std::slice::from_ref(&path),
+            &TrainOptions {
+                reads_prm: false,
+                ..options.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--prm-head"), "{err}");
+        let renamed = dir.path().join("records.jsonl");
+        std::fs::copy(&path, &renamed).unwrap();
+        let err = out_of_fold_prm_scores(&mut examples, &[renamed], &options)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("records.jsonl") && err.contains("run directory"),
             "{err}"
         );
     }
@@ -2102,6 +2251,13 @@ mod tests {
             trained_left_out.test_size + trained_left_out.left_out,
             trained.test_size
         );
+        // Scores out of fold are of heads that never saw the problem: none is left out.
+        let out_of_fold = TrainOptions {
+            prm_folds: 3,
+            ..left_out.clone()
+        };
+        let trained_out_of_fold = train(&v, std::slice::from_ref(&scored), &out_of_fold).unwrap();
+        assert_eq!(trained_out_of_fold.left_out, 0);
         // Trained only on problems the head did not see: those it lists leave the training part.
         let (fitted, _) = split_by_problem(&v, with_head.held_out, with_head.seed);
         let fitted: Vec<usize> = fitted
