@@ -1085,13 +1085,13 @@ pub fn train(
     let by_source = |f: &RouterFile| -> Vec<RouterFile> {
         sets.iter().map(|s| f.for_set(s.as_deref())).collect()
     };
-    let score_with = |files: &[RouterFile], e: &Example| {
-        f64::from(e.router_score(files.get(e.problem.0).unwrap_or(&files[0])))
+    let score_with = |base: &RouterFile, files: &[RouterFile], e: &Example| {
+        f64::from(e.router_score(files.get(e.problem.0).unwrap_or(base)))
     };
     let file_by_source = by_source(&file);
     let y_hat: Vec<f64> = eval_on
         .iter()
-        .map(|e| score_with(&file_by_source, e))
+        .map(|e| score_with(&file, &file_by_source, e))
         .collect();
     // Baselines, oriented so that higher means "escalate".
     let mean_lp = FEATURE_NAMES
@@ -1132,7 +1132,7 @@ pub fn train(
         let other_by_source = by_source(other);
         let scores = eval_on
             .iter()
-            .map(|e| score_with(&other_by_source, e))
+            .map(|e| score_with(other, &other_by_source, e))
             .collect();
         scorers.push(Scorer {
             name: format!("{name} (compared)"),
