@@ -36,13 +36,9 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &stderr
 }
 
-/// A generate run over the problems, with half of the gold answers replaced by what the run
-/// answered, so that both label classes occur.
-fn generate(dir: &Path) -> std::path::PathBuf {
-    let data = dir.join("problems.jsonl");
-    std::fs::write(&data, PROBLEMS).unwrap();
-    let out = dir.join("gen");
-    ok(&[
+/// The `generate` run of the smoke model on `data` into `out` that these tests label.
+fn generate_args<'a>(data: &'a Path, out: &'a Path) -> [&'a str; 11] {
+    [
         "run",
         "--config",
         "configs/smoke.toml",
@@ -54,7 +50,16 @@ fn generate(dir: &Path) -> std::path::PathBuf {
         out.to_str().unwrap(),
         "--max-tokens",
         "96",
-    ]);
+    ]
+}
+
+/// A generate run over the problems, with half of the gold answers replaced by what the run
+/// answered, so that both label classes occur.
+fn generate(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("problems.jsonl");
+    std::fs::write(&data, PROBLEMS).unwrap();
+    let out = dir.join("gen");
+    ok(&generate_args(&data, &out));
     let results = read_jsonl(&out.join("results.jsonl"));
     let rewritten: Vec<String> = results
         .into_iter()
@@ -309,20 +314,7 @@ fn a_run_being_written_is_neither_labelled_nor_resumed_meanwhile() {
         "--states-only",
     ]);
     assert!(!run.join("labels.jsonl").exists());
-    let data = tmp.path().join("problems.jsonl");
-    refused(&[
-        "run",
-        "--config",
-        "configs/smoke.toml",
-        "--run-type",
-        "generate",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--output-dir",
-        run_arg,
-        "--max-tokens",
-        "96",
-    ]);
+    refused(&generate_args(&tmp.path().join("problems.jsonl"), &run));
     // Once it is let go, labelling goes ahead.
     drop(held);
     ok(&[

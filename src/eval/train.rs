@@ -2226,13 +2226,12 @@ mod tests {
 
         // Held-out problems the head was trained on are left out of the evaluation: those of
         // its set (the run's is gsm8k), and bare indices of any set; another set's are kept.
-        let (_, held) = split_by_problem(&v, with_head.held_out, with_head.seed);
-        let held: Vec<usize> = held
-            .iter()
-            .map(|e| e.problem.1)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let problems = |part: &[Example]| -> Vec<usize> {
+            let ids: BTreeSet<usize> = part.iter().map(|e| e.problem.1).collect();
+            ids.into_iter().collect()
+        };
+        let (fitted, held) = split_by_problem(&v, with_head.held_out, with_head.seed);
+        let (fitted, held) = (problems(&fitted), problems(&held));
         let steps_of = |idx: usize| v.iter().filter(|e| e.problem.1 == idx).count();
         let mut head = with_head.prm_head.clone().unwrap();
         head.1.training = serde_json::json!({"problems": [
@@ -2259,13 +2258,6 @@ mod tests {
         let trained_out_of_fold = train(&v, std::slice::from_ref(&scored), &out_of_fold).unwrap();
         assert_eq!(trained_out_of_fold.left_out, 0);
         // Trained only on problems the head did not see: those it lists leave the training part.
-        let (fitted, _) = split_by_problem(&v, with_head.held_out, with_head.seed);
-        let fitted: Vec<usize> = fitted
-            .iter()
-            .map(|e| e.problem.1)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let mut seen = head.clone();
         seen.1.training = serde_json::json!({"problems": &fitted[..3]});
         let unseen_only = |head| TrainOptions {
