@@ -258,18 +258,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "\nearly decisions (escalate on the glimpse; judged against the router's decisions on whole steps)"
         );
         println!(
-            "{:>8} {:>9} {:>16} | {:>27} | {:>27} | {:>27}",
+            "{:>8} {:>9} {:>16} | {:>33} | {:>33} | {:>27}",
             "fraction",
             "threshold",
             "rule",
-            "train: fired/agreed, saved",
-            "held out: fired/agreed, saved",
+            "train: fired/agreed +added, saved",
+            "held out: fired/agreed +added, saved",
             "context only, held out"
         );
         let outcome = |o: &Option<train::EarlyOutcome>| match o {
             Some(o) => format!(
-                "{}/{} of {}, {:+.1}",
-                o.fired, o.agreed, o.steps, o.saved_per_step
+                "{}/{} +{} of {}, {:+.1}",
+                o.fired, o.agreed, o.added, o.steps, o.saved_per_step
             ),
             None => "–".to_owned(),
         };
@@ -283,7 +283,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .as_ref()
                 .map_or("none".to_owned(), ToString::to_string);
             println!(
-                "{:>8.2} {:>9.3} {:>16} | {:>27} | {:>27} | {:>27}",
+                "{:>8.2} {:>9.3} {:>16} | {:>33} | {:>33} | {:>27}",
                 r.target_fraction,
                 r.threshold,
                 rule,

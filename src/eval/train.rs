@@ -666,11 +666,43 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
         .collect()
 }
 
+/// One step of a replay ([`replay_with_early`]): the step as a run meets it, the router's
+/// decision on the whole step, and whether the early rule sent it to the target on its glimpse.
+#[derive(Debug, Clone)]
+pub struct ReplayedStep {
+    pub step: Example,
+    pub router_escalates: bool,
+    pub early: bool,
+}
+
+impl ReplayedStep {
+    /// Whether the target writes the step.
+    pub fn sent(&self) -> bool {
+        self.router_escalates || self.early
+    }
+}
+
 /// `steps` as a router at `threshold` would meet them, with its decision on each: every problem's
 /// steps are replayed in order and `target_share` (the share of earlier steps the target wrote)
 /// is that of the replayed decisions, not the recorded one. Problems in order of their key,
 /// steps in order of their index.
 pub fn replay(file: &RouterFile, steps: &[&Example], threshold: f64) -> Vec<(Example, bool)> {
+    replay_with_early(file, steps, threshold, None)
+        .into_iter()
+        .map(|r| (r.step, r.router_escalates))
+        .collect()
+}
+
+/// [`replay`] with `early` deciding on each step's glimpse first, as a run does: a step it sends
+/// to the target counts in the later steps' `target_share` like one the router sends. Both the
+/// router and a learned rule's glimpse model read that share, so a rule's escalations raise the
+/// escalations after them; a replay without the rule never sees that feedback.
+pub fn replay_with_early(
+    file: &RouterFile,
+    steps: &[&Example],
+    threshold: f64,
+    early: Option<&EarlyRule>,
+) -> Vec<ReplayedStep> {
     let at = FEATURE_NAMES
         .iter()
         .position(|n| *n == "target_share")
@@ -682,19 +714,25 @@ pub fn replay(file: &RouterFile, steps: &[&Example], threshold: f64) -> Vec<(Exa
     let mut out = Vec::with_capacity(steps.len());
     for problem in by_problem.values_mut() {
         problem.sort_by_key(|e| e.step_index);
-        let mut escalated = 0usize;
+        let mut sent = 0usize;
         for (k, e) in problem.iter().enumerate() {
             let mut e = (*e).clone();
             if let Some(at) = at {
-                e.features[at] = if k == 0 {
-                    0.0
-                } else {
-                    escalated as f32 / k as f32
-                };
+                e.features[at] = if k == 0 { 0.0 } else { sent as f32 / k as f32 };
             }
-            let escalate = crate::method::policy::router_escalates(e.router_score(file), threshold);
-            escalated += usize::from(escalate);
-            out.push((e, escalate));
+            let early = early.is_some_and(|rule| {
+                e.glimpse(rule.tokens)
+                    .is_some_and(|g| crate::method::policy::early_escalates(rule, &g))
+            });
+            let router_escalates =
+                crate::method::policy::router_escalates(e.router_score(file), threshold);
+            let step = ReplayedStep {
+                step: e,
+                router_escalates,
+                early,
+            };
+            sent += usize::from(step.sent());
+            out.push(step);
         }
     }
     out
@@ -702,9 +740,20 @@ pub fn replay(file: &RouterFile, steps: &[&Example], threshold: f64) -> Vec<(Exa
 
 /// Share of `steps` the router sends to the target at `threshold`, replayed ([`replay`]).
 pub fn replayed_share(file: &RouterFile, steps: &[&Example], threshold: f64) -> f64 {
-    let sent = replay(file, steps, threshold)
+    replayed_share_with_early(file, steps, threshold, None)
+}
+
+/// Share of `steps` sent to the target by the router at `threshold` and `early` together,
+/// replayed ([`replay_with_early`]).
+pub fn replayed_share_with_early(
+    file: &RouterFile,
+    steps: &[&Example],
+    threshold: f64,
+    early: Option<&EarlyRule>,
+) -> f64 {
+    let sent = replay_with_early(file, steps, threshold, early)
         .iter()
-        .filter(|(_, escalate)| *escalate)
+        .filter(|r| r.sent())
         .count();
     sent as f64 / steps.len().max(1) as f64
 }
@@ -714,27 +763,38 @@ pub fn replayed_share(file: &RouterFile, steps: &[&Example], threshold: f64) -> 
 /// trajectories keep the target's step about 60% of the time: read as they were recorded, the
 /// context says "the target wrote most steps so far" at every budget, and a router at a small
 /// budget, whose context says the opposite, sends far fewer steps than its point promised
-/// (GSM8K 0–29: 6% at 0.15). Each threshold is found by bisection.
+/// (GSM8K 0–29: 6% at 0.15).
 pub fn replayed_budget_points(file: &RouterFile, steps: &[&Example]) -> Vec<BudgetPoint> {
     (1..20)
         .map(|k| {
             let fraction = f64::from(k) / 20.0;
-            let (mut lo, mut hi) = (0.0f64, 1.0f64);
-            for _ in 0..40 {
-                let mid = (lo + hi) / 2.0;
-                if replayed_share(file, steps, mid) > fraction {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
             BudgetPoint {
                 target_fraction: fraction,
-                threshold: hi,
+                threshold: threshold_sending(file, steps, fraction, None),
                 early: None,
             }
         })
         .collect()
+}
+
+/// The router threshold at which the router and `early` together send `fraction` of `steps`
+/// to the target, replayed; found by bisection.
+fn threshold_sending(
+    file: &RouterFile,
+    steps: &[&Example],
+    fraction: f64,
+    early: Option<&EarlyRule>,
+) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        if replayed_share_with_early(file, steps, mid, early) > fraction {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// What an early decision trades, in units of a draft token's decode.
@@ -759,6 +819,10 @@ pub struct EarlyOutcome {
     pub agreed: usize,
     /// Steps the router escalates.
     pub escalated: usize,
+    /// Steps sent to the target that the router alone would not have sent: the rule's firings
+    /// on steps the router keeps and, in a replay, the router's escalations that the rule's own
+    /// raise of `target_share` brings about.
+    pub added: usize,
     /// Draft-token decodes saved per step: the rest of each step caught early, less the target
     /// tokens paid for steps the router would have kept and the verified tokens forgone on
     /// steps it escalates (both at [`EarlyCosts`]).
@@ -780,8 +844,8 @@ pub struct EarlyReport {
 }
 
 /// Tallies a decision taken before the draft finishes its step, against the router's decisions
-/// `escalated` on the whole steps. `read(e)` is `None` where the decision keeps the draft
-/// writing, else the draft tokens of `e` read before deciding (the glimpse). The decision spares
+/// `escalated` on the whole steps. `reads[i]` is `None` where the decision keeps the draft
+/// writing step `i`, else the draft tokens read before deciding (the glimpse). The decision spares
 /// the rest of the step; a step the router would have kept is then paid for with the target's
 /// step, and on a step it escalates too, the target can keep no more of the draft's step than
 /// was read.
@@ -789,18 +853,19 @@ fn tally_early(
     steps: &[&Example],
     escalated: &[bool],
     costs: EarlyCosts,
-    read: impl Fn(&Example) -> Option<u32>,
+    reads: impl IntoIterator<Item = Option<u32>>,
 ) -> EarlyOutcome {
     let mut outcome = EarlyOutcome {
         steps: steps.len(),
         fired: 0,
         agreed: 0,
         escalated: escalated.iter().filter(|&&e| e).count(),
+        added: 0,
         saved_per_step: 0.0,
     };
     let mut saved = 0.0;
-    for (e, &router_escalates) in steps.iter().zip(escalated) {
-        let Some(glimpse) = read(e) else {
+    for ((e, &router_escalates), read) in steps.iter().zip(escalated).zip(reads) {
+        let Some(glimpse) = read else {
             continue;
         };
         outcome.fired += 1;
@@ -812,6 +877,7 @@ fn tally_early(
             saved -= costs.target_token * f64::from(e.target_tokens);
         }
     }
+    outcome.added = outcome.fired - outcome.agreed;
     if !steps.is_empty() {
         outcome.saved_per_step = saved / steps.len() as f64;
     }
@@ -830,27 +896,75 @@ pub fn context_only_outcome(
         .zip(escalated)
         .map(|(e, &esc)| ((e.problem, e.step_index), esc))
         .collect();
-    tally_early(steps, escalated, costs, |e| {
+    let reads = steps.iter().map(|e| {
         let previous = e
             .step_index
             .checked_sub(1)
             .and_then(|i| by_place.get(&(e.problem, i)));
         (previous == Some(&true)).then_some(0)
-    })
+    });
+    tally_early(steps, escalated, costs, reads)
 }
 
-/// Scores `rule` on `steps`, where `escalated[i]` is the router's decision on the whole step.
+/// Where `rule` decides on a step's glimpse, the tokens it reads.
+fn early_read(rule: &EarlyRule, e: &Example) -> Option<u32> {
+    e.glimpse(rule.tokens)
+        .filter(|g| crate::method::policy::early_escalates(rule, g))
+        .map(|_| rule.tokens)
+}
+
+/// Scores `rule` on `steps`, where `escalated[i]` is the router's decision on the whole step, in
+/// the context the records carry.
 pub fn early_outcome(
     rule: &EarlyRule,
     steps: &[&Example],
     escalated: &[bool],
     costs: EarlyCosts,
 ) -> EarlyOutcome {
-    tally_early(steps, escalated, costs, |e| {
-        e.glimpse(rule.tokens)
-            .filter(|g| crate::method::policy::early_escalates(rule, g))
-            .map(|_| rule.tokens)
-    })
+    tally_early(
+        steps,
+        escalated,
+        costs,
+        steps.iter().map(|e| early_read(rule, e)),
+    )
+}
+
+/// Scores `rule` beside the router at `threshold` in a replay with the rule inside
+/// ([`replay_with_early`]): its firings and the router's decisions are those of a run, and
+/// `added` counts every step sent beyond what the router alone sends in its own replay
+/// (`sent_alone` of them).
+fn replayed_outcome(
+    file: &RouterFile,
+    rule: &EarlyRule,
+    steps: &[&Example],
+    threshold: f64,
+    sent_alone: usize,
+    costs: EarlyCosts,
+) -> EarlyOutcome {
+    let replayed = replay_with_early(file, steps, threshold, Some(rule));
+    let sent = replayed.iter().filter(|r| r.sent()).count();
+    let met: Vec<&Example> = replayed.iter().map(|r| &r.step).collect();
+    let escalated: Vec<bool> = replayed.iter().map(|r| r.router_escalates).collect();
+    let reads = replayed.iter().map(|r| r.early.then_some(rule.tokens));
+    EarlyOutcome {
+        added: sent.saturating_sub(sent_alone),
+        ..tally_early(&met, &escalated, costs, reads)
+    }
+}
+
+/// [`replayed_outcome`] where the router alone's share is not known yet.
+pub fn replayed_early_outcome(
+    file: &RouterFile,
+    rule: &EarlyRule,
+    steps: &[&Example],
+    threshold: f64,
+    costs: EarlyCosts,
+) -> EarlyOutcome {
+    let sent_alone = replay(file, steps, threshold)
+        .iter()
+        .filter(|(_, escalate)| *escalate)
+        .count();
+    replayed_outcome(file, rule, steps, threshold, sent_alone, costs)
 }
 
 /// Glimpse lengths an entropy rule may read.
@@ -868,26 +982,66 @@ const EARLY_ALPHA: f64 = 1.0;
 /// (on the default pair the target alone is cheaper than the draft writing and discarding).
 pub const EARLY_MAX_EXTRA: f64 = 0.05;
 
-/// The early rule that saves the most on `steps` against the router's decisions `escalated`,
-/// adding at most [`EARLY_MAX_EXTRA`] of the steps as escalations the router would not have made;
-/// `None` when none saves anything. Candidates are the largest-entropy rule at every glimpse
-/// length and threshold, and a logistic model of the router's decision from the glimpse's
-/// features at every threshold; a learned rule is kept only where it saves strictly more.
+/// The early rule that saves the most on `steps` against the router's decisions `escalated`
+/// (in the context the records carry), adding at most [`EARLY_MAX_EXTRA`] of the steps as
+/// escalations the router would not have made; `None` when none saves anything. Candidates are
+/// the largest-entropy rule at every glimpse length and threshold, and a logistic model of the
+/// router's decision from the glimpse's features at every threshold; a learned rule is kept only
+/// where it saves strictly more.
 pub fn fit_early_rule(
     steps: &[&Example],
     escalated: &[bool],
     costs: EarlyCosts,
 ) -> Option<(EarlyRule, EarlyOutcome)> {
+    best_early_rule(early_candidates(steps, escalated), steps.len(), |rule| {
+        early_outcome(rule, steps, escalated, costs)
+    })
+}
+
+/// [`fit_early_rule`] beside the router at `threshold`, each candidate judged in a replay with
+/// itself inside ([`replay_with_early`]), so that the cap on added escalations holds with the
+/// feedback a run has: on MATH500's design slice a rule fitted without it sent 26% of steps on
+/// top of the router's 16% at a 30% point, its first-step escalations making the context "the
+/// target wrote everything so far", on which it fired again.
+pub fn fit_early_rule_replayed(
+    file: &RouterFile,
+    steps: &[&Example],
+    threshold: f64,
+    costs: EarlyCosts,
+) -> Option<(EarlyRule, EarlyOutcome)> {
+    let (met, escalated): (Vec<Example>, Vec<bool>) =
+        replay(file, steps, threshold).into_iter().unzip();
+    let met: Vec<&Example> = met.iter().collect();
+    let sent_alone = escalated.iter().filter(|&&e| e).count();
+    best_early_rule(early_candidates(&met, &escalated), steps.len(), |rule| {
+        replayed_outcome(file, rule, steps, threshold, sent_alone, costs)
+    })
+}
+
+/// Of `candidates`, the one that saves the most per step as `judge` scores it, adding at most
+/// [`EARLY_MAX_EXTRA`] of the `steps` steps; `None` when none saves anything.
+fn best_early_rule(
+    candidates: Vec<EarlyRule>,
+    steps: usize,
+    judge: impl Fn(&EarlyRule) -> EarlyOutcome,
+) -> Option<(EarlyRule, EarlyOutcome)> {
     let mut best: Option<(EarlyRule, EarlyOutcome)> = None;
-    let mut consider = |rule: EarlyRule| {
-        let outcome = early_outcome(&rule, steps, escalated, costs);
-        let extra = (outcome.fired - outcome.agreed) as f64;
-        if extra <= EARLY_MAX_EXTRA * steps.len() as f64
+    for rule in candidates {
+        let outcome = judge(&rule);
+        if outcome.added as f64 <= EARLY_MAX_EXTRA * steps as f64
             && outcome.saved_per_step > best.as_ref().map_or(0.0, |(_, o)| o.saved_per_step)
         {
             best = Some((rule, outcome));
         }
-    };
+    }
+    best
+}
+
+/// The early rules worth judging on `steps` whose whole-step decisions are `escalated`: the
+/// largest-entropy rule at every glimpse length and threshold, then a logistic model of the
+/// decision from the glimpse's features at every threshold.
+fn early_candidates(steps: &[&Example], escalated: &[bool]) -> Vec<EarlyRule> {
+    let mut candidates = Vec::new();
     for tokens in EARLY_TOKENS {
         let glimpse_max: Vec<f32> = steps
             .iter()
@@ -895,7 +1049,7 @@ pub fn fit_early_rule(
             .map(|g| g[4])
             .collect();
         for min_entropy in candidate_thresholds(glimpse_max) {
-            consider(EarlyRule::entropy(tokens, min_entropy));
+            candidates.push(EarlyRule::entropy(tokens, min_entropy));
         }
     }
     for tokens in LEARNED_EARLY_TOKENS {
@@ -914,7 +1068,7 @@ pub fn fit_early_rule(
         };
         let probabilities = rows.iter().map(|r| model.predict(r)).collect();
         for min_probability in candidate_thresholds(probabilities) {
-            consider(EarlyRule {
+            candidates.push(EarlyRule {
                 tokens,
                 test: crate::method::policy::EarlyTest::Learned {
                     glimpse_model: model.clone(),
@@ -923,7 +1077,7 @@ pub fn fit_early_rule(
             });
         }
     }
-    best
+    candidates
 }
 
 /// Thresholds worth trying on `values`: the observed values (each one fires on the values at or
@@ -1308,32 +1462,41 @@ fn fit_early_points(
     if train_steps.is_empty() {
         return None;
     }
-    // The early rule is fitted against the router's decisions at each point, in the context the
-    // router itself makes (its glimpse reads `target_share` too).
+    // The early rule is fitted against the router's decisions at each point, each candidate in a
+    // replay with itself inside (both the router and a learned glimpse read `target_share`). The
+    // point's threshold is then found again with the rule inside, so that the two together send
+    // the point's share of the held-out steps. A rule that no longer saves at that threshold (it
+    // has taken over the router's escalations, on a small budget) is dropped.
     let mut points = points.to_vec();
     let mut reports = Vec::new();
     for point in &mut points {
-        let (train, train_decisions): (Vec<Example>, Vec<bool>) =
-            replay(file, train_steps, point.threshold)
-                .into_iter()
-                .unzip();
+        if let Some((rule, _)) = fit_early_rule_replayed(file, train_steps, point.threshold, costs)
+        {
+            let threshold = threshold_sending(file, eval_steps, point.target_fraction, Some(&rule));
+            if replayed_early_outcome(file, &rule, train_steps, threshold, costs).saved_per_step
+                > 0.0
+            {
+                point.threshold = threshold;
+                point.early = Some(rule);
+            }
+        }
+        let outcome = |steps: &[&Example]| {
+            point
+                .early
+                .as_ref()
+                .map(|rule| replayed_early_outcome(file, rule, steps, point.threshold, costs))
+        };
         let (eval, eval_decisions): (Vec<Example>, Vec<bool>) =
             replay(file, eval_steps, point.threshold)
                 .into_iter()
                 .unzip();
-        let (train, eval): (Vec<&Example>, Vec<&Example>) =
-            (train.iter().collect(), eval.iter().collect());
-        let fitted = fit_early_rule(&train, &train_decisions, costs);
-        point.early = fitted.as_ref().map(|(rule, _)| rule.clone());
+        let eval: Vec<&Example> = eval.iter().collect();
         reports.push(EarlyReport {
             target_fraction: point.target_fraction,
             threshold: point.threshold,
             rule: point.early.clone(),
-            train: fitted.map(|(_, o)| o),
-            held_out: point
-                .early
-                .as_ref()
-                .map(|rule| early_outcome(rule, &eval, &eval_decisions, costs)),
+            train: outcome(train_steps),
+            held_out: outcome(eval_steps),
             context_only: context_only_outcome(&eval, &eval_decisions, costs),
         });
     }
@@ -2553,5 +2716,91 @@ mod tests {
         assert_eq!((o.fired, o.agreed, o.escalated), (2, 1, 3));
         // One whole draft step saved, one paid for with the target's step.
         assert!((o.saved_per_step - (30.0 + 30.0 - 1.5 * 20.0) / 5.0).abs() < 1e-9);
+    }
+
+    /// Steps of 150 problems as `generate` records them (60% of earlier steps the target's),
+    /// with a router that escalates first steps and unsure steps, and more readily after
+    /// escalations; each glimpse's log-probabilities foretell the step's unsureness.
+    fn self_feeding_steps_and_router() -> (Vec<Example>, RouterFile) {
+        let at = |name| crate::method::features::feature_index(name).unwrap();
+        let (unsure, step_at, share_at) = (0, at("log_step_index"), at("target_share"));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut steps = Vec::new();
+        for p in 0..150 {
+            for k in 0..8 {
+                let u: f32 = rng.random_range(-2.0..0.0);
+                let mut e = glimpsed(0.5, 60, 40);
+                e.problem = (0, p);
+                e.step_index = k;
+                e.features[unsure] = u;
+                e.features[step_at] = (k as f32).ln_1p();
+                e.features[share_at] = if k == 0 { 0.0 } else { 0.6 };
+                e.glimpse_logprobs = vec![u + rng.random_range(-0.3..0.3); GLIMPSE_KEPT];
+                steps.push(e);
+            }
+        }
+        let mut file = crate::method::router::tests::sample();
+        for (i, w, mean, scale) in [
+            (unsure, -1.0, -1.0, 0.5),
+            (share_at, 3.0, 0.5, 0.3),
+            (step_at, -1.5, 1.0, 0.6),
+        ] {
+            file.weights[i] = w;
+            file.mean[i] = mean;
+            file.scale[i] = scale;
+        }
+        (steps, file)
+    }
+
+    #[test]
+    fn an_early_rule_that_feeds_its_own_context_is_fitted_with_the_feedback() {
+        let (steps, file) = self_feeding_steps_and_router();
+        let refs: Vec<&Example> = steps.iter().collect();
+        let curve = replayed_budget_points(&file, &refs);
+        let at_fraction = |f: f64| {
+            curve
+                .iter()
+                .find(|p| (p.target_fraction - f).abs() < 1e-9)
+                .unwrap()
+                .clone()
+        };
+        let point = at_fraction(0.3);
+        let alone = replayed_share(&file, &refs, point.threshold);
+        let (met, escalated): (Vec<Example>, Vec<bool>) =
+            replay(&file, &refs, point.threshold).into_iter().unzip();
+        let met: Vec<&Example> = met.iter().collect();
+        let (blind, _) = fit_early_rule(&met, &escalated, COSTS).expect("a rule");
+        let blind_share = replayed_share_with_early(&file, &refs, point.threshold, Some(&blind));
+        let (rule, outcome) =
+            fit_early_rule_replayed(&file, &refs, point.threshold, COSTS).expect("a rule");
+        let share = replayed_share_with_early(&file, &refs, point.threshold, Some(&rule));
+        // Fitted against the recorded decisions, the rule's first-step escalations make the
+        // context "the target wrote everything" and it fires on; the point misses by over a third.
+        assert!(blind_share > 0.4, "{blind}: {blind_share}");
+        // Fitted with itself in the replay, it adds no more than its cap and still saves.
+        assert!(share - alone <= EARLY_MAX_EXTRA + 1e-9, "{rule}: {share}");
+        assert!(outcome.added as f64 <= EARLY_MAX_EXTRA * steps.len() as f64);
+        assert!(
+            outcome.saved_per_step > 0.0 && outcome.agreed > 0,
+            "{outcome:?}"
+        );
+        // A budget point with its rule sends the point's share, rule and router together, and
+        // keeps a rule only where it still saves at the threshold found with it inside.
+        let (points, reports) =
+            fit_early_points(&file, &[at_fraction(0.05), point], &refs, &refs, COSTS)
+                .expect("training steps");
+        assert!(points[1].early.is_some(), "{reports:?}");
+        for (point, report) in points.iter().zip(&reports) {
+            let share =
+                replayed_share_with_early(&file, &refs, point.threshold, point.early.as_ref());
+            assert!(
+                (share - point.target_fraction).abs() < 0.01,
+                "{point:?}: {share}"
+            );
+            assert_eq!(report.threshold, point.threshold);
+            if point.early.is_some() {
+                assert!(report.train.unwrap().saved_per_step > 0.0, "{report:?}");
+            }
+        }
     }
 }
