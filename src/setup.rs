@@ -142,6 +142,17 @@ impl RouterSource {
         }
     }
 
+    /// The threshold at which the router alone sends about `fraction` of the steps, where the
+    /// budget point nearest `fraction` found its own threshold with its early rule inside.
+    pub fn threshold_without_early(&self, set: Option<&str>, fraction: f64) -> Option<f64> {
+        match self {
+            RouterSource::File { file, .. } => file
+                .budget_point(set, fraction)
+                .and_then(|p| p.threshold_without_early),
+            RouterSource::Served(_) => None,
+        }
+    }
+
     /// The router reads the PRM's score of each draft step it routes (a feature router trained
     /// with `--reads-prm`).
     pub fn reads_prm(&self) -> bool {
@@ -536,8 +547,18 @@ pub fn resolve_rule(
     }
     let set = request.set.as_deref();
     let budget = router.map_or(Budget::NoRouter, |r| r.budget(set));
-    let threshold =
+    let mut threshold =
         policy::choose_threshold(run_type, request.threshold, request.target_fraction, budget)?;
+    // A budget point's threshold was found with the point's early rule sending steps too: a run
+    // without that rule takes the threshold at which the router alone sends the fraction.
+    if let (Some(router), Some(fraction), None) =
+        (router, request.target_fraction, request.threshold)
+        && run_type == RunType::Router
+        && request.early != EarlyRequest::FromRouterFile
+        && let Some(alone) = router.threshold_without_early(set, fraction)
+    {
+        threshold = alone;
+    }
     let early = match (request.early, router, request.target_fraction) {
         (
             EarlyRequest::Entropy {

@@ -702,7 +702,8 @@ fn a_budget_point_runs_the_early_rule_trained_for_it_unless_told_not_to() {
         serde_json::from_str(&std::fs::read_to_string("tests/data/smoke-router.json").unwrap())
             .unwrap();
     file["budget"] = serde_json::json!([
-        {"target_fraction": 0.3, "threshold": 0.5, "early": {"tokens": 2, "min_entropy": 0.0}},
+        {"target_fraction": 0.3, "threshold": 0.5, "early": {"tokens": 2, "min_entropy": 0.0},
+         "threshold_without_early": 0.7},
         {"target_fraction": 0.6, "threshold": 0.5}
     ]);
     let router = tmp.path().join("router.json");
@@ -721,15 +722,18 @@ fn a_budget_point_runs_the_early_rule_trained_for_it_unless_told_not_to() {
         "the point's rule decides early"
     );
     check_metrics_add_up(&with_rule, &m1);
-    for extra in [
-        vec!["--target-fraction", "0.3", "--no-early"],
-        vec!["--target-fraction", "0.6"],
-        vec!["--threshold", "0.5"],
+    assert_eq!(m1["threshold"], 0.5);
+    // Without the point's rule, the router alone takes the threshold that sends the fraction.
+    for (extra, threshold) in [
+        (vec!["--target-fraction", "0.3", "--no-early"], 0.7),
+        (vec!["--target-fraction", "0.6"], 0.5),
+        (vec!["--threshold", "0.5"], 0.5),
     ] {
         let mut args = vec!["--router", router];
         args.extend(extra.iter().copied());
-        let (results, _, _, _t) = run("router", &args);
+        let (results, metrics, _, _t) = run("router", &args);
         assert_eq!(early_steps(&results), 0, "{extra:?}");
+        assert_eq!(metrics["threshold"], threshold, "{extra:?}");
     }
 }
 

@@ -661,6 +661,7 @@ pub fn budget_points(y_hat: &[f64]) -> Vec<BudgetPoint> {
                 target_fraction: fraction,
                 threshold: crate::stats::percentile(y_hat, 1.0 - fraction).clamp(0.0, 1.0),
                 early: None,
+                threshold_without_early: None,
             }
         })
         .collect()
@@ -772,6 +773,7 @@ pub fn replayed_budget_points(file: &RouterFile, steps: &[&Example]) -> Vec<Budg
                 target_fraction: fraction,
                 threshold: threshold_sending(file, steps, fraction, None),
                 early: None,
+                threshold_without_early: None,
             }
         })
         .collect()
@@ -1476,6 +1478,7 @@ fn fit_early_points(
             if replayed_early_outcome(file, &rule, train_steps, threshold, costs).saved_per_step
                 > 0.0
             {
+                point.threshold_without_early = Some(point.threshold);
                 point.threshold = threshold;
                 point.early = Some(rule);
             }
@@ -2800,6 +2803,13 @@ mod tests {
             assert_eq!(report.threshold, point.threshold);
             if point.early.is_some() {
                 assert!(report.train.unwrap().saved_per_step > 0.0, "{report:?}");
+                // Without its rule the router alone sends the point's share at the old threshold.
+                let alone = point.threshold_without_early.expect("kept beside the rule");
+                let share = replayed_share(&file, &refs, alone);
+                assert!(
+                    (share - point.target_fraction).abs() < 0.01,
+                    "{point:?}: {share}"
+                );
             }
         }
     }

@@ -64,6 +64,11 @@ pub struct BudgetPoint {
     /// by `run` at this point unless told otherwise; absent where none saved time in training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early: Option<crate::method::policy::EarlyRule>,
+    /// Where the point has an early rule, `threshold` was found with the rule inside (rule and
+    /// router together send `target_fraction`); this is the threshold at which the router alone
+    /// does, for runs without the rule (`--no-early`, or an entropy rule of the user's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_without_early: Option<f64>,
 }
 
 /// The router file.
@@ -241,6 +246,14 @@ impl RouterFile {
                 format!(" of {set}")
             };
             for point in budget {
+                if let Some(t) = point.threshold_without_early
+                    && !(0.0..=1.0).contains(&t)
+                {
+                    return Err(format!(
+                        "budget point {}{of_set}: `threshold_without_early` {t} is outside [0, 1]",
+                        point.target_fraction
+                    ));
+                }
                 if let Some(rule) = &point.early {
                     rule.check().map_err(|e| {
                         format!("budget point {}{of_set}: {e}", point.target_fraction)
@@ -455,11 +468,13 @@ pub(crate) mod tests {
                     target_fraction: 0.2,
                     threshold: 0.7,
                     early: None,
+                    threshold_without_early: None,
                 },
                 BudgetPoint {
                     target_fraction: 0.5,
                     threshold: 0.5,
                     early: None,
+                    threshold_without_early: None,
                 },
             ],
             budget_by_set: BTreeMap::new(),
@@ -590,6 +605,7 @@ pub(crate) mod tests {
                 target_fraction: 0.3,
                 threshold: 0.9,
                 early: Some(crate::method::policy::EarlyRule::entropy(4, 1.0)),
+                threshold_without_early: Some(0.8),
             }],
         );
         assert_eq!(f.threshold_for_fraction(Some("math500"), 0.25), Some(0.9));
@@ -613,6 +629,13 @@ pub(crate) mod tests {
             Some(crate::method::policy::EarlyRule::entropy(0, 1.0));
         let err = f.check().unwrap_err();
         assert!(err.contains("budget point 0.3 of math500"), "{err}");
+        f.budget_by_set.get_mut("math500").unwrap()[0].early = None;
+        f.budget_by_set.get_mut("math500").unwrap()[0].threshold_without_early = Some(1.5);
+        let err = f.check().unwrap_err();
+        assert!(
+            err.contains("budget point 0.3 of math500") && err.contains("threshold_without_early"),
+            "{err}"
+        );
     }
 
     #[test]
