@@ -202,6 +202,10 @@ pub struct Metrics {
     pub accepted_draft_tokens: u64,
     pub steps: u64,
     pub target_step_fraction: f64,
+    /// Steps sent to the target on a glimpse of the draft's step, before the draft finished it
+    /// (`router` with an early rule); counted in `target_step_fraction` too.
+    #[serde(default)]
+    pub early_steps: u64,
     /// Draft steps kept / draft steps proposed; null when no draft step was proposed.
     pub acceptance_rate: Option<f64>,
     pub prefill_tokens: PerRole<u64>,
@@ -248,9 +252,17 @@ impl Metrics {
                 self.mean_latency_s, self.p50_latency_s, self.p90_latency_s
             ),
             format!(
-                "steps         {} · {:.0}% written by the target",
+                "steps         {} · {:.0}% written by the target{}",
                 self.steps,
-                100.0 * self.target_step_fraction
+                100.0 * self.target_step_fraction,
+                if self.early_steps > 0 {
+                    format!(
+                        " ({:.0}% sent on the draft's glimpse)",
+                        100.0 * self.early_steps as f64 / self.steps.max(1) as f64
+                    )
+                } else {
+                    String::new()
+                }
             ),
             format!(
                 "time          draft {} (decode {}, read {}) · target {} (decode {}, read and verify {}) · PRM {} · router {} · other {}",
@@ -350,6 +362,11 @@ pub fn compute_metrics(
         accepted_draft_tokens: results.iter().map(|r| r.tokens.accepted_draft).sum(),
         steps,
         target_step_fraction: ratio(target_steps, steps),
+        early_steps: results
+            .iter()
+            .flat_map(|r| &r.steps)
+            .filter(|s| s.early)
+            .count() as u64,
         // Every run type but `target` proposes a draft step at every step.
         acceptance_rate: (run_type != RunType::Target && steps > 0)
             .then(|| ratio(steps - target_steps, steps)),
@@ -964,8 +981,21 @@ mod tests {
         let summary = m.summary();
         assert!(summary.contains("accuracy      50.0% (1/2)"), "{summary}");
         assert!(
-            summary.contains("4 · 25% written by the target"),
+            summary.contains("4 · 25% written by the target\n"),
             "{summary}"
+        );
+        assert_eq!(m.early_steps, 0);
+        // A step sent on the glimpse is counted and said.
+        let mut early = results.clone();
+        early[0].steps[1].early = true;
+        let m_early = compute_metrics(&early, RunType::Router, 0.5, "gsm8k", 9.0, None, None);
+        assert_eq!(m_early.early_steps, 1);
+        assert!(
+            m_early
+                .summary()
+                .contains("4 · 25% written by the target (25% sent on the draft's glimpse)"),
+            "{}",
+            m_early.summary()
         );
         // 0.25 + 0.25 of 2.0 per problem is draft time.
         assert!(
