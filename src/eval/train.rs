@@ -1472,34 +1472,39 @@ fn fit_early_points(
     let mut points = points.to_vec();
     let mut reports = Vec::new();
     for point in &mut points {
+        let mut train = None;
         if let Some((rule, _)) = fit_early_rule_replayed(file, train_steps, point.threshold, costs)
         {
             let threshold = threshold_sending(file, eval_steps, point.target_fraction, Some(&rule));
-            if replayed_early_outcome(file, &rule, train_steps, threshold, costs).saved_per_step
-                > 0.0
-            {
+            let outcome = replayed_early_outcome(file, &rule, train_steps, threshold, costs);
+            if outcome.saved_per_step > 0.0 {
                 point.threshold_without_early = Some(point.threshold);
                 point.threshold = threshold;
                 point.early = Some(rule);
+                train = Some(outcome);
             }
         }
-        let outcome = |steps: &[&Example]| {
-            point
-                .early
-                .as_ref()
-                .map(|rule| replayed_early_outcome(file, rule, steps, point.threshold, costs))
-        };
         let (eval, eval_decisions): (Vec<Example>, Vec<bool>) =
             replay(file, eval_steps, point.threshold)
                 .into_iter()
                 .unzip();
         let eval: Vec<&Example> = eval.iter().collect();
+        let eval_sent_alone = eval_decisions.iter().filter(|&&e| e).count();
         reports.push(EarlyReport {
             target_fraction: point.target_fraction,
             threshold: point.threshold,
             rule: point.early.clone(),
-            train: outcome(train_steps),
-            held_out: outcome(eval_steps),
+            train,
+            held_out: point.early.as_ref().map(|rule| {
+                replayed_outcome(
+                    file,
+                    rule,
+                    eval_steps,
+                    point.threshold,
+                    eval_sent_alone,
+                    costs,
+                )
+            }),
             context_only: context_only_outcome(&eval, &eval_decisions, costs),
         });
     }
