@@ -8,6 +8,14 @@ results.jsonl and metrics.json, cost tables (*.json beside sweep.csv, e.g. from
 `arbitrage bench --costs`), *.txt and *.log files beside it, and command.txt with the command
 given. Left out: step caches, plots, report.html, steps.jsonl (training records, not figures).
 A table in the docs is then fenced with <!-- recompute: ARCHIVE NAME --> (scripts/check-results.py).
+
+A sweep too long for one machine's session is carried to the next in the same form:
+
+    scripts/evidence-pack.py SWEEP_DIR evidence/in-progress/NAME.tar.gz --unfinished --command "..."
+    tar xzf evidence/in-progress/NAME.tar.gz -C runs      # on the next machine, then the same command
+
+`--unfinished` packs a sweep that has no sweep.csv yet: every point's results.jsonl is what the
+sweep resumes from (a point's metrics.json is rewritten when it finishes).
 """
 import argparse
 import sys
@@ -29,10 +37,14 @@ def main() -> int:
     ap.add_argument("sweep", type=Path)
     ap.add_argument("archive", type=Path)
     ap.add_argument("--command", required=True, help="the command that made the sweep (command.txt)")
+    ap.add_argument("--unfinished", action="store_true", help="pack a sweep still running, to resume it elsewhere")
     args = ap.parse_args()
     sweep = args.sweep.resolve()
-    if not (sweep / "sweep.csv").is_file():
-        print(f"{args.sweep}: no sweep.csv (not a finished sweep)", file=sys.stderr)
+    if not sweep.is_dir():
+        print(f"{args.sweep}: no such folder", file=sys.stderr)
+        return 2
+    if not args.unfinished and not (sweep / "sweep.csv").is_file():
+        print(f"{args.sweep}: no sweep.csv (not a finished sweep; --unfinished packs one to resume)", file=sys.stderr)
         return 2
     if not args.archive.name.endswith(".tar.gz"):
         print(f"{args.archive}: the archive's name must end in .tar.gz", file=sys.stderr)
