@@ -82,4 +82,4 @@ extra=(--rounds "${ROUNDS:-1}")
   --router-fractions "${ROUTER_FRACTIONS:-0.6,0.3,0.15}" \
   --rsd-thresholds "${RSD_THRESHOLDS:-$rsd_default}" \
   --oracle-thresholds "${ORACLE_THRESHOLDS:-$oracle_default}"
-"$bin" report "$out"
+"$bin" report --intervals "$out"

@@ -16,6 +16,17 @@ fn check(doc: &Path) -> Output {
         .expect("python3 runs scripts/check-results.py")
 }
 
+fn untar(archive: &Path, into: &Path) {
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar xzf {}", archive.display());
+}
+
 /// Every block of `doc` recomputes to what the doc says, and there is at least one.
 fn assert_matches(doc: &str) {
     let out = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join(doc));
@@ -77,14 +88,10 @@ fn a_figure_edited_by_hand_is_caught() {
 fn a_sweep_packed_as_evidence_gives_the_same_table() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let unpacked = Command::new("tar")
-        .arg("xzf")
-        .arg(repo.join("evidence/bench/latency-model-2026-12-06.tar.gz"))
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(unpacked.success());
+    untar(
+        &repo.join("evidence/bench/latency-model-2026-12-06.tar.gz"),
+        dir.path(),
+    );
     let archive = dir.path().join("packed.tar.gz");
     let packed = Command::new("python3")
         .arg(repo.join("scripts/evidence-pack.py"))
@@ -125,5 +132,66 @@ fn a_sweep_packed_as_evidence_gives_the_same_table() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A sweep still running is packed only when asked (`--unfinished`), and what comes out of the
+/// archive is what the sweep resumes from: every point's results as they were.
+#[test]
+fn an_unfinished_sweep_is_packed_only_when_asked_and_unpacks_whole() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    untar(
+        &repo.join("evidence/bench/latency-model-2026-12-06.tar.gz"),
+        dir.path(),
+    );
+    let sweep = dir
+        .path()
+        .join("latency-model-v3-gsm8k-50-80/one-at-a-time");
+    std::fs::remove_file(sweep.join("sweep.csv")).unwrap();
+    std::fs::write(sweep.join("sessions.log"), "session 1: a test\n").unwrap();
+    let archive = dir.path().join("in-progress/one-at-a-time.tar.gz");
+    let pack = |unfinished: bool| {
+        let mut command = Command::new("python3");
+        command
+            .arg(repo.join("scripts/evidence-pack.py"))
+            .arg(&sweep)
+            .arg(&archive)
+            .args(["--command", "scripts/bench-latency-model.sh 50 80"]);
+        if unfinished {
+            command.arg("--unfinished");
+        }
+        command.output().unwrap()
+    };
+    let refused = pack(false);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--unfinished"));
+    assert!(!archive.exists());
+    let packed = pack(true);
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+
+    let next = dir.path().join("next-machine");
+    std::fs::create_dir(&next).unwrap();
+    untar(&archive, &next);
+    let mut points = 0;
+    for entry in std::fs::read_dir(&sweep).unwrap() {
+        let point = entry.unwrap().path();
+        if point.join("results.jsonl").is_file() {
+            let copy = next.join("one-at-a-time").join(point.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(point.join("results.jsonl")).unwrap(),
+                std::fs::read(copy.join("results.jsonl")).unwrap()
+            );
+            points += 1;
+        }
+    }
+    assert_eq!(points, 5);
+    assert_eq!(
+        std::fs::read_to_string(next.join("one-at-a-time/sessions.log")).unwrap(),
+        "session 1: a test\n"
     );
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use arbitrage::reporting::cost::{CostTable, ModelledPoint, model_point};
+use arbitrage::reporting::intervals::{self, PairedOutcomes};
 use arbitrage::reporting::report::{
     XAxis, at_budgets, budget_check_sentence, judged_budget_sentence, markdown, percent, plot,
     router_over_rsd, write_html,
@@ -30,6 +31,12 @@ pub struct ReportArgs {
     /// docs (`scripts/check-results.py`). Points whose `sweep.csv` row differs are named.
     #[arg(long)]
     recompute: bool,
+    /// Add 95% intervals to report.md: every figure and comparison again over 2,000 draws of the
+    /// problems (the same draw for every point), so that a gap of a few points can be read
+    /// against what another set of problems of the same kind could give. Measured latencies
+    /// only (not with --costs).
+    #[arg(long, conflicts_with = "costs")]
+    intervals: bool,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -101,8 +108,15 @@ pub fn run(args: ReportArgs) -> Result<()> {
             .with_context(|| format!("plotting {what}"))?;
     }
     let page = write_html(&args.dir, &title, &rows)?;
+    let intervals_text = if args.intervals {
+        let paired = PairedOutcomes::load(&args.dir, &rows)?;
+        let found = intervals::intervals(&paired, intervals::RESAMPLES, intervals::SEED);
+        intervals::markdown(&found)
+    } else {
+        String::new()
+    };
     let summary = args.dir.join("report.md");
-    std::fs::write(&summary, latency_note + &markdown(&rows))
+    std::fs::write(&summary, latency_note + &markdown(&rows) + &intervals_text)
         .with_context(|| format!("cannot write {}", summary.display()))?;
 
     println!(
@@ -153,6 +167,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     {
         println!("{sentence}");
     }
+    print!("{intervals_text}");
     for x in [XAxis::MeanLatency, XAxis::TargetFraction] {
         println!("{}", args.dir.join(format!("{}.png", x.stem())).display());
     }

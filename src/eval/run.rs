@@ -898,10 +898,16 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(idx: usize, correct: bool, latency: f64, models: &[Author]) -> ResultRecord {
+    /// A finished problem with one step per entry of `models` (also used by the reports' tests).
+    pub(crate) fn record(
+        idx: usize,
+        correct: bool,
+        latency: f64,
+        models: &[Author],
+    ) -> ResultRecord {
         ResultRecord {
             format_version: FORMAT_VERSION,
             idx,
