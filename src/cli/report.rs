@@ -107,14 +107,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
         plot(&args.dir, &rows, x, &format!("{title}: {what}"))
             .with_context(|| format!("plotting {what}"))?;
     }
-    let page = write_html(&args.dir, &title, &rows)?;
-    let intervals_text = if args.intervals {
+    let found = if args.intervals {
         let paired = PairedOutcomes::load(&args.dir, &rows)?;
-        let found = intervals::intervals(&paired, intervals::RESAMPLES, intervals::SEED);
-        intervals::markdown(&found)
+        Some(intervals::intervals(
+            &paired,
+            intervals::RESAMPLES,
+            intervals::SEED,
+        ))
     } else {
-        String::new()
+        None
     };
+    let intervals_text = found.as_ref().map(intervals::markdown).unwrap_or_default();
+    let page = write_html(&args.dir, &title, &rows, found.as_ref())?;
     let summary = args.dir.join("report.md");
     std::fs::write(&summary, latency_note + &markdown(&rows) + &intervals_text)
         .with_context(|| format!("cannot write {}", summary.display()))?;

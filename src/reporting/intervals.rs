@@ -15,7 +15,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::eval::run::{ResultRecord, read_results};
 use crate::method::policy::RunType;
-use crate::reporting::report::{JUDGED_BUDGET, ReportError, at_budgets, router_over_rsd};
+use crate::reporting::report::{JUDGED_BUDGET, ReportError, at_budgets, escape, router_over_rsd};
 use crate::reporting::sweep::{SweepRow, accuracy_at_fraction};
 use crate::types::Author;
 
@@ -321,10 +321,31 @@ fn undefined_note(i: &Interval, resamples: usize) -> String {
     }
 }
 
-/// The intervals as Markdown, for the end of `report.md`.
-pub fn markdown(iv: &Intervals) -> String {
-    let mut s = format!(
-        "\nIntervals: 95% paired bootstrap, {} draws of the {} problems every point finished (the same problems for every point; seed {}){}.\n\n",
+/// The intervals' text, one form for Markdown and HTML: an opening line, the per-point table,
+/// sentences, and the order table.
+struct Rendered {
+    opening: String,
+    points: Vec<[String; 5]>,
+    sentences: Vec<String>,
+    order: Vec<[String; 3]>,
+}
+
+const POINT_HEADER: [&str; 5] = [
+    "point",
+    "accuracy",
+    "mean latency (s)",
+    "accuracy − target's (points)",
+    "latency ÷ target's",
+];
+const ORDER_HEADER: [&str; 3] = [
+    "target-step fraction",
+    "draws with router ≥ rsd",
+    "draws with oracle ≥ router",
+];
+
+fn render(iv: &Intervals) -> Rendered {
+    let opening = format!(
+        "Intervals: 95% paired bootstrap, {} draws of the {} problems every point finished (the same problems for every point; seed {}){}.",
         iv.resamples,
         iv.problems,
         iv.seed,
@@ -337,23 +358,26 @@ pub fn markdown(iv: &Intervals) -> String {
             String::new()
         }
     );
-    s.push_str("| point | accuracy | mean latency (s) | accuracy − target's (points) | latency ÷ target's |\n|---|---|---|---|---|\n");
     let or_dash = |i: &Option<Interval>, f: &dyn Fn(&Interval) -> String| {
         i.as_ref().map_or_else(|| "–".into(), f)
     };
-    for p in &iv.points {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            p.point,
-            show(&p.accuracy, 100.0, 1, "%"),
-            show(&p.mean_latency_s, 1.0, 1, ""),
-            or_dash(&p.accuracy_minus_target, &|i| show(i, 100.0, 1, "")),
-            or_dash(&p.latency_over_target, &|i| show(i, 1.0, 2, "×")),
-        ));
-    }
+    let points = iv
+        .points
+        .iter()
+        .map(|p| {
+            [
+                p.point.clone(),
+                show(&p.accuracy, 100.0, 1, "%"),
+                show(&p.mean_latency_s, 1.0, 1, ""),
+                or_dash(&p.accuracy_minus_target, &|i| show(i, 100.0, 1, "")),
+                or_dash(&p.latency_over_target, &|i| show(i, 1.0, 2, "×")),
+            ]
+        })
+        .collect();
+    let mut sentences = Vec::new();
     if let (Some(low), Some(high)) = (&iv.speedup_lowest, &iv.speedup_highest) {
-        s.push_str(&format!(
-            "\nRouter over RSD at matched accuracy: lowest {}{}, highest {}{}.\n",
+        sentences.push(format!(
+            "Router over RSD at matched accuracy: lowest {}{}, highest {}{}.",
             show(low, 1.0, 2, "×"),
             undefined_note(low, iv.resamples),
             show(high, 1.0, 2, "×"),
@@ -368,23 +392,90 @@ pub fn markdown(iv: &Intervals) -> String {
                 undefined_note(share, iv.resamples)
             )
         });
-        s.push_str(&format!(
-            "\nRouter at {:.0}% of steps on the target: {}{share}.\n",
+        sentences.push(format!(
+            "Router at {:.0}% of steps on the target: {}{share}.",
             JUDGED_BUDGET * 100.0,
             show(accuracy, 100.0, 1, "%"),
         ));
     }
-    if !iv.order.is_empty() {
-        s.push_str("\n| target-step fraction | draws with router ≥ rsd | draws with oracle ≥ router |\n|---|---|---|\n");
-        let odds = |o: Option<f64>| o.map_or_else(|| "–".into(), |o| format!("{:.0}%", o * 100.0));
-        for o in &iv.order {
-            s.push_str(&format!(
-                "| {:.2} | {} | {} |\n",
-                o.fraction,
+    let odds = |o: Option<f64>| o.map_or_else(|| "–".into(), |o| format!("{:.0}%", o * 100.0));
+    let order = iv
+        .order
+        .iter()
+        .map(|o| {
+            [
+                format!("{:.2}", o.fraction),
                 odds(o.router_over_rsd),
-                odds(o.oracle_over_router)
-            ));
-        }
+                odds(o.oracle_over_router),
+            ]
+        })
+        .collect();
+    Rendered {
+        opening,
+        points,
+        sentences,
+        order,
+    }
+}
+
+fn markdown_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let line = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));
+    let mut s = line(&header);
+    s.push_str(&format!("|{}\n", "---|".repeat(N)));
+    for row in rows {
+        s.push_str(&line(&row.each_ref().map(String::as_str)));
+    }
+    s
+}
+
+/// The intervals as Markdown, for the end of `report.md`.
+pub fn markdown(iv: &Intervals) -> String {
+    let r = render(iv);
+    let mut s = format!("\n{}\n\n", r.opening);
+    s.push_str(&markdown_table(POINT_HEADER, &r.points));
+    for sentence in &r.sentences {
+        s.push_str(&format!("\n{sentence}\n"));
+    }
+    if !r.order.is_empty() {
+        s.push('\n');
+        s.push_str(&markdown_table(ORDER_HEADER, &r.order));
+    }
+    s
+}
+
+fn html_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let cells = |tag: &str, row: &[&str]| {
+        row.iter()
+            .map(|c| format!("<{tag}>{}</{tag}>", escape(c)))
+            .collect::<String>()
+    };
+    let mut s = format!(
+        "<table><thead><tr>{}</tr></thead><tbody>\n",
+        cells("th", &header)
+    );
+    for row in rows {
+        s.push_str(&format!(
+            "<tr>{}</tr>\n",
+            cells("td", &row.each_ref().map(String::as_str))
+        ));
+    }
+    s.push_str("</tbody></table>\n");
+    s
+}
+
+/// The intervals as a section of `report.html`.
+pub fn html(iv: &Intervals) -> String {
+    let r = render(iv);
+    let mut s = format!(
+        "<h2>How far the figures could move</h2>\n<p>{}</p>\n",
+        escape(&r.opening)
+    );
+    s.push_str(&html_table(POINT_HEADER, &r.points));
+    for sentence in &r.sentences {
+        s.push_str(&format!("<p>{}</p>\n", escape(sentence)));
+    }
+    if !r.order.is_empty() {
+        s.push_str(&html_table(ORDER_HEADER, &r.order));
     }
     s
 }
@@ -506,6 +597,15 @@ mod tests {
         assert!(text.contains("| router-f0.3 | 41.0% ["), "{text}");
         assert!(text.contains("−19.0 ["), "{text}");
         assert!(text.contains("| 0.25 | 100% | – |"), "{text}");
+        let page = html(&iv);
+        assert!(
+            page.contains("<tr><td>router-f0.3</td><td>41.0% ["),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>0.25</td><td>100%</td><td>–</td>"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -317,8 +317,14 @@ struct TracePoint<'a> {
     results: Vec<ResultRecord>,
 }
 
-/// Writes `report.html` in `dir`: plots (referenced, next to it), table, speed-up and traces.
-pub fn write_html(dir: &Path, title: &str, rows: &[SweepRow]) -> Result<PathBuf, ReportError> {
+/// Writes `report.html` in `dir`: plots (referenced, next to it), table, speed-up, the
+/// intervals where given, and traces.
+pub fn write_html(
+    dir: &Path,
+    title: &str,
+    rows: &[SweepRow],
+    intervals: Option<&crate::reporting::intervals::Intervals>,
+) -> Result<PathBuf, ReportError> {
     let mut traces = Vec::new();
     for row in rows {
         let path = dir.join(&row.point).join("results.jsonl");
@@ -355,6 +361,9 @@ pub fn write_html(dir: &Path, title: &str, rows: &[SweepRow]) -> Result<PathBuf,
     html.push_str(&table_html(rows));
     html.push_str(&speedup_html(&router_over_rsd(rows)));
     html.push_str(&budget_html(rows));
+    if let Some(intervals) = intervals {
+        html.push_str(&crate::reporting::intervals::html(intervals));
+    }
     html.push_str(
         "<h2>Traces</h2>\n<div class=\"pick\"><label>point <select id=\"point\"></select></label> \
          <label>problem <select id=\"problem\"></select></label></div>\n<div id=\"trace\"></div>\n",
@@ -528,7 +537,7 @@ fn speedup_html(speedups: &[MatchedSpeedup]) -> String {
     s
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
