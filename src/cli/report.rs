@@ -7,7 +7,7 @@ use arbitrage::reporting::cost::{CostTable, ModelledPoint, model_point};
 use arbitrage::reporting::intervals::{self, PairedOutcomes};
 use arbitrage::reporting::report::{
     XAxis, at_budgets, budget_check_sentence, judged_budget_sentence, markdown, percent, plot,
-    router_over_rsd, write_html,
+    read_point_results, router_over_rsd, write_html,
 };
 use arbitrage::reporting::sweep::{SweepRow, read_table, recompute_row};
 use clap::Args;
@@ -107,18 +107,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
         plot(&args.dir, &rows, x, &format!("{title}: {what}"))
             .with_context(|| format!("plotting {what}"))?;
     }
-    let found = if args.intervals {
-        let paired = PairedOutcomes::load(&args.dir, &rows)?;
-        Some(intervals::intervals(
-            &paired,
-            intervals::RESAMPLES,
-            intervals::SEED,
-        ))
-    } else {
-        None
-    };
+    let results = read_point_results(&args.dir, &rows)?;
+    let found = args.intervals.then(|| {
+        let paired = PairedOutcomes::new(rows.clone(), &results);
+        intervals::intervals(&paired, intervals::RESAMPLES, intervals::SEED)
+    });
     let intervals_text = found.as_ref().map(intervals::markdown).unwrap_or_default();
-    let page = write_html(&args.dir, &title, &rows, found.as_ref())?;
+    let page = write_html(&args.dir, &title, &rows, &results, found.as_ref())?;
     let summary = args.dir.join("report.md");
     std::fs::write(&summary, latency_note + &markdown(&rows) + &intervals_text)
         .with_context(|| format!("cannot write {}", summary.display()))?;

@@ -8,14 +8,15 @@
 //! problems they share, which is what makes it readable at all.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::eval::run::{ResultRecord, read_results};
+use crate::eval::run::ResultRecord;
 use crate::method::policy::RunType;
-use crate::reporting::report::{JUDGED_BUDGET, ReportError, at_budgets, escape, router_over_rsd};
+use crate::reporting::report::{
+    JUDGED_BUDGET, at_budgets, escape, router_at_judged_budget, router_over_rsd,
+};
 use crate::reporting::sweep::{SweepRow, accuracy_at_fraction};
 use crate::types::Author;
 
@@ -61,8 +62,8 @@ pub struct PairedOutcomes {
 }
 
 impl PairedOutcomes {
-    /// From every point's results, keeping the problems all points share.
-    pub fn new(rows: Vec<SweepRow>, results: Vec<Vec<ResultRecord>>) -> PairedOutcomes {
+    /// From every point's results (in the rows' order), keeping the problems all points share.
+    pub fn new(rows: Vec<SweepRow>, results: &[Vec<ResultRecord>]) -> PairedOutcomes {
         let by_point: Vec<BTreeMap<usize, ProblemOutcome>> = results
             .iter()
             .map(|records| {
@@ -88,22 +89,6 @@ impl PairedOutcomes {
             rows,
             outcomes,
         }
-    }
-
-    /// Reads every row's `results.jsonl` in `dir`.
-    pub fn load(dir: &Path, rows: &[SweepRow]) -> Result<PairedOutcomes, ReportError> {
-        let results = rows
-            .iter()
-            .map(|row| {
-                read_results(&dir.join(&row.point).join("results.jsonl")).map_err(|source| {
-                    ReportError::Results {
-                        point: row.point.clone(),
-                        source,
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(PairedOutcomes::new(rows.to_vec(), results))
     }
 
     /// The rows on a draw of problems (positions in `problems`, repeats allowed): accuracy, mean
@@ -254,21 +239,21 @@ pub fn intervals(paired: &PairedOutcomes, resamples: usize, seed: u64) -> Interv
         let values: Vec<Option<f64>> = draws.iter().map(|rows| f(rows)).collect();
         Interval::of(f(&full), &values)
     };
-    let speedups = |rows: &[SweepRow]| {
-        router_over_rsd(rows)
+    // The speed-up table is made once per draw, for both its ends.
+    let speedup_ends = |rows: &[SweepRow]| {
+        let speedups = router_over_rsd(rows)
             .into_iter()
             .map(|m| m.speedup)
-            .filter(|s| s.is_finite())
-            .collect::<Vec<f64>>()
+            .filter(|s| s.is_finite());
+        speedups.fold(None, |ends: Option<(f64, f64)>, s| {
+            Some(ends.map_or((s, s), |(lo, hi)| (lo.min(s), hi.max(s))))
+        })
     };
-    let judged = |rows: &[SweepRow]| {
-        let accuracy = |t: RunType| rows.iter().find(|r| r.run_type == t).map(|r| r.accuracy);
-        let (draft, target) = (accuracy(RunType::Draft)?, accuracy(RunType::Target)?);
-        let router = accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET)?;
-        Some((
-            router,
-            (target != draft).then(|| (router - draft) / (target - draft)),
-        ))
+    let ends: Vec<Option<(f64, f64)>> = draws.iter().map(|rows| speedup_ends(rows)).collect();
+    let full_ends = speedup_ends(&full);
+    let end = |pick: fn((f64, f64)) -> f64| {
+        let values: Vec<Option<f64>> = ends.iter().map(|e| e.map(pick)).collect();
+        Interval::of(full_ends.map(pick), &values)
     };
     let order = at_budgets(&full)
         .iter()
@@ -299,10 +284,17 @@ pub fn intervals(paired: &PairedOutcomes, resamples: usize, seed: u64) -> Interv
         problems: n,
         left_out: paired.left_out,
         points,
-        speedup_lowest: figure(&|rows: &[SweepRow]| speedups(rows).into_iter().reduce(f64::min)),
-        speedup_highest: figure(&|rows: &[SweepRow]| speedups(rows).into_iter().reduce(f64::max)),
-        judged_accuracy: figure(&|rows: &[SweepRow]| judged(rows).map(|j| j.0)),
-        judged_share: figure(&|rows: &[SweepRow]| judged(rows).and_then(|j| j.1)),
+        speedup_lowest: end(|(lo, _)| lo),
+        speedup_highest: end(|(_, hi)| hi),
+        // Where the report's sentence is: with both baselines (also when their accuracies tie,
+        // where only the share has no value).
+        judged_accuracy: figure(&|rows: &[SweepRow]| {
+            let has = |t: RunType| rows.iter().any(|r| r.run_type == t);
+            (has(RunType::Draft) && has(RunType::Target))
+                .then(|| accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET))
+                .flatten()
+        }),
+        judged_share: figure(&|rows: &[SweepRow]| router_at_judged_budget(rows).map(|j| j.1)),
         order,
     }
 }
@@ -520,7 +512,8 @@ mod tests {
                 SweepRow::new(name, &m)
             })
             .collect();
-        PairedOutcomes::new(rows, points.into_iter().map(|(_, r)| r).collect())
+        let results: Vec<Vec<ResultRecord>> = points.into_iter().map(|(_, r)| r).collect();
+        PairedOutcomes::new(rows, &results)
     }
 
     #[test]

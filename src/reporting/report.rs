@@ -314,30 +314,45 @@ pub fn budget_check_sentence(rows: &[SweepRow]) -> Option<String> {
 #[derive(Serialize)]
 struct TracePoint<'a> {
     point: &'a str,
-    results: Vec<ResultRecord>,
+    results: &'a [ResultRecord],
+}
+
+/// Every row's `results.jsonl` in `dir`, each sorted by problem: what the trace view and the
+/// intervals read, read once.
+pub fn read_point_results(
+    dir: &Path,
+    rows: &[SweepRow],
+) -> Result<Vec<Vec<ResultRecord>>, ReportError> {
+    rows.iter()
+        .map(|row| {
+            let path = dir.join(&row.point).join("results.jsonl");
+            let mut results = read_results(&path).map_err(|source| ReportError::Results {
+                point: row.point.clone(),
+                source,
+            })?;
+            results.sort_by_key(|r| r.idx);
+            Ok(results)
+        })
+        .collect()
 }
 
 /// Writes `report.html` in `dir`: plots (referenced, next to it), table, speed-up, the
-/// intervals where given, and traces.
+/// intervals where given, and traces (`results`: [`read_point_results`]).
 pub fn write_html(
     dir: &Path,
     title: &str,
     rows: &[SweepRow],
+    results: &[Vec<ResultRecord>],
     intervals: Option<&crate::reporting::intervals::Intervals>,
 ) -> Result<PathBuf, ReportError> {
-    let mut traces = Vec::new();
-    for row in rows {
-        let path = dir.join(&row.point).join("results.jsonl");
-        let mut results = read_results(&path).map_err(|source| ReportError::Results {
-            point: row.point.clone(),
-            source,
-        })?;
-        results.sort_by_key(|r| r.idx);
-        traces.push(TracePoint {
+    let traces: Vec<TracePoint> = rows
+        .iter()
+        .zip(results)
+        .map(|(row, results)| TracePoint {
             point: &row.point,
             results,
-        });
-    }
+        })
+        .collect();
     // A script element ends at the first `</`; JSON allows `<\/` for it.
     let data = serde_json::to_string(&traces)
         .expect("results serialise")
