@@ -34,7 +34,8 @@ echo "$mv"
 if [[ ${PYTHON_BENCH:-0} == 1 ]]; then
   echo "== from Python: the arbitrage_grader package (built from crates/grader-py) vs Math-Verify, same process" >&2
   "$venv/bin/pip" install --quiet maturin
-  "$venv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps "$root/crates/grader-py"
+  # maturin's build backend runs the `maturin` on PATH: the venv's, as activating it would do.
+  PATH="$venv/bin:$PATH" "$venv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps "$root/crates/grader-py"
   "$venv/bin/python" scripts/bench_mathverify.py "$pairs" --vs-arbitrage --repeats "${MV_REPEATS:-3}" \
     --min-secs "${GRADER_BENCH_SECS:-3}" 2>/dev/null
 fi

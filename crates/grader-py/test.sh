@@ -14,6 +14,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv" || { say "error: cannot create a virtual environment with $py (install python3-venv)"; exit 1; }
 fi
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# Without build isolation, maturin's build backend runs the `maturin` command it finds on PATH
+# (maturin 1.16 does), so the venv's bin goes first, as activating it would do.
+export PATH="$(cd "$venv/bin" && pwd):$PATH"
 pip install maturin pytest
 t1=$(date +%s)
 pip install --no-build-isolation --force-reinstall --no-deps ./crates/grader-py
