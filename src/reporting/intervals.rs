@@ -286,15 +286,9 @@ pub fn intervals(paired: &PairedOutcomes, resamples: usize, seed: u64) -> Interv
         points,
         speedup_lowest: end(|(lo, _)| lo),
         speedup_highest: end(|(_, hi)| hi),
-        // Where the report's sentence is: with both baselines (also when their accuracies tie,
-        // where only the share has no value).
-        judged_accuracy: figure(&|rows: &[SweepRow]| {
-            let has = |t: RunType| rows.iter().any(|r| r.run_type == t);
-            (has(RunType::Draft) && has(RunType::Target))
-                .then(|| accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET))
-                .flatten()
-        }),
-        judged_share: figure(&|rows: &[SweepRow]| router_at_judged_budget(rows).map(|j| j.1)),
+        // Also on draws where the baselines tie, where only the share has no value.
+        judged_accuracy: figure(&|rows: &[SweepRow]| router_at_judged_budget(rows).map(|j| j.0)),
+        judged_share: figure(&|rows: &[SweepRow]| router_at_judged_budget(rows).and_then(|j| j.1)),
         order,
     }
 }

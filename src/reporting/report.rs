@@ -257,15 +257,18 @@ pub fn at_budgets(rows: &[SweepRow]) -> Vec<AtBudget> {
     at_router_budgets(rows, &[JUDGED_BUDGET])
 }
 
-/// How far the router's interpolated accuracy at [`JUDGED_BUDGET`] goes from the draft's accuracy
-/// to the target's (0 at the draft, 1 at the target), with that accuracy; `None` without a
-/// router curve there or without both baselines.
-pub fn router_at_judged_budget(rows: &[SweepRow]) -> Option<(f64, f64)> {
+/// The router's interpolated accuracy at [`JUDGED_BUDGET`], with how far it goes from the
+/// draft's accuracy to the target's (0 at the draft, 1 at the target; `None` where the two tie);
+/// `None` without a router curve there or without both baselines.
+pub fn router_at_judged_budget(rows: &[SweepRow]) -> Option<(f64, Option<f64>)> {
     let baseline = |t: RunType| rows.iter().find(|r| r.run_type == t).map(|r| r.accuracy);
     let (draft, target) = (baseline(RunType::Draft)?, baseline(RunType::Target)?);
     let router =
         crate::reporting::sweep::accuracy_at_fraction(rows, RunType::Router, JUDGED_BUDGET)?;
-    (target != draft).then(|| (router, (router - draft) / (target - draft)))
+    Some((
+        router,
+        (target != draft).then(|| (router - draft) / (target - draft)),
+    ))
 }
 
 /// An accuracy as a percentage, or "–" where a rule has none.
@@ -275,7 +278,9 @@ pub fn percent(a: Option<f64>) -> String {
 
 /// The router at [`JUDGED_BUDGET`] in one sentence, for every form of the report.
 pub fn judged_budget_sentence(rows: &[SweepRow]) -> Option<String> {
-    let (accuracy, share) = router_at_judged_budget(rows)?;
+    let (accuracy, Some(share)) = router_at_judged_budget(rows)? else {
+        return None;
+    };
     Some(format!(
         "Router at {:.0}% of steps on the target: {:.1}%, {:.0}% of the way from the draft's accuracy to the target's.",
         JUDGED_BUDGET * 100.0,
