@@ -5,12 +5,13 @@ On 2 cores, llama.cpp's thread team slows 5-10x whenever anything else computes,
 timed during a compile is meaningless. This guard samples CPU use every few seconds, pauses the
 sweep's processes (SIGSTOP) while other processes use more than --pause-above % of a core, resumes
 them (SIGCONT) after two quiet samples, and logs every sample with how many problems each point has
-finished. `--contended POINT...` then lists, from that log, the problems whose timing window saw a
-pause or other work, plus those a later point may have replayed from the step cache (the cache is
-per problem, so a replayed cost can only come from the same problem in an earlier point).
+finished. `contended` then lists, from that log, the problems whose timing window (the samples
+since the line any point wrote before the problem's own) saw a pause or other work, plus, unless
+the sweep ran with --no-cache, those a later point may have replayed from the step cache (the cache
+is per problem, so a replayed cost can only come from the same problem in an earlier point).
 
     scripts/timing-guard.py watch SWEEP_DIR LOG.jsonl [--process arbitrage]
-    scripts/timing-guard.py contended SWEEP_DIR LOG.jsonl POINT...
+    scripts/timing-guard.py contended SWEEP_DIR LOG.jsonl[,LOG.jsonl...] POINT... [--no-cache]
 
 Re-time the listed problems by moving their lines out of the point's results.jsonl and running the
 point again without --cache (see docs/results.md).
@@ -106,23 +107,45 @@ def watch(args):
             prev, busy_prev, t_prev = cur, busy, t
 
 
+def timing_windows(samples, point):
+    """For each row of `point`, the samples that saw it computed (None where the log did not).
+
+    The sweep runs one problem at a time, so a row was computed during the last stretch of
+    samples before it shows as written in which no point's count changed, plus the sample that
+    shows it written (whose interval held the row's end). A stretch that spans two sessions' logs
+    (the row's first attempt was stopped with its session) counts whole."""
+    windows, seen = {}, samples[0]['done'].get(point, 0) if samples else 0
+    for k in range(seen):
+        windows[k] = None  # written before the log's first sample
+    for end, sample in enumerate(samples):
+        for k in range(seen, sample['done'].get(point, 0)):
+            start = end - 1
+            while start > 0 and samples[start - 1]['done'] == samples[end - 1]['done']:
+                start -= 1
+            windows[k] = samples[start:end + 1]
+        seen = max(seen, sample['done'].get(point, 0))
+    return windows
+
+
 def contended(args):
-    with open(args.log) as f:
-        samples = [json.loads(line) for line in f]
+    samples = []
+    for path in args.log.split(','):
+        with open(path) as f:
+            samples += [json.loads(line) for line in f if line.strip()]
     earlier = set()
     for point in args.points:
         with open(os.path.join(args.sweep_dir, point, 'results.jsonl')) as f:
             rows = [json.loads(line) for line in f]
-        first = samples[0]['done'].get(point, 0) if samples else len(rows)
+        windows = timing_windows(samples, point)
         own = set()
         for k, row in enumerate(rows):
-            window = [s for s in samples if s['done'].get(point, 0) == k]
-            if k < first or not window or any(
-                    s.get('paused') or s['foreign_cpu'] > args.threshold for s in window):
+            window = windows.get(k)  # absent: written after the log's last sample
+            if window is None or any(s.get('paused') or s['foreign_cpu'] > args.threshold for s in window):
                 own.add(row['idx'])
         done = {row['idx'] for row in rows}
         print(point, ' '.join(str(i) for i in sorted(own | (earlier & done))))
-        earlier |= own
+        if not args.no_cache:
+            earlier |= own
 
 
 def main():
@@ -137,8 +160,11 @@ def main():
     w.add_argument('--resume-below', type=float, default=15.0)
     c = sub.add_parser('contended')
     c.add_argument('sweep_dir')
-    c.add_argument('log')
+    c.add_argument('log', help="the guard's log; a sweep that spanned sessions: every session's, "
+                   'comma-separated, oldest first')
     c.add_argument('points', nargs='+')
+    c.add_argument('--no-cache', action='store_true',
+                   help='the sweep ran without the step cache: no point replays another\'s costs')
     c.add_argument('--threshold', type=float, default=10.0,
                    help='percent of a core used by other work that marks a window contended')
     args = p.parse_args()
