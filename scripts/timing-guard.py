@@ -107,6 +107,11 @@ def watch(args):
             prev, busy_prev, t_prev = cur, busy, t
 
 
+def written(sample):
+    # A count, not the dict: a point's results.jsonl appears (empty) when its run starts.
+    return sum(sample['done'].values())
+
+
 def timing_windows(samples, point):
     """For each row of `point`, the samples that saw it computed (None where the log did not).
 
@@ -120,7 +125,7 @@ def timing_windows(samples, point):
     for end, sample in enumerate(samples):
         for k in range(seen, sample['done'].get(point, 0)):
             start = end - 1
-            while start > 0 and samples[start - 1]['done'] == samples[end - 1]['done']:
+            while start > 0 and written(samples[start - 1]) == written(samples[end - 1]):
                 start -= 1
             windows[k] = samples[start:end + 1]
         seen = max(seen, sample['done'].get(point, 0))
