@@ -9,19 +9,27 @@ finished. `contended` then lists, from that log, the problems whose timing windo
 since the line any point wrote before the problem's own) saw a pause or other work, plus, unless
 the sweep ran with --no-cache, those a later point may have replayed from the step cache (the cache
 is per problem, so a replayed cost can only come from the same problem in an earlier point).
+`retime` moves the listed rows out of their points' results.jsonl, keeping them and their places
+in SWEEP_DIR/retimed-first-rows.jsonl, so that the sweep's own command runs just them again (under
+a fresh guard); `contended --retime-log` then judges each moved row by its second timing and every
+other row by its first, the first-pass logs still lined up with the rows as they were written.
 
     scripts/timing-guard.py watch SWEEP_DIR LOG.jsonl [--process arbitrage]
-    scripts/timing-guard.py contended SWEEP_DIR LOG.jsonl[,LOG.jsonl...] POINT... [--no-cache]
+    scripts/timing-guard.py contended SWEEP_DIR LOG.jsonl[,LOG.jsonl...] POINT... [--no-cache] > LIST
+    scripts/timing-guard.py retime SWEEP_DIR LIST
+    scripts/timing-guard.py contended SWEEP_DIR LOGS POINT... --retime-log RETIME_LOG.jsonl
 
-Re-time the listed problems by moving their lines out of the point's results.jsonl and running the
-point again without --cache (see docs/results.md).
+docs/sweeps.md, "Timing a report sweep", walks through it.
 """
 import argparse
 import glob
 import json
 import os
 import signal
+import sys
 import time
+
+RETIMED = 'retimed-first-rows.jsonl'
 
 
 def busy_ticks():
@@ -62,12 +70,18 @@ def own_ticks(prev, cur, ours, was_ours):
     earlier samples are taken off again. Left out, a point's start and the previous point's end
     counted as other work and paused the sweep for two samples at every point. The parent need
     not be one of ours (a script that starts `arbitrage run` after `arbitrage run`): the reaped
-    time of every parent of our processes counts."""
+    time of every parent of our processes counts.
+
+    Where a process and its parent both exited (the sweep's end), nothing shows the process's
+    last ticks: they count as other work, and the second value, True, says the sample is the
+    sweep's exit (taking its whole life off instead made the sample's own use hugely negative and
+    its other work as large)."""
     own = sum(cur[p][1] - (prev[p][1] if p in prev else 0) for p in ours)
     reapers = set(ours) | {prev[p][3] for p in was_ours} | {cur[p][3] for p in ours}
     own += sum(cur[p][2] - prev[p][2] for p in reapers if p in prev and p in cur)
-    own -= sum(prev[p][1] for p in was_ours if p not in cur)
-    return own
+    gone = [p for p in was_ours if p not in cur]
+    own -= sum(prev[p][1] for p in gone if prev[p][3] in cur)
+    return own, any(prev[p][3] not in cur for p in gone)
 
 
 def finished(sweep_dir):
@@ -88,7 +102,8 @@ def watch(args):
             cur, busy, t = process_ticks(), busy_ticks(), time.time()
             span = (t - t_prev) * hz / 100.0  # ticks per percent of a core
             ours, was_ours = named(cur, args.process), named(prev, args.process)
-            own = own_ticks(prev, cur, ours, was_ours) / span
+            own, exited = own_ticks(prev, cur, ours, was_ours)
+            own /= span
             other = (busy - busy_prev) / span - own
             if not paused and other > args.pause_above and ours:
                 for pid in ours:
@@ -100,9 +115,11 @@ def watch(args):
                     for pid in ours:
                         os.kill(pid, signal.SIGCONT)
                     paused = False
-            log.write(json.dumps({'t': round(t, 1), 'sweep_cpu': round(own),
-                                  'foreign_cpu': round(other), 'paused': paused,
-                                  'done': finished(args.sweep_dir)}) + '\n')
+            sample = {'t': round(t, 1), 'sweep_cpu': round(own), 'foreign_cpu': round(other),
+                      'paused': paused, 'done': finished(args.sweep_dir)}
+            if exited:
+                sample['sweep_exited'] = True
+            log.write(json.dumps(sample) + '\n')
             log.flush()
             prev, busy_prev, t_prev = cur, busy, t
 
@@ -132,25 +149,111 @@ def timing_windows(samples, point):
     return windows
 
 
-def contended(args):
+def read_logs(paths):
     samples = []
-    for path in args.log.split(','):
+    for path in paths.split(','):
         with open(path) as f:
             samples += [json.loads(line) for line in f if line.strip()]
+    return samples
+
+
+def read_rows(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def clean(window, threshold):
+    """Whether a row's samples saw neither a pause nor other work above `threshold`. The sweep's
+    exit sample is left out: its other work is the exiting process's own last ticks (logs made
+    before `sweep_exited` show it as a negative sweep_cpu)."""
+    return window is not None and not any(
+        s.get('paused') or (s['foreign_cpu'] > threshold
+                            and not s.get('sweep_exited') and s['sweep_cpu'] >= 0)
+        for s in window)
+
+
+def retimed_rows(sweep_dir):
+    """Each point's moved first rows, {point: {position in the first pass: row}}."""
+    path = os.path.join(sweep_dir, RETIMED)
+    moved = {}
+    if os.path.exists(path):
+        for entry in read_rows(path):
+            moved.setdefault(entry['point'], {})[entry['position']] = entry['first_row']
+    return moved
+
+
+def first_pass_order(rows, moved):
+    """The point's rows in the order the first pass wrote them: the rows that were not moved,
+    with the moved first rows put back in their places."""
+    moved_idx = {row['idx'] for row in moved.values()}
+    kept = [row for row in rows if row['idx'] not in moved_idx]
+    rest = iter(kept)
+    return [moved[k] if k in moved else next(rest) for k in range(len(kept) + len(moved))]
+
+
+def contended(args):
+    samples = read_logs(args.log)
+    retime_samples = read_logs(args.retime_log) if args.retime_log else None
+    moved = retimed_rows(args.sweep_dir)
+    if moved and retime_samples is None:
+        sys.exit(f'timing-guard: {os.path.join(args.sweep_dir, RETIMED)} lists moved rows: '
+                 'pass the re-time\'s guard log with --retime-log')
     earlier = set()
     for point in args.points:
-        with open(os.path.join(args.sweep_dir, point, 'results.jsonl')) as f:
-            rows = [json.loads(line) for line in f]
+        rows = read_rows(os.path.join(args.sweep_dir, point, 'results.jsonl'))
+        first = first_pass_order(rows, moved.get(point, {}))
         windows = timing_windows(samples, point)
-        own = set()
-        for k, row in enumerate(rows):
-            window = windows.get(k)  # absent: written after the log's last sample
-            if window is None or any(s.get('paused') or s['foreign_cpu'] > args.threshold for s in window):
-                own.add(row['idx'])
+        # absent from windows: written after the log's last sample
+        own = {row['idx'] for k, row in enumerate(first) if not clean(windows.get(k), args.threshold)}
         done = {row['idx'] for row in rows}
+        if retime_samples is not None:
+            again = {row['idx'] for row in moved.get(point, {}).values()}
+            windows = timing_windows(retime_samples, point)
+            own -= again
+            own |= {row['idx'] for k, row in enumerate(rows)
+                    if row['idx'] in again and not clean(windows.get(k), args.threshold)}
+            own |= again - done  # moved, not run again yet
         print(point, ' '.join(str(i) for i in sorted(own | (earlier & done))))
         if not args.no_cache:
             earlier |= own
+
+
+def retime(args):
+    """Move the rows `contended` listed out of their points' results.jsonl, keeping them."""
+    path = os.path.join(args.sweep_dir, RETIMED)
+    if os.path.exists(path):
+        sys.exit(f'timing-guard: {path} exists: the sweep was re-timed once already; a second '
+                 're-time would lose the first pass\'s order (move the rows by hand)')
+    listed = {}
+    with open(args.list) as f:
+        for n, line in enumerate(f, 1):
+            point, *idx = line.split()
+            try:
+                listed[point] = {int(i) for i in idx}
+            except ValueError:
+                sys.exit(f'timing-guard: {args.list}:{n}: expected `point idx...`, got {line.strip()!r}')
+    entries, rewrites = [], {}
+    for point, idx in listed.items():
+        results = os.path.join(args.sweep_dir, point, 'results.jsonl')
+        if not os.path.exists(results):
+            sys.exit(f'timing-guard: {args.list}: no point {point!r} in {args.sweep_dir}')
+        rows = read_rows(results)
+        missing = idx - {row['idx'] for row in rows}
+        if missing:
+            sys.exit(f'timing-guard: {args.list}: {point} has no row for problem(s) '
+                     f'{" ".join(map(str, sorted(missing)))}')
+        entries += [{'point': point, 'position': k, 'first_row': row}
+                    for k, row in enumerate(rows) if row['idx'] in idx]
+        rewrites[results] = [row for row in rows if row['idx'] not in idx]
+    # The kept rows first, so that an interrupted move leaves the rows it took out on record.
+    with open(path, 'w') as f:
+        f.writelines(json.dumps(e) + '\n' for e in entries)
+    for results, rows in rewrites.items():
+        with open(results + '.tmp', 'w') as f:
+            f.writelines(json.dumps(row) + '\n' for row in rows)
+        os.replace(results + '.tmp', results)
+    print(f'moved {len(entries)} rows to {path}; run the sweep\'s command again under a fresh guard, '
+          'then `contended ... --retime-log` with its log')
 
 
 def main():
@@ -172,8 +275,13 @@ def main():
                    help='the sweep ran without the step cache: no point replays another\'s costs')
     c.add_argument('--threshold', type=float, default=10.0,
                    help='percent of a core used by other work that marks a window contended')
+    c.add_argument('--retime-log', help="the guard's log of the run that re-timed the rows "
+                   '`retime` moved (comma-separated if several); each moved row is judged by it')
+    r = sub.add_parser('retime')
+    r.add_argument('sweep_dir')
+    r.add_argument('list', help="contended's output: lines of `point idx...`")
     args = p.parse_args()
-    watch(args) if args.command == 'watch' else contended(args)
+    {'watch': watch, 'contended': contended, 'retime': retime}[args.command](args)
 
 
 if __name__ == '__main__':

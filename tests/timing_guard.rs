@@ -1,9 +1,9 @@
-//! `scripts/timing-guard.py contended`: which problems of a sweep run in rounds must be re-timed,
-//! from the guard's samples. The sweep is two points, `a` and `b`, each given problems 0–1 in the
-//! first round and problem 2 in the second.
+//! `scripts/timing-guard.py`: which problems of a sweep run in rounds must be re-timed, from the
+//! guard's samples (`contended`), and the re-time itself (`retime`). The sweep is two points, `a`
+//! and `b`, each given problems 0–1 in the first round and problem 2 in the second.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// One guard sample: each point's count of written rows, other work's CPU, and the pause flag.
 fn sample(a: usize, b: Option<usize>, foreign: u32, paused: bool) -> String {
@@ -40,42 +40,79 @@ fn second_round() -> Vec<String> {
     ]
 }
 
-/// `contended` over a sweep folder holding both points' rows and the given session logs; its
-/// lines, `point idx...`.
-fn contended(sessions: &[Vec<String>], options: &[&str]) -> String {
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/timing-guard.py")
+}
+
+/// A sweep folder whose points `a` and `b` hold rows for problems 0, 1 and 2, in that order.
+fn sweep() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for point in ["a", "b"] {
         std::fs::create_dir(dir.path().join(point)).unwrap();
-        std::fs::write(
-            dir.path().join(point).join("results.jsonl"),
-            "{\"idx\": 0}\n{\"idx\": 1}\n{\"idx\": 2}\n",
-        )
-        .unwrap();
+        write_rows(dir.path(), point, &[0, 1, 2]);
     }
-    let logs: Vec<String> = sessions
+    dir
+}
+
+fn write_rows(sweep: &Path, point: &str, idx: &[usize]) {
+    let rows: String = idx.iter().map(|i| format!("{{\"idx\": {i}}}\n")).collect();
+    std::fs::write(sweep.join(point).join("results.jsonl"), rows).unwrap();
+}
+
+fn read_idx(sweep: &Path, point: &str) -> Vec<u64> {
+    std::fs::read_to_string(sweep.join(point).join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["idx"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Writes each session's samples to a log in `sweep` and returns their paths, comma-separated.
+fn logs(sweep: &Path, name: &str, sessions: &[Vec<String>]) -> String {
+    let paths: Vec<String> = sessions
         .iter()
         .enumerate()
         .map(|(i, samples)| {
-            let path = dir.path().join(format!("guard-{i}.jsonl"));
+            let path = sweep.join(format!("{name}-{i}.jsonl"));
             std::fs::write(&path, samples.join("\n") + "\n").unwrap();
             path.display().to_string()
         })
         .collect();
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/timing-guard.py"))
-        .arg("contended")
-        .arg(dir.path())
-        .arg(logs.join(","))
-        .args(["a", "b"])
-        .args(options)
+    paths.join(",")
+}
+
+fn guard(args: &[&str]) -> Output {
+    Command::new("python3")
+        .arg(script())
+        .args(args)
         .output()
-        .expect("python3 runs scripts/timing-guard.py");
+        .expect("python3 runs scripts/timing-guard.py")
+}
+
+fn stdout(out: Output) -> String {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `contended` over the sweep with the given session logs; its lines, `point idx...`.
+fn contended_in(sweep: &Path, sessions: &[Vec<String>], options: &[&str]) -> String {
+    let logs = logs(sweep, "guard", sessions);
+    let dir = sweep.display().to_string();
+    let mut args = vec!["contended", &dir, &logs, "a", "b"];
+    args.extend_from_slice(options);
+    stdout(guard(&args))
+}
+
+fn contended(sessions: &[Vec<String>], options: &[&str]) -> String {
+    contended_in(sweep().path(), sessions, options)
 }
 
 #[test]
@@ -106,4 +143,168 @@ fn rows_the_logs_did_not_see_are_marked() {
         contended(&[second_round()], &["--no-cache"]),
         "a 0 1\nb 0 1\n"
     );
+}
+
+#[test]
+fn the_sweeps_exit_sample_is_not_other_work() {
+    // The sweep's last process exits with its parent: nothing shows its last ticks. Logs made
+    // before `sweep_exited` took its whole life off the sweep's use instead.
+    let ended = |last: &str| {
+        let mut second = second_round();
+        second.push(last.to_string());
+        second.swap(3, 4); // the exit sample is the one that shows b's problem 2 written
+        contended(&[first_round(), second], &["--no-cache"])
+    };
+    let done = r#"{"a": 3, "b": 3}"#;
+    assert_eq!(
+        ended(&format!(
+            r#"{{"t": 0, "sweep_cpu": -12675, "foreign_cpu": 12710, "paused": false, "done": {done}}}"#
+        )),
+        "a \nb 1\n"
+    );
+    assert_eq!(
+        ended(&format!(
+            r#"{{"t": 0, "sweep_cpu": 0, "foreign_cpu": 150, "paused": false, "sweep_exited": true, "done": {done}}}"#
+        )),
+        "a \nb 1\n"
+    );
+    assert_eq!(
+        ended(&format!(
+            r#"{{"t": 0, "sweep_cpu": 0, "foreign_cpu": 150, "paused": false, "done": {done}}}"#
+        )),
+        "a \nb 1 2\n",
+        "other work in an ordinary sample marks the row"
+    );
+}
+
+#[test]
+fn an_exiting_sweep_is_not_charged_its_whole_life() {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import importlib.util, sys\n\
+             spec = importlib.util.spec_from_file_location('guard', sys.argv[1])\n\
+             guard = importlib.util.module_from_spec(spec)\n\
+             spec.loader.exec_module(guard)\n\
+             # pid: (name, own ticks, reaped children's ticks, parent)\n\
+             prev = {5: ('bash', 10, 0, 1), 10: ('arbitrage', 5000, 0, 5), 20: ('arbitrage', 300, 0, 5)}\n\
+             reaped = {5: ('bash', 10, 5040, 1), 20: ('arbitrage', 400, 0, 5)}\n\
+             print(guard.own_ticks(prev, reaped, [20], [10, 20]))\n\
+             print(guard.own_ticks(prev, {1: ('init', 0, 0, 0)}, [], [10, 20]))\n",
+        )
+        .arg(script())
+        .output()
+        .unwrap();
+    // Process 10 exits and its parent reaps it: 100 ticks of 20's, 40 of 10's last; then both
+    // exit with their parent: no tick of theirs shows, and the sample says the sweep exited.
+    assert_eq!(stdout(out), "(140, False)\n(0, True)\n");
+}
+
+/// The first pass of a sweep where a pause fell in a's problem 0 and other work in its problem 2.
+fn first_pass() -> Vec<Vec<String>> {
+    vec![vec![
+        sample(0, None, 90, true),
+        sample(1, None, 0, false),
+        sample(2, None, 0, false),
+        sample(2, Some(1), 0, false),
+        sample(2, Some(2), 0, false),
+        sample(2, Some(2), 30, false),
+        sample(3, Some(2), 0, false),
+        sample(3, Some(3), 0, false),
+    ]]
+}
+
+#[test]
+fn a_retime_judges_moved_rows_by_their_second_timing_and_the_rest_by_their_first() {
+    let dir = sweep();
+    let sweep = dir.path();
+    let path = sweep.display().to_string();
+    assert_eq!(
+        contended_in(sweep, &first_pass(), &["--no-cache"]),
+        "a 0 2\nb \n"
+    );
+
+    // Re-time a's problem 0 only: its row leaves, the first pass's order is kept on record.
+    let list = sweep.join("list.txt");
+    std::fs::write(&list, "a 0\nb\n").unwrap();
+    stdout(guard(&["retime", &path, list.to_str().unwrap()]));
+    assert_eq!(read_idx(sweep, "a"), [1, 2]);
+    assert_eq!(read_idx(sweep, "b"), [0, 1, 2]);
+    let refused = guard(&[
+        "contended",
+        &path,
+        &logs(sweep, "guard", &first_pass()),
+        "a",
+        "b",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("retimed-first-rows.jsonl"));
+    let moved_not_run = logs(sweep, "retime", &[vec![sample(2, Some(3), 0, false)]]);
+    assert_eq!(
+        contended_in(
+            sweep,
+            &first_pass(),
+            &["--no-cache", "--retime-log", &moved_not_run]
+        ),
+        "a 0 2\nb \n",
+        "a moved row not run again still needs its timing"
+    );
+
+    // The sweep's command runs problem 0 again, appending its row.
+    write_rows(sweep, "a", &[1, 2, 0]);
+    let quiet = logs(
+        sweep,
+        "retime",
+        &[vec![
+            sample(2, Some(3), 0, false),
+            sample(3, Some(3), 0, false),
+        ]],
+    );
+    assert_eq!(
+        contended_in(
+            sweep,
+            &first_pass(),
+            &["--no-cache", "--retime-log", &quiet]
+        ),
+        "a 2\nb \n",
+        "problem 2 was not moved: its first timing, matched by the first pass's order, stands"
+    );
+    let paused = logs(
+        sweep,
+        "retime",
+        &[vec![
+            sample(2, Some(3), 90, true),
+            sample(3, Some(3), 0, false),
+        ]],
+    );
+    assert_eq!(
+        contended_in(
+            sweep,
+            &first_pass(),
+            &["--no-cache", "--retime-log", &paused]
+        ),
+        "a 0 2\nb \n"
+    );
+
+    let again = guard(&["retime", &path, list.to_str().unwrap()]);
+    assert!(
+        !again.status.success(),
+        "a second move would lose the first pass's order"
+    );
+    assert_eq!(read_idx(sweep, "a"), [1, 2, 0]);
+}
+
+#[test]
+fn retime_names_a_problem_the_point_has_no_row_for() {
+    let dir = sweep();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "b 1 7\n").unwrap();
+    let out = guard(&[
+        "retime",
+        dir.path().to_str().unwrap(),
+        list.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b has no row for problem(s) 7"));
+    assert_eq!(read_idx(dir.path(), "b"), [0, 1, 2], "nothing moved");
 }
