@@ -5,8 +5,8 @@
 
 The archive holds SWEEP_DIR under its own name: sweep.csv, report.md, every point's
 results.jsonl and metrics.json, cost tables (*.json beside sweep.csv, e.g. from
-`arbitrage bench --costs`), *.txt and *.log files beside it, and command.txt with the command
-given. Left out: step caches, plots, report.html, steps.jsonl (training records, not figures).
+`arbitrage bench --costs`), *.txt, *.log and *.jsonl files beside it (the timing guard's logs
+and retimed-first-rows.jsonl), and command.txt with the command given. Left out: step caches, plots, report.html, steps.jsonl (training records, not figures).
 A table in the docs is then fenced with <!-- recompute: ARCHIVE NAME --> (scripts/check-results.py).
 
 A sweep too long for one machine's session is carried to the next in the same form:
@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def members(sweep: Path):
-    yield from (p for p in sorted(sweep.iterdir()) if p.is_file() and p.suffix in (".csv", ".md", ".json", ".txt", ".log"))
+    yield from (p for p in sorted(sweep.iterdir()) if p.is_file() and p.suffix in (".csv", ".md", ".json", ".jsonl", ".txt", ".log"))
     for point in sorted(p for p in sweep.iterdir() if p.is_dir()):
         for name in ("results.jsonl", "metrics.json"):
             if (point / name).is_file():
