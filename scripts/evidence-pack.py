@@ -6,7 +6,8 @@
 The archive holds SWEEP_DIR under its own name: sweep.csv, report.md, every point's
 results.jsonl and metrics.json, cost tables (*.json beside sweep.csv, e.g. from
 `arbitrage bench --costs`), *.txt, *.log and *.jsonl files beside it (the timing guard's logs
-and retimed-first-rows.jsonl), and command.txt with the command given. Left out: step caches, plots, report.html, steps.jsonl (training records, not figures).
+and retimed-first-rows.jsonl), and command.txt with the command given. Left out: step caches,
+plots, report.html, steps.jsonl (training records, not figures).
 A table in the docs is then fenced with <!-- recompute: ARCHIVE NAME --> (scripts/check-results.py).
 
 A sweep too long for one machine's session is carried to the next in the same form:

@@ -149,17 +149,14 @@ def timing_windows(samples, point):
     return windows
 
 
-def read_logs(paths):
-    samples = []
-    for path in paths.split(','):
-        with open(path) as f:
-            samples += [json.loads(line) for line in f if line.strip()]
-    return samples
-
-
 def read_rows(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def read_logs(paths):
+    """The samples of comma-separated logs, oldest first."""
+    return [sample for path in paths.split(',') for sample in read_rows(path)]
 
 
 def clean(window, threshold):
@@ -227,6 +224,8 @@ def retime(args):
     listed = {}
     with open(args.list) as f:
         for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
             point, *idx = line.split()
             try:
                 listed[point] = {int(i) for i in idx}
@@ -245,7 +244,10 @@ def retime(args):
         entries += [{'point': point, 'position': k, 'first_row': row}
                     for k, row in enumerate(rows) if row['idx'] in idx]
         rewrites[results] = [row for row in rows if row['idx'] not in idx]
-    # The kept rows first, so that an interrupted move leaves the rows it took out on record.
+    if not entries:
+        print('nothing to move: every listed point\'s timing stands')
+        return
+    # The record of the moved rows first, so that an interrupted move leaves them on record.
     with open(path, 'w') as f:
         f.writelines(json.dumps(e) + '\n' for e in entries)
     for results, rows in rewrites.items():

@@ -239,50 +239,36 @@ fn a_retime_judges_moved_rows_by_their_second_timing_and_the_rest_by_their_first
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("retimed-first-rows.jsonl"));
-    let moved_not_run = logs(sweep, "retime", &[vec![sample(2, Some(3), 0, false)]]);
-    assert_eq!(
+    // `contended` with the first pass's log and the re-time's samples.
+    let judged = |retime: Vec<String>| {
+        let retime_log = logs(sweep, "retime", &[retime]);
         contended_in(
             sweep,
             &first_pass(),
-            &["--no-cache", "--retime-log", &moved_not_run]
-        ),
+            &["--no-cache", "--retime-log", &retime_log],
+        )
+    };
+    assert_eq!(
+        judged(vec![sample(2, Some(3), 0, false)]),
         "a 0 2\nb \n",
         "a moved row not run again still needs its timing"
     );
 
     // The sweep's command runs problem 0 again, appending its row.
     write_rows(sweep, "a", &[1, 2, 0]);
-    let quiet = logs(
-        sweep,
-        "retime",
-        &[vec![
-            sample(2, Some(3), 0, false),
-            sample(3, Some(3), 0, false),
-        ]],
-    );
     assert_eq!(
-        contended_in(
-            sweep,
-            &first_pass(),
-            &["--no-cache", "--retime-log", &quiet]
-        ),
+        judged(vec![
+            sample(2, Some(3), 0, false),
+            sample(3, Some(3), 0, false)
+        ]),
         "a 2\nb \n",
         "problem 2 was not moved: its first timing, matched by the first pass's order, stands"
     );
-    let paused = logs(
-        sweep,
-        "retime",
-        &[vec![
-            sample(2, Some(3), 90, true),
-            sample(3, Some(3), 0, false),
-        ]],
-    );
     assert_eq!(
-        contended_in(
-            sweep,
-            &first_pass(),
-            &["--no-cache", "--retime-log", &paused]
-        ),
+        judged(vec![
+            sample(2, Some(3), 90, true),
+            sample(3, Some(3), 0, false)
+        ]),
         "a 0 2\nb \n"
     );
 
@@ -307,4 +293,23 @@ fn retime_names_a_problem_the_point_has_no_row_for() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("b has no row for problem(s) 7"));
     assert_eq!(read_idx(dir.path(), "b"), [0, 1, 2], "nothing moved");
+}
+
+#[test]
+fn a_list_with_nothing_to_move_leaves_the_sweep_as_it_was() {
+    let dir = sweep();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "a \n\nb \n").unwrap();
+    let path = dir.path().display().to_string();
+    stdout(guard(&["retime", &path, list.to_str().unwrap()]));
+    assert!(!dir.path().join("retimed-first-rows.jsonl").exists());
+    assert_eq!(
+        contended_in(
+            dir.path(),
+            &[first_round(), second_round()],
+            &["--no-cache"]
+        ),
+        "a \nb 1\n",
+        "no record of moved rows: contended needs no re-time log"
+    );
 }

@@ -1718,6 +1718,23 @@ mod tests {
             .collect()
     }
 
+    /// Examples of two sets, gsm8k then math500 (`two_set_sources`' order), each `(problems,
+    /// steps)`; `on_math` reshapes every math500 example.
+    fn two_set_examples(
+        gsm8k: (usize, usize),
+        math: (usize, usize),
+        on_math: impl Fn(&mut Example),
+    ) -> Vec<Example> {
+        let mut v = synthetic_examples(gsm8k.0, gsm8k.1, 5);
+        let mut math = synthetic_examples(math.0, math.1, 6);
+        for e in &mut math {
+            e.problem.0 = 1;
+            on_math(e);
+        }
+        v.extend(math);
+        v
+    }
+
     /// What the tests train with unless they say otherwise.
     fn synthetic_options() -> TrainOptions {
         TrainOptions {
@@ -2108,14 +2125,9 @@ mod tests {
     fn a_set_of_few_held_out_problems_uses_the_pooled_curve() {
         let dir = tempfile::tempdir().unwrap();
         let sources = two_set_sources(dir.path());
-        // 300 gsm8k problems hold out about 60; 60 math500 problems about 12, with more steps
+        // 300 gsm8k problems hold out about 75; 60 math500 problems about 15, with more steps
         // between them than a set needs.
-        let mut v = synthetic_examples(300, 6, 5);
-        let mut math = synthetic_examples(60, 12, 6);
-        for e in &mut math {
-            e.problem.0 = 1;
-        }
-        v.extend(math);
+        let v = two_set_examples((300, 6), (60, 12), |_| {});
         let trained = train(&v, &sources, &synthetic_options()).unwrap();
         assert_eq!(
             trained.file.budget_by_set.keys().collect::<Vec<_>>(),
@@ -2137,13 +2149,7 @@ mod tests {
             source_sets(&sources),
             [Some("gsm8k".to_owned()), Some("math500".to_owned())]
         );
-        let mut v = synthetic_examples(150, 6, 5);
-        let mut math = synthetic_examples(150, 6, 6);
-        for e in &mut math {
-            e.problem.0 = 1;
-            e.features[0] -= 1.0;
-        }
-        v.extend(math);
+        let v = two_set_examples((150, 6), (150, 6), |e| e.features[0] -= 1.0);
         let trained = train(&v, &sources, &synthetic_options()).unwrap();
         let file = &trained.file;
         assert_eq!(
@@ -2185,13 +2191,7 @@ mod tests {
         let sources = two_set_sources(dir.path());
         // On MATH500 the first feature is mirrored: there a surer draft is the one the target
         // would have improved, as the value head's score is on MATH (docs/router.md).
-        let mut v = synthetic_examples(150, 6, 5);
-        let mut math = synthetic_examples(150, 6, 6);
-        for e in &mut math {
-            e.problem.0 = 1;
-            e.features[0] = -2.0 - e.features[0];
-        }
-        v.extend(math);
+        let v = two_set_examples((150, 6), (150, 6), |e| e.features[0] = -2.0 - e.features[0]);
         let auc = |t: &Trained, set: &str| {
             let name = format!("router (logistic) · {set}");
             t.evaluations
